@@ -1,0 +1,1 @@
+"""Data: upstream parsers, preprocessing, the split container and auxiliary graphs."""

@@ -1,0 +1,140 @@
+"""The split dataset as every model and the trainer see it.
+
+A split lives on disk as an MMRec-compatible ``.inter`` file: tab-separated with the header
+``userID itemID rating timestamp x_label``, where ``x_label`` is 0 = train, 1 = validation,
+2 = test. User and item ids are contiguous from 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import InputError
+
+INTER_COLUMNS = ["userID", "itemID", "rating", "timestamp", "x_label"]
+TRAIN, VALID, TEST = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class NeighbourGraph:
+    """Top-k neighbour lists: ``ids[n, k]`` (-1 pads short lists) and ``weights[n, k]`` (co-counts)."""
+
+    ids: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def load(cls, path: str | Path) -> "NeighbourGraph":
+        with np.load(path) as z:
+            return cls(ids=z["ids"].astype(np.int64), weights=z["weights"].astype(np.float32))
+
+
+@dataclass
+class SplitData:
+    """Interactions of one dataset with their split labels, plus optional auxiliary graphs."""
+
+    n_users: int
+    n_items: int
+    users: np.ndarray
+    items: np.ndarray
+    labels: np.ndarray
+    user_graph: NeighbourGraph | None = None
+    item_graph: NeighbourGraph | None = None
+    name: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.users = np.asarray(self.users, dtype=np.int64)
+        self.items = np.asarray(self.items, dtype=np.int64)
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+
+    @classmethod
+    def from_inter(cls, path: str | Path, **kwargs) -> "SplitData":
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"interaction file not found: {path}")
+        df = pd.read_csv(path, sep="\t")
+        missing = {"userID", "itemID", "x_label"} - set(df.columns)
+        if missing:
+            raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected header {INTER_COLUMNS}")
+        validate_ids(df, path)
+        return cls(
+            n_users=int(df["userID"].max()) + 1,
+            n_items=int(df["itemID"].max()) + 1,
+            users=df["userID"].to_numpy(),
+            items=df["itemID"].to_numpy(),
+            labels=df["x_label"].to_numpy(),
+            name=path.stem,
+            **kwargs,
+        )
+
+    def part(self, label: int) -> tuple[np.ndarray, np.ndarray]:
+        """(users, items) of one split part: TRAIN, VALID or TEST."""
+        mask = self.labels == label
+        return self.users[mask], self.items[mask]
+
+    @cached_property
+    def train_users(self) -> np.ndarray:
+        return self.part(TRAIN)[0]
+
+    @cached_property
+    def train_items(self) -> np.ndarray:
+        return self.part(TRAIN)[1]
+
+    @cached_property
+    def train_matrix(self) -> sp.csr_matrix:
+        """Binary user x item matrix of the training interactions."""
+        return interaction_matrix(self.train_users, self.train_items, self.n_users, self.n_items)
+
+    def matrix(self, label: int) -> sp.csr_matrix:
+        u, i = self.part(label)
+        return interaction_matrix(u, i, self.n_users, self.n_items)
+
+    def stats(self) -> dict:
+        counts = np.bincount(self.labels, minlength=3)
+        n = len(self.users)
+        return {
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": n,
+            "train": int(counts[TRAIN]),
+            "valid": int(counts[VALID]),
+            "test": int(counts[TEST]),
+            "sparsity": 1.0 - n / (self.n_users * self.n_items),
+            "items_in_train": int(np.unique(self.train_items).size),
+        }
+
+
+def interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
+    data = np.ones(len(users), dtype=np.float32)
+    m = sp.csr_matrix((data, (users, items)), shape=(n_users, n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def validate_ids(df: pd.DataFrame, path: str | Path) -> None:
+    """Check that ids are non-negative integers, contiguous from 0, and labels are 0/1/2."""
+    for col in ("userID", "itemID", "x_label"):
+        if df[col].isna().any():
+            row = int(df.index[df[col].isna()][0]) + 2
+            raise InputError(f"{path}: empty {col} at line {row}")
+        if not pd.api.types.is_integer_dtype(df[col]):
+            raise InputError(f"{path}: column {col} must hold integers, found {df[col].dtype}")
+    bad = ~df["x_label"].isin([TRAIN, VALID, TEST])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise InputError(f"{path}: x_label must be 0, 1 or 2; line {row} has {df['x_label'].iloc[row - 2]}")
+    for col in ("userID", "itemID"):
+        ids = df[col].to_numpy()
+        if ids.min() < 0:
+            raise InputError(f"{path}: negative {col} at line {int(np.argmin(ids)) + 2}")
+        n_unique = np.unique(ids).size
+        if n_unique != ids.max() + 1:
+            raise InputError(
+                f"{path}: {col} must be contiguous from 0; found {n_unique} distinct ids but max {ids.max()}"
+            )

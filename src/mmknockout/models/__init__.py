@@ -1,0 +1,4 @@
+"""Recommenders behind one interface (:class:`~mmknockout.models.base.Recommender`)."""
+from .registry import FAMILIES, MODELS, get_model_class
+
+__all__ = ["FAMILIES", "MODELS", "get_model_class"]

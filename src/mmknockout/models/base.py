@@ -1,0 +1,70 @@
+"""The interface every recommender implements.
+
+Life cycle, driven by :mod:`mmknockout.train.trainer`:
+
+1. ``Model(data, features, params)`` builds parameters and every fixed graph (on CPU; the
+   trainer then calls ``.to(device)``).
+2. Each epoch: ``on_epoch_start(epoch)`` (per-epoch graph sampling), then ``loss(users, pos,
+   neg)`` per mini-batch.
+3. Each evaluation: ``representations()`` runs the full propagation once, in eval mode and
+   without gradients, and ``score(users, reps)`` ranks all items for a batch of users from it.
+   Nothing computed in a training batch is reused for scoring.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from ..data.dataset import SplitData
+from ..errors import InputError
+
+Features = Mapping[str, torch.Tensor]  # "text" -> [n_items, d_t], "image" -> [n_items, d_v]
+
+
+class Recommender(nn.Module):
+    """Base class: holds sizes, parameters and the feature matrices a model asked for."""
+
+    #: modalities the model reads; () for collaborative-filtering baselines
+    modalities: ClassVar[tuple[str, ...]] = ("text", "image")
+    #: auxiliary graphs the model needs from the dataset ("user_graph", "item_graph")
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.n_users = data.n_users
+        self.n_items = data.n_items
+        self.params = dict(params)
+        self.embedding_size = int(self.params.get("embedding_size", 64))
+        for name in self.modalities:
+            if name not in features or features[name] is None:
+                raise InputError(f"{type(self).__name__} needs {name} features but none were given")
+            if features[name].shape[0] != data.n_items:
+                raise InputError(
+                    f"{name} features have {features[name].shape[0]} rows but the dataset has {data.n_items} items"
+                )
+        for graph in self.requires:
+            if getattr(data, graph) is None:
+                raise InputError(f"{type(self).__name__} needs the dataset's {graph.replace('_', '-')}")
+
+    def param(self, name: str) -> Any:
+        """A required hyper-parameter, with an error that names it when missing."""
+        if name not in self.params:
+            raise InputError(f"{type(self).__name__}: missing hyper-parameter '{name}' (see config/models/)")
+        return self.params[name]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for per-epoch sampling (edge dropout, neighbour sampling); default: nothing."""
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final (user, item) representations from a full propagation."""
+        raise NotImplementedError
+
+    def score(self, users: torch.Tensor, reps: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Scores [len(users), n_items]; default: dot product of the representations."""
+        user_reps, item_reps = reps[0], reps[1]
+        return user_reps[users] @ item_reps.T

@@ -1,0 +1,111 @@
+"""Graph building blocks shared by the models: normalised adjacencies, kNN item graphs, LightGCN.
+
+All graphs are ``torch.sparse_coo_tensor`` (coalesced) so they move with ``Module.to(device)``.
+
+Degenerate features, defined once here for every model:
+* Cosine similarity uses rows scaled by ``max(||x||, eps)``, so an all-zero row has similarity 0
+  with every item (itself included) instead of 0/0 = NaN.
+* Ties (constant or all-zero features) are broken by the lower item index, via a stable sort, so
+  the kNN graph is deterministic on every device: with all rows tied, every item links to items
+  ``0..k-1`` (a "hub" graph).
+* Symmetric normalisation maps a zero degree to a zero weight (never inf or NaN), so weighted
+  graphs built from all-zero features are all-zero graphs: the item-item branch contributes
+  nothing and training proceeds on the other signals.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+COSINE_EPS = 1e-12
+
+
+def sparse_from_edges(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape).coalesce()
+
+
+def sym_normalize(adj: torch.Tensor) -> torch.Tensor:
+    """D^-1/2 A D^-1/2 with D the row sums of ``adj`` (zero degree gives zero weight)."""
+    adj = adj.coalesce()
+    rows, cols = adj.indices()
+    deg = torch.sparse.sum(adj, dim=1).to_dense()
+    inv_sqrt = torch.where(deg > 0, deg.clamp_min(1e-30).pow(-0.5), torch.zeros_like(deg))
+    values = adj.values() * inv_sqrt[rows] * inv_sqrt[cols]
+    return sparse_from_edges(rows, cols, values, tuple(adj.shape))
+
+
+def bipartite_adjacency(users: np.ndarray | torch.Tensor, items: np.ndarray | torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+    """Symmetric (U+I)x(U+I) user-item adjacency, binary, duplicates merged."""
+    u = torch.as_tensor(users, dtype=torch.long)
+    i = torch.as_tensor(items, dtype=torch.long) + n_users
+    rows = torch.cat([u, i])
+    cols = torch.cat([i, u])
+    adj = sparse_from_edges(rows, cols, torch.ones(rows.numel()), (n_users + n_items, n_users + n_items))
+    return sparse_from_edges(adj.indices()[0], adj.indices()[1], torch.ones(adj.values().numel()), tuple(adj.shape))
+
+
+def normalized_adjacency(users, items, n_users: int, n_items: int) -> torch.Tensor:
+    """The LightGCN graph: D^-1/2 A D^-1/2 of the bipartite user-item adjacency."""
+    return sym_normalize(bipartite_adjacency(users, items, n_users, n_items))
+
+
+def lightgcn_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """Mean of the layer embeddings E^(0..L), E^(l+1) = adj @ E^(l) (He et al., SIGIR 2020)."""
+    layers = [ego]
+    for _ in range(n_layers):
+        layers.append(torch.sparse.mm(adj, layers[-1]))
+    return torch.stack(layers, dim=0).mean(dim=0)
+
+
+def cosine_normalize(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=1, keepdim=True).clamp_min(COSINE_EPS)
+
+
+def knn_indices(features: torch.Tensor, k: int, chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k cosine neighbours of every row (self included), in chunks; stable tie-breaking.
+
+    Returns ``(indices[n, k], similarities[n, k])``.
+    """
+    x = cosine_normalize(features.float())
+    n = x.shape[0]
+    k = min(k, n)
+    idx_parts, sim_parts = [], []
+    for start in range(0, n, chunk_size):
+        sim = x[start:start + chunk_size] @ x.T
+        values, order = torch.sort(sim, dim=1, descending=True, stable=True)
+        idx_parts.append(order[:, :k])
+        sim_parts.append(values[:, :k])
+    return torch.cat(idx_parts), torch.cat(sim_parts)
+
+
+def knn_graph(features: torch.Tensor, k: int, weighted: bool, chunk_size: int = 1024) -> torch.Tensor:
+    """Symmetrically normalised kNN item-item graph (n x n, sparse).
+
+    ``weighted=True`` keeps cosine similarities as edge weights (LATTICE, MGCN, SMORE);
+    ``weighted=False`` uses unit weights on the kNN indices (FREEDOM, DRAGON, PGL).
+    """
+    idx, sim = knn_indices(features, k, chunk_size)
+    n = features.shape[0]
+    rows = torch.arange(n).repeat_interleave(idx.shape[1])
+    values = sim.reshape(-1) if weighted else torch.ones(rows.numel())
+    return sym_normalize(sparse_from_edges(rows, idx.reshape(-1), values.float(), (n, n)))
+
+
+def neighbour_graph_adjacency(ids: np.ndarray, weights: np.ndarray | None, n: int, self_loops: bool = False) -> torch.Tensor:
+    """Sparse n x n matrix from padded neighbour lists (``ids == -1`` is padding)."""
+    ids_t = torch.as_tensor(ids, dtype=torch.long)
+    mask = ids_t >= 0
+    rows = torch.arange(ids_t.shape[0]).unsqueeze(1).expand_as(ids_t)[mask]
+    cols = ids_t[mask]
+    vals = torch.ones(rows.numel()) if weights is None else torch.as_tensor(weights, dtype=torch.float32)[mask]
+    if self_loops:
+        diag = torch.arange(n)
+        rows, cols, vals = torch.cat([rows, diag]), torch.cat([cols, diag]), torch.cat([vals, torch.ones(n)])
+    return sparse_from_edges(rows, cols, vals, (n, n))
+
+
+def sparse_dropout_edges(adj: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Sub-graph of ``adj`` keeping the edges where the boolean mask ``keep`` is true."""
+    rows, cols = adj.indices()
+    return sparse_from_edges(rows[keep], cols[keep], adj.values()[keep], tuple(adj.shape))

@@ -1,0 +1,1 @@
+"""Training: negative sampling, the trainer with early stopping, the full-ranking evaluator."""

@@ -11,16 +11,47 @@ MODELS: dict[str, str] = {
     "BPR": "bpr:BPR",
     "LightGCN": "lightgcn:LightGCN",
     "VBPR": "vbpr:VBPR",
+    "BM3": "bm3:BM3",
+    "GRCN": "grcn:GRCN",
+    "DualGNN": "dualgnn:DualGNN",
+    "SLMRec": "slmrec:SLMRec",
+    "MMGCN": "mmgcn:MMGCN",
+    "LGMRec": "lgmrec:LGMRec",
+    "LATTICE": "lattice:LATTICE",
     "FREEDOM": "freedom:FREEDOM",
+    "MGCN": "mgcn:MGCN",
+    "DAMRS": "damrs:DAMRS",
+    "SMORE": "smore:SMORE",
+    "DRAGON": "dragon:DRAGON",
+    "PGL": "pgl:PGL",
 }
 
-#: the four model families of the study (Fig. 1 grouping)
+#: the model families of the study (Fig. 1 grouping); BPR and LightGCN are the feature-free references
 FAMILIES: dict[str, str] = {
-    "BPR": "collaborative filtering",
-    "LightGCN": "collaborative filtering",
+    "BPR": "no features",
+    "LightGCN": "no features",
     "VBPR": "simple fusion",
+    "BM3": "simple fusion",
+    "SLMRec": "simple fusion",
+    "MMGCN": "user-item graph",
+    "GRCN": "user-item graph",
+    "DualGNN": "user-item graph",
+    "LATTICE": "item-item graph",
     "FREEDOM": "item-item graph",
+    "MGCN": "item-item graph",
+    "SMORE": "item-item graph",
+    "DAMRS": "hybrid",
+    "DRAGON": "hybrid",
+    "LGMRec": "hybrid",
+    "PGL": "hybrid",
 }
+
+
+def available_models() -> list[str]:
+    """Registered models whose module exists in this installation, in registry order."""
+    from importlib.util import find_spec
+
+    return [name for name, target in MODELS.items() if find_spec(f"{__package__}.{target.split(':')[0]}")]
 
 
 def get_model_class(name: str) -> type[Recommender]:

@@ -22,7 +22,7 @@ COSINE_EPS = 1e-12
 
 
 def sparse_from_edges(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape).coalesce()
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False).coalesce()
 
 
 def sym_normalize(adj: torch.Tensor) -> torch.Tensor:

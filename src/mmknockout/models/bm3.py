@@ -1,0 +1,101 @@
+"""BM3: bootstrapped latent representations without negative sampling."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.dataset import SplitData
+from .base import Features, Recommender
+from .graph import lightgcn_propagate, normalized_adjacency
+from .losses import emb_norm_loss
+
+
+def alignment_loss(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1 - mean cos(online, target)`` with the target treated as a constant (stop-gradient)."""
+    return 1.0 - F.cosine_similarity(online, target.detach(), dim=-1).mean()
+
+
+class BM3(Recommender):
+    r"""BM3 (Zhou, Zhou, Zhang, Liu, Cao, Wang, Miao; WWW 2023, https://arxiv.org/abs/2207.05969).
+
+    Online network. LightGCN over the normalised user-item graph :math:`\tilde A` gives
+    :math:`[H_u; H_i] = \mathrm{mean}_{l=0..L} \tilde A^l E`, and, as in the MMRec toolbox, the ego
+    item embedding is added back: :math:`h_i \leftarrow h_i + e_i`. Modal item latents are
+    :math:`h_m = W_m x_m + b_m` with *trainable* feature tables :math:`x_m` (text, image).
+
+    Targets (no gradient): dropout copies :math:`\tilde h = \mathrm{dropout}_p(h)` of the online
+    user, item and modal latents (a fresh mask per batch from the torch global RNG).
+
+    Predictor: one shared ``Linear(d, d)`` :math:`g`. With :math:`c(a, b)=1-\cos(a, b)` averaged over
+    the batch (users ``u``, positive items ``i``; negatives are ignored):
+
+    .. math::
+        L = c(g h_u, \tilde h_i) + c(g h_i, \tilde h_u)
+            + \lambda_{cl} \sum_{m\in\{t,v\}} [c(g h_m, \tilde h_i) + c(g h_m, \tilde h_m)]
+            + \lambda_{reg} (\|H_u\|_F + \|H_i\|_F) / n_{items}
+
+    The regulariser is MMRec's EmbLoss on the *full* online user and item matrices, as in bm3.py.
+    Scores: :math:`(g h_u)^\top (g h_i)`; the features never enter the score.
+
+    Params: ``embedding_size`` (64), ``n_layers``, ``reg_weight``, ``dropout``, ``cl_weight``.
+
+    Degenerate features: an all-zero or constant feature table gives every item the same modal
+    latent (the Linear bias), so the modal terms only pull all items towards one direction; cosine
+    carries an eps (1e-8), so zero vectors give cosine 0 and no NaN. Since the tables are trainable,
+    the knocked-out values are only the initialisation.
+    """
+
+    def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
+        super().__init__(data, features, params)
+        d = self.embedding_size
+        self.n_layers = int(self.param("n_layers"))
+        self.reg_weight = float(self.param("reg_weight"))
+        self.dropout = float(self.param("dropout"))
+        self.cl_weight = float(self.param("cl_weight"))
+        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
+        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.predictor = nn.Linear(d, d)
+        nn.init.xavier_normal_(self.predictor.weight)
+        # trainable feature tables (freeze=False in the toolbox) and their projections
+        self.feature_tables = nn.ParameterDict(
+            {m: nn.Parameter(features[m].detach().clone().float()) for m in self.modalities}
+        )
+        self.projections = nn.ModuleDict({m: nn.Linear(features[m].shape[1], d) for m in self.modalities})
+        for proj in self.projections.values():
+            nn.init.xavier_normal_(proj.weight)
+        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Online user and item latents (LightGCN layer mean; item ego embedding added)."""
+        ego = torch.cat([self.user_embedding, self.item_embedding])
+        out = lightgcn_propagate(self.adj, ego, self.n_layers)
+        return out[: self.n_users], out[self.n_users:] + self.item_embedding
+
+    def modal_latents(self) -> dict[str, torch.Tensor]:
+        return {m: self.projections[m](self.feature_tables[m]) for m in self.modalities}
+
+    def targets(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout-perturbed, gradient-free copy of a latent (always perturbed, as in the toolbox)."""
+        with torch.no_grad():
+            return F.dropout(x.detach(), p=self.dropout, training=True)
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        user_h, item_h = self.propagate()
+        modal_h = self.modal_latents()
+        user_t, item_t = self.targets(user_h), self.targets(item_h)
+        modal_t = {m: self.targets(h) for m, h in modal_h.items()}
+        item_t_batch = item_t[pos]
+        id_loss = (alignment_loss(self.predictor(user_h[users]), item_t_batch)
+                   + alignment_loss(self.predictor(item_h[pos]), user_t[users]))
+        modal_loss = user_h.new_zeros(())
+        for m, h in modal_h.items():
+            online = self.predictor(h[pos])
+            modal_loss = modal_loss + alignment_loss(online, item_t_batch) + alignment_loss(online, modal_t[m][pos])
+        return id_loss + self.reg_weight * emb_norm_loss(user_h, item_h) + self.cl_weight * modal_loss
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        user_h, item_h = self.propagate()
+        return self.predictor(user_h), self.predictor(item_h)

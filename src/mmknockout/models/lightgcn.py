@@ -1,0 +1,48 @@
+"""LightGCN, the feature-free graph reference."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..data.dataset import SplitData
+from .base import Features, Recommender
+from .graph import lightgcn_propagate, normalized_adjacency
+from .losses import bpr_loss, emb_norm_loss
+
+
+class LightGCN(Recommender):
+    r"""LightGCN (He et al., SIGIR 2020, https://arxiv.org/abs/2002.02126).
+
+    With :math:`\tilde A = D^{-1/2} A D^{-1/2}` the normalised user-item graph and
+    :math:`E^{(l+1)} = \tilde A E^{(l)}`, the representation is the layer mean
+    :math:`E = \frac{1}{L+1}\sum_{l=0}^{L} E^{(l)}`; scores are dot products. Loss: BPR plus
+    ``reg_weight`` times EmbLoss on the batch's ego (layer-0) embeddings.
+
+    Params: ``embedding_size`` (64), ``n_layers``, ``reg_weight``.
+    """
+
+    modalities = ()
+
+    def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
+        super().__init__(data, features, params)
+        self.n_layers = int(self.param("n_layers"))
+        self.reg_weight = float(self.param("reg_weight"))
+        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, self.embedding_size)))
+        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, self.embedding_size)))
+        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ego = torch.cat([self.user_embedding, self.item_embedding])
+        out = lightgcn_propagate(self.adj, ego, self.n_layers)
+        return out[: self.n_users], out[self.n_users:]
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        user_reps, item_reps = self.propagate()
+        u, i, j = user_reps[users], item_reps[pos], item_reps[neg]
+        reg = emb_norm_loss(self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg])
+        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * reg
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.propagate()

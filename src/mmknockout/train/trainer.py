@@ -1,0 +1,154 @@
+"""Training with early stopping on a validation metric (PROTOCOL sec 4.1-4.3).
+
+Per epoch: shuffle the training pairs, draw one negative per pair, Adam steps on mini-batches,
+step the learning-rate schedule lr * a ** (epoch / b), then evaluate validation (and test when
+validation improved). Early stopping keeps the epoch with the best validation metric (rounded to
+4 decimals, strict improvement, as the toolbox) and stops after ``patience + 1`` evaluations
+without improvement. A NaN/inf loss stops training and marks the run diverged; the best epoch so
+far (if any) is kept.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..data.dataset import TEST, VALID, SplitData
+from ..errors import InputError
+from ..models.base import Features, Recommender
+from .evaluator import EvalResult, Evaluator
+from .sampler import NegativeSampler
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1000
+    patience: int = 20
+    batch_size: int = 2048
+    eval_batch_size: int = 4096
+    valid_metric: str = "NDCG@5"
+    topk: tuple[int, ...] = (5, 10, 20, 50)
+    decimals: int = 4
+    seed: int = 999
+    device: str = "cpu"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"training: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        cfg = cls(**values)
+        cfg.topk = tuple(cfg.topk)
+        metric, _, k = cfg.valid_metric.partition("@")
+        if not k.isdigit() or int(k) not in cfg.topk:
+            raise InputError(f"training.valid_metric '{cfg.valid_metric}' must be <Metric>@K with K in topk {list(cfg.topk)}")
+        return cfg
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int | None
+    epochs_run: int
+    diverged: bool
+    diverged_epoch: int | None
+    valid: dict[str, float]
+    test: dict[str, float]
+    test_per_user: EvalResult | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds_train: float = 0.0
+    seconds_eval: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("test_per_user")
+        out.pop("history")
+        return out
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA where none exists is an input error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device '{name}' requested but no CUDA GPU is available here; use device: cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(model: Recommender, params: Mapping[str, Any]) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    opt = torch.optim.Adam(model.parameters(), lr=float(params.get("learning_rate", 0.001)),
+                           weight_decay=float(params.get("weight_decay", 0.0)))
+    factor, step = params.get("lr_scheduler", [1.0, 50])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: factor ** (epoch / step))
+    return opt, sched
+
+
+def fit(model_cls: type[Recommender], data: SplitData, features: Features, params: Mapping[str, Any],
+        cfg: TrainConfig, progress: bool = False) -> TrainResult:
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    model = model_cls(data, features, params).to(device)
+    opt, sched = make_optimizer(model, params)
+    sampler = NegativeSampler(data, seed=cfg.seed)
+    valid_eval = Evaluator(data, VALID, cfg.topk, cfg.eval_batch_size, device)
+    test_eval = Evaluator(data, TEST, cfg.topk, cfg.eval_batch_size, device)
+
+    result = TrainResult(None, 0, False, None, {}, {}, None)
+    best, stale = -math.inf, 0
+    for epoch in range(cfg.epochs):
+        t0 = time.perf_counter()
+        loss = _train_epoch(model, sampler, opt, epoch, cfg.batch_size, device)
+        sched.step()
+        result.seconds_train += time.perf_counter() - t0
+        result.epochs_run = epoch + 1
+        if not math.isfinite(loss):
+            result.diverged, result.diverged_epoch = True, epoch
+            result.history.append({"epoch": epoch, "loss": loss})
+            break
+        t0 = time.perf_counter()
+        valid = valid_eval.evaluate(model)
+        score = round(valid.metrics[cfg.valid_metric], cfg.decimals)
+        improved = score > best
+        if improved:
+            best, stale = score, 0
+            test = test_eval.evaluate(model)
+            result.best_epoch, result.valid, result.test, result.test_per_user = epoch, valid.metrics, test.metrics, test
+        else:
+            stale += 1
+        result.seconds_eval += time.perf_counter() - t0
+        result.history.append({"epoch": epoch, "loss": loss, f"valid_{cfg.valid_metric}": valid.metrics[cfg.valid_metric],
+                               "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+        if progress:
+            print(f"epoch {epoch:4d} loss {loss:.5f} valid {cfg.valid_metric} {score:.4f}{' *' if improved else ''}", flush=True)
+        if stale > cfg.patience:
+            break
+    return result
+
+
+def _train_epoch(model: Recommender, sampler: NegativeSampler, opt: torch.optim.Optimizer, epoch: int,
+                 batch_size: int, device: torch.device) -> float:
+    model.train()
+    model.on_epoch_start(epoch)
+    total, n = torch.zeros((), device=device), 0
+    for users, pos, neg in sampler.epoch(batch_size, device):
+        loss = model.loss(users, pos, neg)
+        if not torch.isfinite(loss):
+            return float("nan")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach()
+        n += 1
+    return float(total) / max(n, 1)

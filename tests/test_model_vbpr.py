@@ -1,0 +1,44 @@
+import numpy as np
+import torch
+import yaml
+
+import model_kit
+from mmknockout.models.vbpr import VBPR
+
+
+def params() -> dict:
+    y = yaml.safe_load(open("config/models/VBPR.yaml"))
+    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}}
+
+
+def test_item_representation_concatenates_id_and_projected_text_then_image():
+    data = model_kit.tiny_split()
+    feats = model_kit.tiny_features(data.n_items)
+    model = model_kit.build(VBPR, params(), data, feats)
+    raw = np.concatenate([feats["text"], feats["image"]], axis=1)
+    w, b = model.item_linear.weight.detach().numpy(), model.item_linear.bias.detach().numpy()
+    expected = np.concatenate([model.item_embedding.detach().numpy(), raw @ w.T + b], axis=1)
+    np.testing.assert_allclose(model.item_representations().detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert model.user_embedding.shape[1] == 2 * model.embedding_size
+
+
+def test_constant_features_reduce_ranking_to_id_half():
+    data = model_kit.tiny_split()
+    feats = {k: np.full_like(v, 3.0) for k, v in model_kit.tiny_features(data.n_items).items()}
+    model = model_kit.build(VBPR, params(), data, feats)
+    scores = model_kit.full_scores(model, data.n_users)
+    d = model.embedding_size
+    id_scores = model.user_embedding[:, :d] @ model.item_embedding.T
+    offset = (scores - id_scores).detach()
+    torch.testing.assert_close(offset, offset[:, :1].expand_as(offset), rtol=0, atol=1e-5)
+
+
+def test_loss_decreases_and_knockouts_finite():
+    model_kit.assert_loss_decreases(VBPR, params(), lr=0.05)
+    model_kit.assert_knockouts_finite(VBPR, params())
+
+
+def test_deterministic():
+    data = model_kit.tiny_split()
+    losses = [model_kit.train_epochs(model_kit.build(VBPR, params(), data, seed=3), data, 2) for _ in range(2)]
+    assert losses[0] == losses[1]

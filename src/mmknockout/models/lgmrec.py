@@ -1,0 +1,154 @@
+"""LGMRec: local (modal graph) and global (hypergraph) embeddings on top of LightGCN."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.dataset import SplitData
+from ..errors import InputError
+from .base import Features, Recommender
+from .graph import lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .losses import bpr_loss, emb_norm_loss
+
+GUMBEL_TAU = 0.2  # Gumbel-softmax and contrastive temperature, hard-coded in the toolbox
+
+
+def xavier_matrix(rows: int, cols: int) -> nn.Parameter:
+    return nn.Parameter(nn.init.xavier_uniform_(torch.empty(rows, cols)))
+
+
+def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, tau: float) -> torch.Tensor:
+    """Summed InfoNCE of cosine similarities: anchor row b vs its positive, against all candidates."""
+    a, p, c = F.normalize(anchor, dim=1), F.normalize(positive, dim=1), F.normalize(candidates, dim=1)
+    pos = (a * p).sum(dim=1) / tau
+    return (torch.logsumexp(a @ c.T / tau, dim=1) - pos).sum()
+
+
+class LGMRec(Recommender):
+    r"""LGMRec (Guo, Li, Li, Wang, Qiao, Wei; AAAI 2024, https://arxiv.org/abs/2312.16400).
+
+    With :math:`\tilde A` the normalised user-item graph, :math:`R` the binary user x item matrix
+    and frozen features :math:`X_m` (m = v, t):
+
+    * CF: :math:`E^{cf} = \mathrm{LightGCN}(\tilde A, [E_u; E_i])` with ``n_ui_layers`` (layer mean).
+    * Local modal graph: :math:`F_i = X_m W_m` (no bias), :math:`F_u = \mathrm{diag}(R1)^{-1} R F_i`
+      (mean of the user's items), :math:`E^m = \tilde A^{L_m} [F_u; F_i]` (``n_mm_layers``, last
+      layer only).
+    * Hyperedges: :math:`H_i = \mathrm{GS}_\tau(X_m V_m)`, :math:`H_u = \mathrm{GS}_\tau(R X_m V_m)`
+      (Gumbel-softmax over ``hyper_num`` hyperedges, :math:`\tau` = 0.2, soft); in training the
+      assignments pass through dropout with keep probability ``keep_rate``. ``n_hyper_layer``
+      rounds of :math:`\Lambda = H_i^\top Z_i`, :math:`Z_i \leftarrow H_i \Lambda`,
+      :math:`Z_u = H_u \Lambda`, starting from :math:`Z_i = E^{cf}_i`, give :math:`Z^m`.
+    * :math:`E = E^{cf} + \bar E^v + \bar E^t + \alpha\, \overline{Z^v + Z^t}` (bar = row L2 norm).
+    * Loss: BPR on :math:`E` + ``cl_weight`` :math:`\cdot` [InfoNCE(:math:`Z^v_u, Z^t_u`; all users)
+      + InfoNCE(:math:`Z^v_i, Z^t_i`; all items)] (cosine, :math:`\tau` = 0.2, summed over the
+      batch) + ``reg_weight`` :math:`\cdot` EmbLoss of the batch's final user/pos/neg embeddings
+      (as in both the authors' code and MMRec; not the ego embeddings).
+
+    Evaluation (``representations``) follows MMRec, whose ``full_sort_predict`` runs the same
+    forward pass in eval mode: the hyperedge dropout is off, but the Gumbel noise is still
+    sampled (from the torch global RNG), so scores are stochastic. One sample is drawn per
+    evaluation pass (MMRec draws one per batch of evaluated users).
+
+    Params: ``embedding_size`` (64), ``feat_embed_dim`` (64), ``n_ui_layers``, ``n_mm_layers``,
+    ``n_hyper_layer`` (>= 1), ``hyper_num``, ``keep_rate``, ``alpha``, ``cl_weight``,
+    ``reg_weight``; ``cf_model`` must be ``lightgcn``.
+
+    Degenerate features: all-zero features make :math:`F` and :math:`E^m` zero (``F.normalize``
+    maps a zero row to zero) and the hyperedge logits zero, so assignments are pure Gumbel noise;
+    constant features give the same :math:`F_i` for every item and the same logits for every
+    item. Users without training items get zero modal features (zero degree -> zero weight).
+    No NaN path.
+    """
+
+    def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
+        super().__init__(data, features, params)
+        d = self.embedding_size
+        d_feat = int(self.params.get("feat_embed_dim", d))
+        if self.params.get("cf_model", "lightgcn") != "lightgcn":
+            raise InputError("LGMRec: only cf_model 'lightgcn' is implemented (the study's setting)")
+        self.n_ui_layers = int(self.param("n_ui_layers"))
+        self.n_mm_layers = int(self.param("n_mm_layers"))
+        self.n_hyper_layer = int(self.param("n_hyper_layer"))
+        if self.n_hyper_layer < 1:
+            raise InputError("LGMRec: n_hyper_layer must be >= 1")
+        hyper_num = int(self.param("hyper_num"))
+        self.keep_rate = float(self.param("keep_rate"))
+        self.alpha = float(self.param("alpha"))
+        self.cl_weight = float(self.param("cl_weight"))
+        self.reg_weight = float(self.param("reg_weight"))
+        self.user_embedding = xavier_matrix(self.n_users, d)
+        self.item_embedding = xavier_matrix(self.n_items, d)
+        self.modal_names = ("image", "text")
+        for m in self.modal_names:
+            self.register_buffer(f"{m}_feat", features[m].float().clone())  # frozen
+        self.local_trs = nn.ParameterDict({m: xavier_matrix(features[m].shape[1], d_feat) for m in self.modal_names})
+        self.hyper_trs = nn.ParameterDict({m: xavier_matrix(features[m].shape[1], hyper_num) for m in self.modal_names})
+        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.register_buffer("ui", self.user_item_matrix(data))
+        deg = torch.sparse.sum(self.ui, dim=1).to_dense()
+        self.register_buffer("inv_user_degree", torch.where(deg > 0, 1.0 / deg.clamp_min(1.0), torch.zeros_like(deg)).unsqueeze(1))
+
+    def user_item_matrix(self, data: SplitData) -> torch.Tensor:
+        """Binary n_users x n_items training matrix (duplicates merged)."""
+        m = data.train_matrix.tocoo()
+        rows, cols = torch.as_tensor(m.row, dtype=torch.long), torch.as_tensor(m.col, dtype=torch.long)
+        return sparse_from_edges(rows, cols, torch.ones(rows.numel()), (self.n_users, self.n_items))
+
+    def feat(self, m: str) -> torch.Tensor:
+        return getattr(self, f"{m}_feat")
+
+    def collaborative(self) -> torch.Tensor:
+        return lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
+
+    def local_modal(self, m: str) -> torch.Tensor:
+        """Modal graph embedding: projected item features, user means, n_mm_layers propagations."""
+        item_f = self.feat(m) @ self.local_trs[m]
+        user_f = torch.sparse.mm(self.ui, item_f) * self.inv_user_degree
+        out = torch.cat([user_f, item_f])
+        for _ in range(self.n_mm_layers):
+            out = torch.sparse.mm(self.adj, out)
+        return out
+
+    def hyperedges(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft Gumbel-softmax hyperedge assignments of items and users (torch global RNG)."""
+        item_logits = self.feat(m) @ self.hyper_trs[m]
+        user_logits = torch.sparse.mm(self.ui, item_logits)
+        return (F.gumbel_softmax(item_logits, tau=GUMBEL_TAU, hard=False, dim=1),
+                F.gumbel_softmax(user_logits, tau=GUMBEL_TAU, hard=False, dim=1))
+
+    def hypergraph(self, item_h: torch.Tensor, user_h: torch.Tensor, item_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hypergraph message passing item -> hyperedge -> (item, user); dropout on assignments."""
+        p = 1.0 - self.keep_rate
+        item_h = F.dropout(item_h, p=p, training=self.training)
+        user_h = F.dropout(user_h, p=p, training=self.training)
+        z_item = item_emb
+        for _ in range(self.n_hyper_layer):
+            edge = item_h.T @ z_item
+            z_item = item_h @ edge
+            z_user = user_h @ edge
+        return z_user, z_item
+
+    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        assignments = {m: self.hyperedges(m) for m in self.modal_names}  # image first, as the toolbox
+        cf = self.collaborative()
+        local = sum(F.normalize(self.local_modal(m), dim=1) for m in self.modal_names)
+        hyper = {m: self.hypergraph(*assignments[m], cf[self.n_users:]) for m in self.modal_names}
+        glob = sum(torch.cat(hyper[m]) for m in self.modal_names)
+        all_embs = cf + local + self.alpha * F.normalize(glob, dim=1)
+        return all_embs[: self.n_users], all_embs[self.n_users:], hyper
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        user_e, item_e, hyper = self.forward_all()
+        u, i, j = user_e[users], item_e[pos], item_e[neg]
+        (uv, iv), (ut, it) = hyper["image"], hyper["text"]
+        hcl = (hyper_contrastive(uv[users], ut[users], ut, GUMBEL_TAU)
+               + hyper_contrastive(iv[pos], it[pos], it, GUMBEL_TAU))
+        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.cl_weight * hcl + self.reg_weight * emb_norm_loss(u, i, j)
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        user_e, item_e, _ = self.forward_all()
+        return user_e, item_e

@@ -1,0 +1,92 @@
+import numpy as np
+import torch
+import yaml
+
+import model_kit
+from mmknockout.models.bm3 import BM3
+
+
+def params(**over) -> dict:
+    y = yaml.safe_load(open("config/models/BM3.yaml"))
+    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **over}
+
+
+def _cos_loss(a: np.ndarray, b: np.ndarray) -> float:
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-8)
+    return 1.0 - cos.mean()
+
+
+def test_loss_matches_numpy_without_dropout():
+    data = model_kit.tiny_split()
+    p = params(dropout=0.0, n_layers=2, reg_weight=0.1)
+    model = model_kit.build(BM3, p, data)
+    users, pos = torch.tensor([0, 3, 7, 7]), torch.tensor([1, 4, 8, 2])
+    with torch.no_grad():
+        a = model.adj.to_dense().numpy()
+        ego = torch.cat([model.user_embedding, model.item_embedding]).numpy()
+        h = (ego + a @ ego + a @ a @ ego) / 3
+        hu, hi = h[: data.n_users], h[data.n_users:] + model.item_embedding.numpy()
+        w, b = model.predictor.weight.numpy(), model.predictor.bias.numpy()
+        g = lambda x: x @ w.T + b  # noqa: E731
+        expected = _cos_loss(g(hu[users]), hi[pos]) + _cos_loss(g(hi[pos]), hu[users])
+        modal = 0.0
+        for m in ("text", "image"):
+            proj = model.projections[m]
+            hm = model.feature_tables[m].numpy() @ proj.weight.numpy().T + proj.bias.numpy()
+            modal += _cos_loss(g(hm[pos]), hi[pos]) + _cos_loss(g(hm[pos]), hm[pos])
+        reg = (np.linalg.norm(hu) + np.linalg.norm(hi)) / data.n_items
+        expected += 2.0 * modal + 0.1 * reg
+    got = model.loss(users, pos, torch.tensor([5, 5, 5, 5])).item()
+    assert abs(got - expected) < 1e-4
+
+
+def test_scores_are_predicted_id_reps_and_features_are_trainable():
+    data = model_kit.tiny_split()
+    model = model_kit.build(BM3, params(), data)
+    u, i = model.representations()
+    hu, hi = model.propagate()
+    torch.testing.assert_close(u, model.predictor(hu))
+    torch.testing.assert_close(i, model.predictor(hi))
+    # features only enter the loss: changing them leaves the scores untouched
+    with torch.no_grad():
+        model.feature_tables["text"].mul_(0.0)
+    torch.testing.assert_close(model.representations()[1], i)
+    # ... and they receive gradients (freeze=False)
+    model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])).backward()
+    assert model.feature_tables["image"].grad.abs().sum() > 0
+
+
+def test_targets_carry_no_gradient():
+    data = model_kit.tiny_split()
+    model = model_kit.build(BM3, params(dropout=0.5), data)
+    x = torch.ones(4, 3, requires_grad=True)
+    t = model.targets(x)
+    assert not t.requires_grad
+    assert set(torch.unique(t).tolist()) <= {0.0, 2.0}
+
+
+def test_zero_features_give_finite_loss_and_gradients():
+    data = model_kit.tiny_split()
+    feats = {k: np.zeros_like(v) for k, v in model_kit.tiny_features(data.n_items).items()}
+    model = model_kit.build(BM3, params(), data, feats)
+    loss = model.loss(torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_loss_decreases():
+    model_kit.assert_loss_decreases(BM3, params())
+
+
+def test_knockouts_finite():
+    model_kit.assert_knockouts_finite(BM3, params())
+
+
+def test_deterministic():
+    data = model_kit.tiny_split()
+    runs = []
+    for _ in range(2):
+        model = model_kit.build(BM3, params(), data, seed=0)
+        runs.append(model_kit.train_epochs(model, data, 2))
+    assert runs[0] == runs[1]

@@ -1,0 +1,94 @@
+import numpy as np
+import torch
+import yaml
+
+import model_kit
+from mmknockout.models.lgmrec import LGMRec, hyper_contrastive
+
+
+def params(**over) -> dict:
+    y = yaml.safe_load(open("config/models/LGMRec.yaml"))
+    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **over}
+
+
+def test_local_modal_branch_matches_numpy():
+    data = model_kit.tiny_split()
+    model = model_kit.build(LGMRec, params(n_mm_layers=2), data)
+    r = data.train_matrix.toarray()
+    a = model.adj.to_dense().numpy()
+    feats = model_kit.tiny_features(data.n_items)
+    item_f = feats["text"] @ model.local_trs["text"].detach().numpy()
+    user_f = (r @ item_f) / r.sum(1, keepdims=True)  # mean of the user's items
+    expected = a @ (a @ np.concatenate([user_f, item_f]))
+    np.testing.assert_allclose(model.local_modal("text").detach().numpy(), expected, atol=1e-5)
+
+
+def test_hypergraph_layer_and_contrastive_loss_match_hand_computation():
+    data = model_kit.tiny_split()
+    model = model_kit.build(LGMRec, params(n_hyper_layer=2), data)
+    model.eval()  # no dropout on the assignments
+    hi, hu = torch.rand(data.n_items, 4), torch.rand(data.n_users, 4)
+    emb = torch.randn(data.n_items, 8)
+    zu, zi = model.hypergraph(hi, hu, emb)
+    lat1 = hi.T @ emb
+    lat2 = hi.T @ (hi @ lat1)
+    torch.testing.assert_close(zi, hi @ lat2)
+    torch.testing.assert_close(zu, hu @ lat2)
+    # InfoNCE written as in the paper: -sum log(exp(s+/tau) / sum_k exp(s_k/tau)), cosine s
+    a, p, c = (np.random.default_rng(0).normal(size=s) for s in ((3, 5), (3, 5), (7, 5)))
+    n = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    pos = np.exp((n(a) * n(p)).sum(1) / 0.2)
+    ttl = np.exp(n(a) @ n(c).T / 0.2).sum(1)
+    expected = -np.log(pos / ttl).sum()
+    got = hyper_contrastive(*(torch.tensor(x, dtype=torch.float32) for x in (a, p, c)), 0.2).item()
+    assert abs(got - expected) < 1e-3 * abs(expected)
+
+
+def test_representation_combines_local_and_global_parts():
+    data = model_kit.tiny_split()
+    model = model_kit.build(LGMRec, params(), data)
+    model.eval()
+    torch.manual_seed(5)
+    u, i = model.representations()
+    torch.manual_seed(5)
+    asg = {m: model.hyperedges(m) for m in ("image", "text")}
+    cf = model.collaborative()
+    local = sum(torch.nn.functional.normalize(model.local_modal(m)) for m in ("image", "text"))
+    glob = sum(torch.cat(model.hypergraph(*asg[m], cf[data.n_users:])) for m in ("image", "text"))
+    expected = cf + local + 0.3 * torch.nn.functional.normalize(glob)
+    torch.testing.assert_close(torch.cat([u, i]), expected)
+    # as in MMRec, evaluation keeps sampling Gumbel noise: another draw gives other scores
+    u2, _ = model.representations()
+    assert not torch.allclose(u, u2)
+    # hyperedge assignments are soft and sum to one
+    torch.testing.assert_close(asg["text"][0].sum(1), torch.ones(data.n_items))
+
+
+def test_features_are_frozen_and_zero_features_remove_modal_part():
+    data = model_kit.tiny_split()
+    feats = {k: np.zeros_like(v) for k, v in model_kit.tiny_features(data.n_items).items()}
+    model = model_kit.build(LGMRec, params(), data, feats)
+    names = {n for n, _ in model.named_parameters()}
+    assert "text_feat" not in names and "image_feat" not in names
+    assert torch.count_nonzero(model.local_modal("image")) == 0
+    loss = model.loss(torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_loss_decreases():
+    model_kit.assert_loss_decreases(LGMRec, params())
+
+
+def test_knockouts_finite():
+    model_kit.assert_knockouts_finite(LGMRec, params())
+
+
+def test_deterministic():
+    data = model_kit.tiny_split()
+    runs = []
+    for _ in range(2):
+        model = model_kit.build(LGMRec, params(), data, seed=0)
+        runs.append(model_kit.train_epochs(model, data, 2))
+    assert runs[0] == runs[1]

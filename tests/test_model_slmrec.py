@@ -1,0 +1,105 @@
+import numpy as np
+import torch
+import yaml
+
+import model_kit
+from mmknockout.models.slmrec import SLMRec
+
+
+def params(**over) -> dict:
+    y = yaml.safe_load(open("config/models/SLMRec.yaml"))
+    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **over}
+
+
+def _lin(layer, x):
+    return x @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+
+
+def _ce(logits: np.ndarray) -> float:
+    m = logits.max(1, keepdims=True)
+    lse = (m + np.log(np.exp(logits - m).sum(1, keepdims=True)))[:, 0]
+    return float((lse - np.diag(logits)).mean())
+
+
+def _numpy_branches(model, data):
+    a = model.adj.to_dense().numpy()
+    eu = model.user_embedding.detach().numpy()
+
+    def lgn(items):
+        x = np.concatenate([eu, items])
+        layers = [x]
+        for _ in range(3):
+            layers.append(a @ layers[-1])
+        out = np.mean(layers, axis=0)
+        return out[: data.n_users], out[data.n_users:]
+
+    feats = model_kit.tiny_features(data.n_items)
+    norm = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in feats.items()}
+    return {
+        "id": lgn(model.item_embedding.detach().numpy()),
+        "image": lgn(_lin(model.image_dense, norm["image"])),
+        "text": lgn(_lin(model.text_dense, norm["text"])),
+    }
+
+
+def test_fusion_and_losses_match_numpy():
+    data = model_kit.tiny_split()
+    p = params(ssl_temp=0.5, ssl_alpha=0.3)
+    model = model_kit.build(SLMRec, p, data)
+    br = _numpy_branches(model, data)
+    user = _lin(model.user_fusion, np.concatenate([br[k][0] for k in ("id", "image", "text")], 1))
+    item = _lin(model.item_fusion, np.concatenate([br[k][1] for k in ("id", "image", "text")], 1))
+    u_t, i_t = model.representations()
+    np.testing.assert_allclose(u_t.detach().numpy(), user, atol=1e-5)
+    np.testing.assert_allclose(i_t.detach().numpy(), item, atol=1e-5)
+
+    users, pos = np.array([0, 5, 9, 11]), np.array([3, 1, 2, 7])
+    un = user[users] / np.linalg.norm(user[users], axis=1, keepdims=True)
+    inn = item[pos] / np.linalg.norm(item[pos], axis=1, keepdims=True)
+    main = _ce(un @ inn.T / 0.2)
+    x_id = _lin(model.g_i_iv, br["id"][1][pos])
+    x_v = _lin(model.g_v_iv, br["image"][1][pos])
+    x_ivt = _lin(model.g_iva_ivat, _lin(model.g_iv_iva, x_id))
+    x_t = _lin(model.g_t_ivat, br["text"][1][pos])
+    fac = _ce(x_id @ x_v.T / 0.5) + _ce(x_ivt @ x_t.T / 0.5)
+    got = model.loss(torch.tensor(users), torch.tensor(pos), torch.tensor([0, 0, 0, 0])).item()
+    assert abs(got - (main + 0.3 * fac)) < 1e-4
+
+
+def test_features_normalised_once_and_frozen():
+    data = model_kit.tiny_split()
+    model = model_kit.build(SLMRec, params(), data)
+    torch.testing.assert_close(model.text_feat.norm(dim=1), torch.ones(data.n_items))
+    names = {n for n, _ in model.named_parameters()}
+    assert "text_feat" not in names and "image_feat" not in names
+    assert model.g_t_ivat.out_features == model.embedding_size // 2
+
+
+def test_zero_features_give_bias_item_inputs():
+    data = model_kit.tiny_split()
+    feats = {k: np.zeros_like(v) for k, v in model_kit.tiny_features(data.n_items).items()}
+    model = model_kit.build(SLMRec, params(), data, feats)
+    assert torch.count_nonzero(model.image_feat) == 0
+    dense = model.image_dense(model.image_feat)
+    torch.testing.assert_close(dense, model.image_dense.bias.expand_as(dense))
+    loss = model.loss(torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_loss_decreases():
+    model_kit.assert_loss_decreases(SLMRec, params())
+
+
+def test_knockouts_finite():
+    model_kit.assert_knockouts_finite(SLMRec, params())
+
+
+def test_deterministic():
+    data = model_kit.tiny_split()
+    runs = []
+    for _ in range(2):
+        model = model_kit.build(SLMRec, params(), data, seed=0)
+        runs.append(model_kit.train_epochs(model, data, 2))
+    assert runs[0] == runs[1]

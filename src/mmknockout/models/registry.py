@@ -26,6 +26,12 @@ MODELS: dict[str, str] = {
     "PGL": "pgl:PGL",
 }
 
+#: models that read no features (their runs need no feature files)
+FEATURE_FREE: frozenset[str] = frozenset({"BPR", "LightGCN"})
+
+#: auxiliary graphs a model needs, known without importing torch (checked against the classes in tests)
+REQUIRES: dict[str, tuple[str, ...]] = {"DualGNN": ("user_graph",), "DRAGON": ("user_graph",), "DAMRS": ("item_graph",)}
+
 #: the model families of the study (Fig. 1 grouping); BPR and LightGCN are the feature-free references
 FAMILIES: dict[str, str] = {
     "BPR": "no features",

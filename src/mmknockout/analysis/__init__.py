@@ -1,0 +1,1 @@
+"""Selection of grid points, aggregation into tables, statistics and figures."""

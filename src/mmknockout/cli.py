@@ -1,0 +1,231 @@
+"""Command-line interface: ``python -m mmknockout <command>``; every workflow step is a command."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .errors import InputError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmknockout", description="Modality-knockout study: data, training, tables, figures.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("models", help="list the registered models, their families and grid sizes")
+
+    s = sub.add_parser("fetch", help="download (or copy) one raw file and verify its sha256")
+    s.add_argument("--url"), s.add_argument("--path"), s.add_argument("--sha256")
+    s.add_argument("--retries", type=int, default=3)
+    s.add_argument("--out", required=True)
+
+    s = sub.add_parser("prepare", help="clean, k-core, re-index and split an Amazon 2014 ratings file")
+    s.add_argument("--ratings", required=True), s.add_argument("--name", required=True)
+    s.add_argument("--out-dir", required=True), s.add_argument("--seed", type=int, default=2024)
+    s.add_argument("--kcore", type=int, default=5)
+
+    s = sub.add_parser("import-mmrec", help="import a dataset folder in the MMRec layout")
+    s.add_argument("--folder", required=True), s.add_argument("--name", required=True)
+    s.add_argument("--out-dir", required=True)
+
+    s = sub.add_parser("text-features", help="encode item text (title, brand, categories, description)")
+    s.add_argument("--metadata", required=True), s.add_argument("--item-map", required=True)
+    s.add_argument("--model", default="all-MiniLM-L6-v2"), s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="auto"), s.add_argument("--out", required=True)
+    s.add_argument("--text-out", help="also write the item texts (TSV)")
+
+    s = sub.add_parser("image-features", help="image features from the upstream .b file (mean fill for missing)")
+    s.add_argument("--features-file", required=True), s.add_argument("--item-map", required=True)
+    s.add_argument("--dim", type=int, default=4096)
+    s.add_argument("--out", required=True), s.add_argument("--missing", required=True)
+
+    s = sub.add_parser("graphs", help="user-user and item-item co-interaction graphs from the training split")
+    s.add_argument("--inter", required=True), s.add_argument("--user-out", required=True)
+    s.add_argument("--item-out", required=True), s.add_argument("--user-k", type=int, default=200)
+    s.add_argument("--item-k", type=int, default=2), s.add_argument("--item-min-count", type=int, default=2)
+
+    s = sub.add_parser("train", help="one training run (dataset, model, condition, grid point, seed)")
+    s.add_argument("--configfile", default="config/config.yaml")
+    s.add_argument("--dataset", required=True), s.add_argument("--model", required=True)
+    s.add_argument("--condition", default="baseline"), s.add_argument("--feature-set")
+    s.add_argument("--params", help="grid point id (key=value,...); default: the first point of the config's grid")
+    s.add_argument("--seed", type=int), s.add_argument("--epochs", type=int), s.add_argument("--device")
+    s.add_argument("--out-dir", help="default: the workflow's results/runs/... directory")
+    s.add_argument("--progress", action="store_true", help="print one line per epoch")
+
+    s = sub.add_parser("select", help="pick the best grid point of one model/condition/seed")
+    s.add_argument("--metric", default="NDCG@5"), s.add_argument("--selection", default="valid")
+    s.add_argument("--out", required=True), s.add_argument("records", nargs="+")
+
+    s = sub.add_parser("aggregate", help="knockout table and relative-change figure from selected runs")
+    s.add_argument("--configfile", default="config/config.yaml")
+    s.add_argument("--table", required=True), s.add_argument("--figure", required=True)
+    s.add_argument("selected", nargs="+")
+
+    s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
+    s.add_argument("out", nargs="?", default="resources/demo")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except InputError as exc:
+        print(f"mmknockout {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+@command("models")
+def _models(args: argparse.Namespace) -> None:
+    from .config import grid_points
+    from .models.registry import FAMILIES, MODELS, available_models
+
+    avail = set(available_models())
+    for name in MODELS:
+        status = f"{len(grid_points(name)):4d} grid points" if name in avail else "   not installed"
+        print(f"{name:10s} {FAMILIES[name]:24s} {status}")
+
+
+@command("fetch")
+def _fetch(args: argparse.Namespace) -> None:
+    from .data.download import fetch
+
+    if bool(args.url) == bool(args.path):
+        raise InputError("give exactly one of --url or --path")
+    source = args.url or Path(args.path).resolve().as_uri()
+    fetch(source, args.out, sha256=args.sha256, retries=args.retries)
+
+
+@command("prepare")
+def _prepare(args: argparse.Namespace) -> None:
+    from .data.preprocess import prepare
+
+    print(json.dumps(prepare(args.ratings, args.out_dir, args.name, seed=args.seed, k=args.kcore), indent=2))
+
+
+@command("import-mmrec")
+def _import_mmrec(args: argparse.Namespace) -> None:
+    from .data.mmrec import import_mmrec
+
+    import_mmrec(args.folder, args.name, args.out_dir)
+
+
+@command("text-features")
+def _text_features(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .data.amazon import read_metadata
+    from .features import text
+    from .io import atomic_path, write_npy
+
+    texts = text.item_texts(read_metadata(args.metadata), pd.read_csv(args.item_map, sep="\t"))
+    if args.text_out:
+        with atomic_path(args.text_out) as tmp:
+            pd.DataFrame({"itemID": range(len(texts)), "text": texts}).to_csv(tmp, sep="\t", index=False)
+    device = None if args.device == "auto" else args.device
+    write_npy(args.out, text.encode(texts, model_name=args.model, batch_size=args.batch_size, device=device))
+
+
+@command("image-features")
+def _image_features(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .features import image
+    from .io import write_npy
+
+    matrix, missing = image.upstream_features(args.features_file, pd.read_csv(args.item_map, sep="\t"), dim=args.dim)
+    write_npy(args.out, matrix)
+    image.write_missing(args.missing, missing)
+
+
+@command("graphs")
+def _graphs(args: argparse.Namespace) -> None:
+    from .data import graphs
+    from .data.dataset import SplitData
+
+    data = SplitData.from_inter(args.inter)
+    graphs.save_graph(graphs.user_graph(data, k=args.user_k), args.user_out)
+    graphs.save_graph(graphs.item_graph(data, k=args.item_k, min_count=args.item_min_count), args.item_out)
+
+
+@command("train")
+def _train(args: argparse.Namespace) -> None:
+    from . import config as cfg
+    from . import paths
+    from .run import train_run
+
+    conf = cfg.load_yaml(args.configfile)
+    cfg.validate_config(conf)
+    if args.dataset not in conf["datasets"]:
+        raise InputError(f"unknown dataset '{args.dataset}'; the config has {sorted(conf['datasets'])}")
+    if args.condition not in conf["conditions"]:
+        raise InputError(f"unknown condition '{args.condition}'; the config has {sorted(conf['conditions'])}")
+    feature_set = args.feature_set or conf["datasets"][args.dataset]["feature_sets"][0]
+    if feature_set not in conf["feature_sets"]:
+        raise InputError(f"unknown feature set '{feature_set}'; the config has {sorted(conf['feature_sets'])}")
+    pid = args.params or cfg.params_id(cfg.grid_points(args.model, conf["grid"])[0])
+    seed = conf["seeds"][0] if args.seed is None else args.seed
+    training = dict(conf["training"])
+    if args.epochs:
+        training["epochs"] = args.epochs
+    if args.device:
+        training["device"] = args.device
+    where = dict(dataset=args.dataset, feature_set=feature_set, model=args.model, condition=args.condition,
+                 params=pid, seed=seed)
+    fs = conf["feature_sets"][feature_set]
+    record = train_run(
+        dataset=args.dataset, model=args.model, params=cfg.parse_params_id(args.model, pid), params_id=pid,
+        condition=args.condition, condition_spec=conf["conditions"][args.condition], seed=seed,
+        inter=paths.fill(paths.INTER, dataset=args.dataset),
+        features={"text": paths.fill(paths.TEXT_FEATURES, dataset=args.dataset, encoder=fs["text"]),
+                  "image": paths.fill(paths.IMAGE_FEATURES, dataset=args.dataset, encoder=fs["image"])},
+        user_graph=paths.fill(paths.USER_GRAPH, dataset=args.dataset),
+        item_graph=paths.fill(paths.ITEM_GRAPH, dataset=args.dataset),
+        training=training, out_dir=args.out_dir or paths.fill(paths.RUN, **where), feature_set=feature_set,
+        progress=args.progress)
+    print(json.dumps({k: record[k] for k in ("model", "condition", "status", "best_epoch", "epochs_run")}
+                     | {"test": {m: round(v, 4) for m, v in record["test"].items() if m.endswith(("@10", "@20"))}},
+                     indent=2))
+
+
+@command("select")
+def _select(args: argparse.Namespace) -> None:
+    from .analysis.aggregate import read_json, select
+    from .io import write_json
+
+    write_json(args.out, select([read_json(p) for p in args.records], args.metric, args.selection))
+
+
+@command("aggregate")
+def _aggregate(args: argparse.Namespace) -> None:
+    from . import config as cfg
+    from .analysis import figures
+    from .analysis.aggregate import knockout_table, read_json, write_table
+    from .train.metrics import metric_names
+
+    conf = cfg.load_yaml(args.configfile)
+    fig = conf.get("figures", {})
+    table = knockout_table([read_json(p) for p in args.selected], list(conf["conditions"]),
+                           metric_names(tuple(conf["training"].get("topk", (5, 10, 20, 50)))))
+    write_table(table, args.table)
+    figures.relative_change(table, fig.get("metric", "NDCG@10"), fig.get("conditions", list(conf["conditions"])), args.figure)
+
+
+@command("make-demo")
+def _make_demo(args: argparse.Namespace) -> None:
+    from .data.synthetic import make_demo
+
+    make_demo(args.out)

@@ -1,0 +1,100 @@
+"""One training run: load the split and features, apply the knockout, train, write the record.
+
+Outputs in ``out_dir`` (each written atomically): ``metrics.json`` (validation and test metrics
+at the best validation epoch, status, timings, parameters, seed, environment), ``history.csv``
+(one row per epoch) and ``per_user.npz`` (per-user test metrics, for paired tests).
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .data.dataset import NeighbourGraph, SplitData
+from .errors import InputError
+from .features import load_feature_matrix
+from .io import atomic_path, write_json, write_npz
+from .knockout import Condition
+from .models.registry import get_model_class
+from .train.trainer import TrainConfig, fit
+
+
+def train_run(*, dataset: str, model: str, params: Mapping[str, Any], params_id: str, condition: str,
+              condition_spec: Mapping[str, Any] | None, seed: int, inter: str | Path,
+              features: Mapping[str, str | Path | None], training: Mapping[str, Any], out_dir: str | Path,
+              user_graph: str | Path | None = None, item_graph: str | Path | None = None,
+              feature_set: str = "default", progress: bool = False) -> dict[str, Any]:
+    started = time.time()
+    model_cls = get_model_class(model)
+    cfg = TrainConfig.from_mapping({**training, "seed": seed})
+    data = SplitData.from_inter(inter)
+    if "user_graph" in model_cls.requires:
+        data.user_graph = _load_graph(user_graph, "user graph", model)
+    if "item_graph" in model_cls.requires:
+        data.item_graph = _load_graph(item_graph, "item graph", model)
+    raw = {m: load_feature_matrix(features[m], data.n_items, m) for m in model_cls.modalities if _given(features, m, model)}
+    knocked = Condition.parse(condition, condition_spec).apply(raw)
+    tensors = {m: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for m, x in knocked.items()}
+    result = fit(model_cls, data, tensors, params, cfg, progress=progress)
+
+    out_dir = Path(out_dir)
+    record = {
+        "dataset": dataset, "feature_set": feature_set, "model": model, "condition": condition,
+        "params_id": params_id, "params": dict(params), "seed": seed,
+        "status": "diverged" if result.diverged else "ok",
+        **result.summary(),
+        "training": {k: v for k, v in vars(cfg).items()},
+        "seconds": {
+            "train": result.seconds_train, "eval": result.seconds_eval, "total": time.time() - started,
+            "per_epoch": result.seconds_train / max(result.epochs_run, 1),
+        },
+        "environment": environment(cfg.device),
+    }
+    with atomic_path(out_dir / "history.csv") as tmp:
+        pd.DataFrame(result.history).to_csv(tmp, index=False)
+    per_user = result.test_per_user
+    write_npz(out_dir / "per_user.npz", users=per_user.users if per_user else np.zeros(0, np.int64),
+              **({k: v for k, v in per_user.per_user.items()} if per_user else {}))
+    write_json(out_dir / "metrics.json", record)
+    return record
+
+
+def _given(features: Mapping[str, Any], modality: str, model: str) -> bool:
+    if not features.get(modality):
+        raise InputError(f"{model} needs {modality} features, but the feature set provides none")
+    return True
+
+
+def _load_graph(path: str | Path | None, what: str, model: str) -> NeighbourGraph:
+    if not path or not Path(path).exists():
+        raise InputError(f"{model} needs the {what} file, not found: {path}")
+    return NeighbourGraph.load(path)
+
+
+def environment(device: str) -> dict[str, Any]:
+    return {
+        "mmknockout": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": device,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch_threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        "host": platform.node(),
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

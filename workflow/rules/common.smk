@@ -1,0 +1,113 @@
+"""Config validation, target lists and input functions shared by every rule file."""
+
+import yaml
+
+from mmknockout import config as cfg
+from mmknockout import paths
+from mmknockout.errors import InputError
+from mmknockout.models.registry import FEATURE_FREE, REQUIRES
+
+try:
+    cfg.validate_config(config)
+except InputError as exc:
+    raise WorkflowError(str(exc)) from None
+
+REGISTRY = cfg.load_yaml(workflow.source_path("../../resources/datasets.yaml"))["datasets"]
+PYTHON = "python -m mmknockout"
+NEVER = "(?!x)x"  # a regex that matches nothing
+
+
+def datasets_of(source):
+    return [d for d, spec in config["datasets"].items() if spec["source"] == source]
+
+
+for _ds in datasets_of("registry"):
+    if _ds not in REGISTRY:
+        raise WorkflowError(
+            f"config field 'datasets.{_ds}': not in resources/datasets.yaml (known: {', '.join(sorted(REGISTRY))}); "
+            "use source: mmrec with a path for your own data"
+        )
+
+
+def pattern_of(names):
+    return "|".join(names) if names else NEVER
+
+
+wildcard_constraints:
+    dataset=pattern_of(list(config["datasets"])),
+    seed=r"\d+",
+    condition=pattern_of(list(config["conditions"])),
+
+
+def raw_entry(dataset, role):
+    files = REGISTRY[dataset]["files"]
+    if role not in files:
+        raise WorkflowError(f"resources/datasets.yaml: dataset '{dataset}' lists no '{role}' file")
+    return files[role]
+
+
+def raw_path(dataset, role):
+    return paths.fill(paths.RAW, dataset=dataset, file=raw_entry(dataset, role)["name"])
+
+
+def fetch_args(wildcards):
+    for role, entry in REGISTRY[wildcards.dataset]["files"].items():
+        if entry["name"] == wildcards.file:
+            source = f"--path {entry['path']}" if entry.get("path") else f"--url {entry['url']}"
+            sha = f" --sha256 {entry['sha256']}" if entry.get("sha256") else ""
+            return source + sha
+    raise WorkflowError(f"resources/datasets.yaml: dataset '{wildcards.dataset}' has no file named '{wildcards.file}'")
+
+
+def feature_set(ds_fs):
+    return config["feature_sets"][ds_fs]
+
+
+def feature_paths(dataset, fs):
+    spec = feature_set(fs)
+    return {
+        "text": paths.fill(paths.TEXT_FEATURES, dataset=dataset, encoder=spec["text"]),
+        "image": paths.fill(paths.IMAGE_FEATURES, dataset=dataset, encoder=spec["image"]),
+    }
+
+
+def train_inputs(wildcards):
+    """The split, the features (unless the model reads none) and the graphs the model needs."""
+    inputs = {"inter": paths.fill(paths.INTER, dataset=wildcards.dataset)}
+    if wildcards.model not in FEATURE_FREE:
+        inputs.update(feature_paths(wildcards.dataset, wildcards.feature_set))
+    for graph in REQUIRES.get(wildcards.model, ()):
+        inputs[graph] = paths.fill(paths.USER_GRAPH if graph == "user_graph" else paths.ITEM_GRAPH, dataset=wildcards.dataset)
+    return inputs
+
+
+def grid(model):
+    return [cfg.params_id(p) for p in cfg.grid_points(model, config["grid"])]
+
+
+def run_records(wildcards):
+    """metrics.json of every grid point of one (dataset, feature set, model, condition, seed)."""
+    return [
+        paths.fill(paths.METRICS, params=pid, **{k: getattr(wildcards, k) for k in
+                   ("dataset", "feature_set", "model", "condition", "seed")})
+        for pid in grid(wildcards.model)
+    ]
+
+
+def selected_runs(datasets=None, models=None, conditions=None):
+    out = []
+    for ds in datasets or config["datasets"]:
+        for fs in config["datasets"][ds]["feature_sets"]:
+            for model in models or config["models"]:
+                for cond in conditions or config["conditions"]:
+                    for seed in config["seeds"]:
+                        out.append(paths.fill(paths.SELECTED, dataset=ds, feature_set=fs, model=model,
+                                              condition=cond, seed=seed))
+    return out
+
+
+def all_targets():
+    return [
+        f"{paths.TABLES}/knockout.csv",
+        f"{paths.FIGURES}/knockout_change.png",
+    ] + [paths.fill(paths.STATS, dataset=ds) for ds in config["datasets"]]

@@ -1,0 +1,64 @@
+"""Item features: sentence-transformers text embeddings and image features, once per dataset."""
+
+
+def text_encoder(wildcards):
+    return config["encoders"]["text"][wildcards.encoder]
+
+
+def image_encoder(wildcards):
+    return config["encoders"]["image"][wildcards.encoder]
+
+
+rule text_features:
+    input:
+        metadata=lambda wc: raw_path(wc.dataset, "metadata"),
+        item_map=paths.ITEM_MAP,
+    output:
+        features=paths.TEXT_FEATURES,
+        texts=paths.fill(paths.ITEM_TEXT, dataset="{dataset}").replace(".tsv", "_{encoder}.tsv"),
+    log:
+        "logs/text_features/{dataset}_{encoder}.log",
+    benchmark:
+        "benchmarks/text_features/{dataset}_{encoder}.tsv"
+    wildcard_constraints:
+        encoder=pattern_of(list(config["encoders"].get("text", {}))),
+    conda:
+        "../../envs/features.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=0,
+    params:
+        model=lambda wc: text_encoder(wc)["model"],
+        batch_size=lambda wc: text_encoder(wc).get("batch_size", 64),
+        device=config["training"].get("device", "cpu"),
+    shell:
+        "{PYTHON} text-features --metadata {input.metadata} --item-map {input.item_map} --model {params.model}"
+        " --batch-size {params.batch_size} --device {params.device} --out {output.features}"
+        " --text-out {output.texts} > {log} 2>&1"
+
+
+rule image_features_upstream:
+    input:
+        features_file=lambda wc: raw_path(wc.dataset, "image_features"),
+        item_map=paths.ITEM_MAP,
+    output:
+        features=paths.IMAGE_FEATURES,
+        missing=paths.IMAGE_MISSING,
+    log:
+        "logs/image_features/{dataset}_{encoder}.log",
+    benchmark:
+        "benchmarks/image_features/{dataset}_{encoder}.tsv"
+    wildcard_constraints:
+        encoder=pattern_of([e for e, s in config["encoders"].get("image", {}).items() if s["kind"] == "upstream"]),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=16000,
+        runtime=30,
+    params:
+        dim=lambda wc: image_encoder(wc).get("dim", 4096),
+    shell:
+        "{PYTHON} image-features --features-file {input.features_file} --item-map {input.item_map}"
+        " --dim {params.dim} --out {output.features} --missing {output.missing} > {log} 2>&1"

@@ -1,0 +1,47 @@
+"""One training job per (dataset, feature set, model, condition, grid point, seed); selection."""
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        metrics=paths.METRICS,
+        history=paths.RUN + "/history.csv",
+        per_user=paths.RUN + "/per_user.npz",
+    log:
+        "logs/train/{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}.tsv"
+    group:
+        "train"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
+        gpu=lambda wc: 1 if str(config["training"].get("device", "cpu")).startswith("cuda") else 0,
+    params:
+        configfile=lambda wc: workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config/config.yaml",
+        out_dir=lambda wc, output: os.path.dirname(output.metrics),
+    shell:
+        "{PYTHON} train --configfile {params.configfile} --dataset {wildcards.dataset}"
+        " --feature-set {wildcards.feature_set} --model {wildcards.model} --condition {wildcards.condition}"
+        " --params '{wildcards.params}' --seed {wildcards.seed} --out-dir {params.out_dir} --progress > {log} 2>&1"
+
+
+rule select_params:
+    input:
+        run_records,
+    output:
+        paths.SELECTED,
+    log:
+        "logs/select/{dataset}/{feature_set}/{model}/{condition}/seed{seed}.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        metric=config["training"].get("valid_metric", "NDCG@5"),
+        selection=config["selection"],
+    shell:
+        "{PYTHON} select --metric {params.metric} --selection {params.selection} --out {output} {input:q} > {log} 2>&1"

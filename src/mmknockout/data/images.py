@@ -1,0 +1,51 @@
+"""Download one product image per item from the metadata's ``imUrl`` (for the encoder-swap study).
+
+Images land in ``out_dir/<asin><ext>`` (extension from the URL, default ``.jpg``); items with no URL
+or a failed download are written to a failures list, one ``itemID\tasin\treason`` per line. Files
+already present are kept, so an interrupted download resumes where it stopped.
+"""
+from __future__ import annotations
+
+import os
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import atomic_path, write_text
+
+
+def image_name(asin: str, url: str) -> str:
+    ext = os.path.splitext(url.split("?")[0])[1].lower()
+    return asin + (ext if ext in (".jpg", ".jpeg", ".png", ".gif", ".webp") else ".jpg")
+
+
+def _download(url: str, dest: Path, timeout: float) -> str | None:
+    if dest.exists():
+        return None
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, atomic_path(dest, suffix=dest.suffix) as tmp:
+            tmp.write_bytes(resp.read())
+        return None
+    except Exception as exc:  # any network or file error is recorded as a failure, not raised
+        return f"{type(exc).__name__}: {exc}".replace("\t", " ").replace("\n", " ")
+
+
+def download_images(metadata: pd.DataFrame, item_map: pd.DataFrame, out_dir: str | Path, failures: str | Path,
+                    threads: int = 16, timeout: float = 10.0) -> pd.DataFrame:
+    """Download every mapped item's image; returns a frame itemID, asin, path (None where missing)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    urls = metadata.set_index("asin")["imUrl"] if "imUrl" in metadata else pd.Series(dtype=object)
+    items = item_map.sort_values("itemID")
+    jobs = []
+    for item, asin in zip(items["itemID"], items["asin"]):
+        url = urls.get(asin)
+        url = url if isinstance(url, str) and url.strip() else None
+        jobs.append((item, asin, url, out_dir / image_name(asin, url) if url else None))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        errors = list(pool.map(lambda j: "no imUrl" if j[2] is None else _download(j[2], j[3], timeout), jobs))
+    write_text(failures, "".join(f"{item}\t{asin}\t{err}\n" for (item, asin, _, _), err in zip(jobs, errors) if err))
+    return pd.DataFrame({"itemID": [j[0] for j in jobs], "asin": [j[1] for j in jobs],
+                         "path": [str(j[3]) if err is None else None for j, err in zip(jobs, errors)]})

@@ -50,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dim", type=int, default=4096)
     s.add_argument("--out", required=True), s.add_argument("--missing", required=True)
 
+    s = sub.add_parser("download-images", help="download one product image per item from the metadata's imUrl")
+    s.add_argument("--metadata", required=True), s.add_argument("--item-map", required=True)
+    s.add_argument("--out-dir", required=True), s.add_argument("--index", required=True)
+    s.add_argument("--failures", required=True), s.add_argument("--threads", type=int, default=16)
+
+    s = sub.add_parser("vision-features", help="encode downloaded images with ViT-B/16 or ResNet-50")
+    s.add_argument("--index", required=True, help="image index written by download-images")
+    s.add_argument("--kind", choices=["vit", "resnet"], required=True), s.add_argument("--model")
+    s.add_argument("--batch-size", type=int, default=32), s.add_argument("--device", default="cpu")
+    s.add_argument("--out", required=True), s.add_argument("--missing", required=True)
+
     s = sub.add_parser("graphs", help="user-user and item-item co-interaction graphs from the training split")
     s.add_argument("--inter", required=True), s.add_argument("--user-out", required=True)
     s.add_argument("--item-out", required=True), s.add_argument("--user-k", type=int, default=200)
@@ -149,6 +160,43 @@ def _image_features(args: argparse.Namespace) -> None:
     matrix, missing = image.upstream_features(args.features_file, pd.read_csv(args.item_map, sep="\t"), dim=args.dim)
     write_npy(args.out, matrix)
     image.write_missing(args.missing, missing)
+
+
+@command("download-images")
+def _download_images(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .data.amazon import read_metadata
+    from .data.images import download_images
+    from .io import atomic_path
+
+    index = download_images(read_metadata(args.metadata), pd.read_csv(args.item_map, sep="\t"), args.out_dir,
+                            args.failures, threads=args.threads)
+    with atomic_path(args.index) as tmp:
+        index.to_csv(tmp, sep="\t", index=False)
+    print(f"{index['path'].notna().sum()} of {len(index)} images available")
+
+
+@command("vision-features")
+def _vision_features(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .features import image
+    from .features.vision import encode_images
+    from .io import write_npy
+
+    index = pd.read_csv(args.index, sep="\t").sort_values("itemID")
+    paths = [p if isinstance(p, str) else None for p in index["path"]]
+    device = resolve_device_name(args.device)
+    matrix, missing_rows = encode_images(paths, args.kind, model=args.model, batch_size=args.batch_size, device=device)
+    write_npy(args.out, matrix)
+    image.write_missing(args.missing, index["itemID"].to_numpy()[missing_rows].tolist())
+
+
+def resolve_device_name(name: str) -> str:
+    from .train.trainer import resolve_device
+
+    return str(resolve_device(name))
 
 
 @command("graphs")

@@ -62,3 +62,52 @@ rule image_features_upstream:
     shell:
         "{PYTHON} image-features --features-file {input.features_file} --item-map {input.item_map}"
         " --dim {params.dim} --out {output.features} --missing {output.missing} > {log} 2>&1"
+
+
+rule download_images:
+    input:
+        metadata=lambda wc: raw_path(wc.dataset, "metadata"),
+        item_map=paths.ITEM_MAP,
+    output:
+        images=directory(paths.DATA + "/images"),
+        index=paths.DATA + "/images_index.tsv",
+        failures=paths.DATA + "/images_failed.tsv",
+    log:
+        "logs/download_images/{dataset}.log",
+    retries: 2
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "{PYTHON} download-images --metadata {input.metadata} --item-map {input.item_map} --out-dir {output.images}"
+        " --index {output.index} --failures {output.failures} > {log} 2>&1"
+
+
+rule image_features_encoder:
+    input:
+        index=paths.DATA + "/images_index.tsv",
+    output:
+        features=paths.IMAGE_FEATURES,
+        missing=paths.IMAGE_MISSING,
+    log:
+        "logs/image_features/{dataset}_{encoder}.log",
+    benchmark:
+        "benchmarks/image_features/{dataset}_{encoder}.tsv"
+    wildcard_constraints:
+        encoder=pattern_of([e for e, s in config["encoders"].get("image", {}).items() if s["kind"] in ("vit", "resnet")]),
+    conda:
+        "../../envs/features.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=120,
+        gpu=lambda wc: 1 if str(config["training"].get("device", "cpu")).startswith("cuda") else 0,
+    params:
+        kind=lambda wc: image_encoder(wc)["kind"],
+        model=lambda wc: f"--model {image_encoder(wc)['model']}" if image_encoder(wc).get("model") else "",
+        batch_size=lambda wc: image_encoder(wc).get("batch_size", 32),
+        device=config["training"].get("device", "cpu"),
+    shell:
+        "{PYTHON} vision-features --index {input.index} --kind {params.kind} {params.model}"
+        " --batch-size {params.batch_size} --device {params.device} --out {output.features}"
+        " --missing {output.missing} > {log} 2>&1"

@@ -74,15 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int), s.add_argument("--epochs", type=int), s.add_argument("--device")
     s.add_argument("--out-dir", help="default: the workflow's results/runs/... directory")
     s.add_argument("--progress", action="store_true", help="print one line per epoch")
+    s.add_argument("--spec", help="JSON with params, condition_spec and training (how the workflow calls it); "
+                                  "overrides what --configfile would give")
 
     s = sub.add_parser("select", help="pick the best grid point of one model/condition/seed")
     s.add_argument("--metric", default="NDCG@5"), s.add_argument("--selection", default="valid")
     s.add_argument("--out", required=True), s.add_argument("records", nargs="+")
 
     s = sub.add_parser("aggregate", help="knockout table and relative-change figure from selected runs")
-    s.add_argument("--configfile", default="config/config.yaml")
+    s.add_argument("--conditions", required=True, help="comma-separated condition order")
+    s.add_argument("--figure-conditions", help="comma-separated conditions in the figure (default: all)")
+    s.add_argument("--metric", default="NDCG@10"), s.add_argument("--topk", default="5,10,20,50")
     s.add_argument("--table", required=True), s.add_argument("--figure", required=True)
     s.add_argument("selected", nargs="+")
+
+    s = sub.add_parser("sweeps", help="VBPR case-study table and Fig. 4 from the sweep runs")
+    s.add_argument("--sweeps", required=True, help="the config's sweeps section as JSON")
+    s.add_argument("--metric", default="Recall@10")
+    s.add_argument("--table", required=True), s.add_argument("--figure", required=True)
+    s.add_argument("records", nargs="+")
 
     s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
     s.add_argument("out", nargs="?", default="resources/demo")
@@ -211,42 +221,59 @@ def _graphs(args: argparse.Namespace) -> None:
 
 @command("train")
 def _train(args: argparse.Namespace) -> None:
-    from . import config as cfg
     from . import paths
     from .run import train_run
+
+    spec = json.loads(args.spec) if args.spec else spec_from_config(args)
+    seed = spec["seed"] if args.seed is None else args.seed
+    training = dict(spec["training"])
+    if args.epochs:
+        training["epochs"] = args.epochs
+    if args.device:
+        training["device"] = args.device
+    fs = spec["feature_set"]
+    where = dict(dataset=args.dataset, feature_set=fs["name"], model=args.model, condition=args.condition,
+                 params=spec["params_id"], seed=seed)
+    record = train_run(
+        dataset=args.dataset, model=args.model, params=spec["params"], params_id=spec["params_id"],
+        condition=args.condition, condition_spec=spec["condition_spec"], seed=seed,
+        inter=paths.fill(paths.INTER, dataset=args.dataset),
+        features={m: paths.fill(paths.TEXT_FEATURES if m == "text" else paths.IMAGE_FEATURES,
+                                dataset=args.dataset, encoder=fs[m]) for m in ("text", "image")},
+        user_graph=paths.fill(paths.USER_GRAPH, dataset=args.dataset),
+        item_graph=paths.fill(paths.ITEM_GRAPH, dataset=args.dataset),
+        training=training, out_dir=args.out_dir or paths.fill(paths.RUN, **where), feature_set=fs["name"],
+        progress=args.progress)
+    summary = {k: record[k] for k in ("model", "condition", "status", "best_epoch", "epochs_run")}
+    summary["test"] = {m: round(v, 4) for m, v in record["test"].items() if m.endswith(("@10", "@20"))}
+    print(json.dumps(summary, indent=2))
+
+
+def spec_from_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything one run needs, from a config file (for runs started by hand)."""
+    from . import config as cfg
 
     conf = cfg.load_yaml(args.configfile)
     cfg.validate_config(conf)
     if args.dataset not in conf["datasets"]:
         raise InputError(f"unknown dataset '{args.dataset}'; the config has {sorted(conf['datasets'])}")
-    if args.condition not in conf["conditions"]:
-        raise InputError(f"unknown condition '{args.condition}'; the config has {sorted(conf['conditions'])}")
-    feature_set = args.feature_set or conf["datasets"][args.dataset]["feature_sets"][0]
-    if feature_set not in conf["feature_sets"]:
-        raise InputError(f"unknown feature set '{feature_set}'; the config has {sorted(conf['feature_sets'])}")
+    conditions = cfg.all_conditions(conf)
+    if args.condition not in conditions:
+        raise InputError(f"unknown condition '{args.condition}'; the config has {sorted(conditions)}")
+    fs = args.feature_set or conf["datasets"][args.dataset]["feature_sets"][0]
+    if fs not in conf["feature_sets"]:
+        raise InputError(f"unknown feature set '{fs}'; the config has {sorted(conf['feature_sets'])}")
     pid = args.params or cfg.params_id(cfg.grid_points(args.model, conf["grid"])[0])
-    seed = conf["seeds"][0] if args.seed is None else args.seed
-    training = dict(conf["training"])
-    if args.epochs:
-        training["epochs"] = args.epochs
-    if args.device:
-        training["device"] = args.device
-    where = dict(dataset=args.dataset, feature_set=feature_set, model=args.model, condition=args.condition,
-                 params=pid, seed=seed)
+    return run_spec(conf, args.model, pid, args.condition, fs, conf["seeds"][0])
+
+
+def run_spec(conf: dict, model: str, pid: str, condition: str, feature_set: str, seed: int) -> dict[str, Any]:
+    from . import config as cfg
+
     fs = conf["feature_sets"][feature_set]
-    record = train_run(
-        dataset=args.dataset, model=args.model, params=cfg.parse_params_id(args.model, pid), params_id=pid,
-        condition=args.condition, condition_spec=conf["conditions"][args.condition], seed=seed,
-        inter=paths.fill(paths.INTER, dataset=args.dataset),
-        features={"text": paths.fill(paths.TEXT_FEATURES, dataset=args.dataset, encoder=fs["text"]),
-                  "image": paths.fill(paths.IMAGE_FEATURES, dataset=args.dataset, encoder=fs["image"])},
-        user_graph=paths.fill(paths.USER_GRAPH, dataset=args.dataset),
-        item_graph=paths.fill(paths.ITEM_GRAPH, dataset=args.dataset),
-        training=training, out_dir=args.out_dir or paths.fill(paths.RUN, **where), feature_set=feature_set,
-        progress=args.progress)
-    print(json.dumps({k: record[k] for k in ("model", "condition", "status", "best_epoch", "epochs_run")}
-                     | {"test": {m: round(v, 4) for m, v in record["test"].items() if m.endswith(("@10", "@20"))}},
-                     indent=2))
+    return {"params": cfg.parse_params_id(model, pid), "params_id": pid, "seed": seed,
+            "condition_spec": cfg.all_conditions(conf)[condition], "training": conf["training"],
+            "feature_set": {"name": feature_set, "text": fs["text"], "image": fs["image"]}}
 
 
 @command("select")
@@ -259,17 +286,28 @@ def _select(args: argparse.Namespace) -> None:
 
 @command("aggregate")
 def _aggregate(args: argparse.Namespace) -> None:
-    from . import config as cfg
     from .analysis import figures
     from .analysis.aggregate import knockout_table, read_json, write_table
     from .train.metrics import metric_names
 
-    conf = cfg.load_yaml(args.configfile)
-    fig = conf.get("figures", {})
-    table = knockout_table([read_json(p) for p in args.selected], list(conf["conditions"]),
-                           metric_names(tuple(conf["training"].get("topk", (5, 10, 20, 50)))))
+    conditions = args.conditions.split(",")
+    table = knockout_table([read_json(p) for p in args.selected], conditions,
+                           metric_names(tuple(int(k) for k in args.topk.split(","))))
     write_table(table, args.table)
-    figures.relative_change(table, fig.get("metric", "NDCG@10"), fig.get("conditions", list(conf["conditions"])), args.figure)
+    shown = args.figure_conditions.split(",") if args.figure_conditions else conditions
+    figures.relative_change(table, args.metric, shown, args.figure)
+
+
+@command("sweeps")
+def _sweeps(args: argparse.Namespace) -> None:
+    from .analysis import figures
+    from .analysis.aggregate import read_json, write_table
+    from .analysis.sweeps import sweep_runs, sweep_table
+
+    table = sweep_table(sweep_runs(json.loads(args.sweeps)), [read_json(p) for p in args.records],
+                        ["Recall@10", "NDCG@10", "Recall@20", "NDCG@20"])
+    write_table(table, args.table)
+    figures.vbpr_sweeps(table, args.metric, args.figure)
 
 
 @command("make-demo")

@@ -5,6 +5,7 @@ The Snakefile and the CLI both go through this module, so a grid point has one n
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from pathlib import Path
@@ -48,6 +49,12 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA)
     for name in config.get("figures", {}).get("conditions", []):
         if name not in config["conditions"]:
             raise InputError(f"config field 'figures.conditions': unknown condition '{name}'")
+    sweeps = config.get("sweeps")
+    if sweeps:
+        if sweeps["dataset"] not in config["datasets"]:
+            raise InputError(f"config field 'sweeps.dataset': unknown dataset '{sweeps['dataset']}'")
+        if sweeps.get("feature_set", "default") not in config["datasets"][sweeps["dataset"]]["feature_sets"]:
+            raise InputError(f"config field 'sweeps.feature_set': not a feature set of dataset '{sweeps['dataset']}'")
     for ds, spec in config["datasets"].items():
         for fs in spec["feature_sets"]:
             if fs not in config["feature_sets"]:
@@ -55,12 +62,24 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA)
         if spec["source"] == "mmrec" and not spec.get("path"):
             raise InputError(f"config field 'datasets.{ds}.path': required for source mmrec")
     for fs, spec in config["feature_sets"].items():
+        for name in spec.get("conditions", []):
+            if name not in config["conditions"]:
+                raise InputError(f"config field 'feature_sets.{fs}.conditions': unknown condition '{name}'")
         for modality in ("text", "image"):
             if spec[modality] != "provided" and spec[modality] not in config["encoders"].get(modality, {}):
                 raise InputError(f"config field 'feature_sets.{fs}.{modality}': unknown {modality} encoder '{spec[modality]}'")
 
 
+def all_conditions(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configured conditions plus those the VBPR sweeps add."""
+    from .analysis.sweeps import sweep_conditions
+
+    return {**config["conditions"], **sweep_conditions(config.get("sweeps") or {})}
+
+
+@functools.lru_cache(maxsize=None)
 def model_config(model: str, model_dir: str | Path = MODEL_DIR) -> dict[str, Any]:
+    """A model's yaml (cached; treat as read-only)."""
     if model not in MODELS:
         raise InputError(f"unknown model '{model}'; known models: {', '.join(MODELS)}")
     y = load_yaml(Path(model_dir) / f"{model}.yaml")

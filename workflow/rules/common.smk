@@ -1,6 +1,11 @@
 """Config validation, target lists and input functions shared by every rule file."""
 
-import yaml
+import json
+import re
+
+from mmknockout.cli import run_spec
+
+from mmknockout.analysis.sweeps import sweep_runs
 
 from mmknockout import config as cfg
 from mmknockout import paths
@@ -33,10 +38,15 @@ def pattern_of(names):
     return "|".join(names) if names else NEVER
 
 
+CONDITIONS = cfg.all_conditions(config)
+SWEEPS = config.get("sweeps") or {}
+SWEEP_RUNS = sweep_runs(SWEEPS)
+
+
 wildcard_constraints:
     dataset=pattern_of(list(config["datasets"])),
     seed=r"\d+",
-    condition=pattern_of(list(config["conditions"])),
+    condition=pattern_of([re.escape(c) for c in CONDITIONS]),
 
 
 def raw_entry(dataset, role):
@@ -81,6 +91,13 @@ def train_inputs(wildcards):
     return inputs
 
 
+def run_spec_json(wildcards):
+    """Everything the training job needs, as JSON: a changed value re-runs exactly the affected jobs."""
+    spec = run_spec(config, wildcards.model, wildcards.params, wildcards.condition, wildcards.feature_set,
+                    int(wildcards.seed))
+    return json.dumps(spec, sort_keys=True)
+
+
 def grid(model):
     return [cfg.params_id(p) for p in cfg.grid_points(model, config["grid"])]
 
@@ -99,15 +116,29 @@ def selected_runs(datasets=None, models=None, conditions=None):
     for ds in datasets or config["datasets"]:
         for fs in config["datasets"][ds]["feature_sets"]:
             for model in models or config["models"]:
-                for cond in conditions or config["conditions"]:
+                for cond in conditions or feature_set(fs).get("conditions", config["conditions"]):
                     for seed in config["seeds"]:
                         out.append(paths.fill(paths.SELECTED, dataset=ds, feature_set=fs, model=model,
                                               condition=cond, seed=seed))
     return out
 
 
-def all_targets():
+def sweep_records():
+    if not SWEEPS:
+        return []
+    fs = SWEEPS.get("feature_set", "default")
     return [
+        paths.fill(paths.METRICS, dataset=SWEEPS["dataset"], feature_set=fs, model=r.model, condition=r.condition,
+                   params=r.params, seed=seed)
+        for seed in config["seeds"] for r in SWEEP_RUNS
+    ]
+
+
+def all_targets():
+    targets = [
         f"{paths.TABLES}/knockout.csv",
         f"{paths.FIGURES}/knockout_change.png",
     ] + [paths.fill(paths.STATS, dataset=ds) for ds in config["datasets"]]
+    if SWEEPS:
+        targets += [f"{paths.TABLES}/vbpr_sweeps.csv", f"{paths.FIGURES}/fig4_vbpr_sweeps.png"]
+    return targets

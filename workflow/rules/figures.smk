@@ -12,7 +12,11 @@ rule aggregate:
     conda:
         "../../envs/plots.yaml"
     params:
-        configfile=lambda wc: workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config/config.yaml",
+        conditions=",".join(config["conditions"]),
+        shown=",".join(config.get("figures", {}).get("conditions", config["conditions"])),
+        metric=config.get("figures", {}).get("metric", "NDCG@10"),
+        topk=",".join(map(str, config["training"].get("topk", [5, 10, 20, 50]))),
     shell:
-        "{PYTHON} aggregate --configfile {params.configfile} --table {output.table} --figure {output.figure}"
+        "{PYTHON} aggregate --conditions {params.conditions} --figure-conditions {params.shown}"
+        " --metric {params.metric} --topk {params.topk} --table {output.table} --figure {output.figure}"
         " {input:q} > {log} 2>&1"

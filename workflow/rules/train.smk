@@ -22,12 +22,11 @@ rule train:
         runtime=lambda wc, attempt: 120 * attempt,
         gpu=lambda wc: 1 if str(config["training"].get("device", "cpu")).startswith("cuda") else 0,
     params:
-        configfile=lambda wc: workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles else "config/config.yaml",
+        spec=run_spec_json,
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
     shell:
-        "{PYTHON} train --configfile {params.configfile} --dataset {wildcards.dataset}"
-        " --feature-set {wildcards.feature_set} --model {wildcards.model} --condition {wildcards.condition}"
-        " --params '{wildcards.params}' --seed {wildcards.seed} --out-dir {params.out_dir} --progress > {log} 2>&1"
+        "{PYTHON} train --dataset {wildcards.dataset} --model {wildcards.model} --condition {wildcards.condition}"
+        " --spec {params.spec:q} --out-dir {params.out_dir} --progress > {log} 2>&1"
 
 
 rule select_params:

@@ -53,3 +53,30 @@ def relative_change(table: pd.DataFrame, metric: str, conditions: Sequence[str],
     axes[0, 0].legend(title="condition", ncol=min(len(conds), 4), fontsize=7, loc="best")
     fig.tight_layout()
     save(fig, path)
+
+
+SWEEP_TITLES = {
+    "4a": "(a) VBPR vs BPR across reg_weight",
+    "4b": "(b) VBPR, constant features",
+    "4c": "(c) VBPR, noise features",
+}
+
+
+def vbpr_sweeps(table: pd.DataFrame, metric: str, path: str | Path) -> None:
+    """Fig. 4: ``metric`` against reg_weight (log axis), one line per series, mean over seeds."""
+    panels = [p for p in SWEEP_TITLES if p in set(table["panel"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        df = table[table["panel"] == panel]
+        for series, part in df.groupby("series", sort=False):
+            mean = part.groupby("reg_weight")[metric].mean()
+            style = {"linestyle": "--", "marker": "x"} if "zero" in series else {"marker": "o"}
+            ax.plot(mean.index, mean.to_numpy(), label=series, markersize=4, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("reg_weight")
+        ax.set_ylabel(metric)
+        ax.set_title(SWEEP_TITLES[panel])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, path)

@@ -141,4 +141,4 @@ def all_targets():
     ] + [paths.fill(paths.STATS, dataset=ds) for ds in config["datasets"]]
     if SWEEPS:
         targets += [f"{paths.TABLES}/vbpr_sweeps.csv", f"{paths.FIGURES}/fig4_vbpr_sweeps.png"]
-    return targets
+    return targets + report_targets()  # report_targets: workflow/rules/report.smk

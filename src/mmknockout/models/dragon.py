@@ -1,0 +1,161 @@
+"""DRAGON: DualGNN-style modal GCNs plus frozen item-item and sampled user-user graphs."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.dataset import SplitData
+from ..errors import InputError
+from .base import Features, Recommender
+from .graph import knn_graph, normalized_adjacency, sparse_from_edges
+
+#: user-user neighbours aggregated per user (hard-coded in DRAGON)
+USER_NEIGHBOURS = 40
+
+
+class ModalGCN(nn.Module):
+    """One modality's branch: MLP(feat -> 4d -> d) on raw features, two hops on the UI graph.
+
+    ``x = normalise([P; MLP(f)])``, ``x_hat = x + A x + A A x`` with ``A`` the symmetrically
+    normalised user-item graph and ``P`` the learned user preferences of this modality.
+    """
+
+    def __init__(self, n_users: int, feat_dim: int, d: int) -> None:
+        super().__init__()
+        self.preference = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_users, d)))
+        self.mlp_in = nn.Linear(feat_dim, 4 * d)
+        self.mlp_out = nn.Linear(4 * d, d)
+
+    def forward(self, adj: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(torch.cat([self.preference, self.mlp_out(F.leaky_relu(self.mlp_in(features)))]), dim=1)
+        h1 = torch.sparse.mm(adj, x)
+        h2 = torch.sparse.mm(adj, h1)
+        return x + h1 + h2
+
+
+class DRAGON(Recommender):
+    r"""DRAGON (Zhou et al., "Enhancing Dyadic Relations with Homogeneous Graphs for Multimodal
+    Recommendation", ECAI 2023, https://arxiv.org/abs/2301.12097), as in the MMRec toolbox.
+
+    * Per modality m (raw, non-trainable features): :math:`x^m = \mathrm{norm}([P^m;
+      W_2\,\mathrm{lrelu}(W_1 f^m)])` (feat -> 256 -> 64), :math:`\hat x^m = x^m + A x^m + A^2 x^m`
+      on the symmetrically normalised user-item graph (``aggr_mode`` 'add').
+    * Heterogeneous reps: item :math:`i = [\hat x^v_i; \hat x^t_i]` (128-d); user
+      :math:`u = [w_{u,0}\hat x^v_u; w_{u,1}\hat x^t_u]` with per-user weights :math:`w_u`
+      (initialised as a softmax of Xavier-normal values, then trained freely).
+    * Homogeneous graphs: item :math:`i \mathrel{+}= S^{L} i` with the frozen
+      :math:`S = \alpha S^v + (1-\alpha) S^t` (unit-weight top-``knn_k`` cosine graphs of the raw
+      features, symmetrically normalised; ``mm_image_weight`` = :math:`\alpha`, ``n_mm_layers`` =
+      L); user :math:`u \mathrel{+}= \sum_{j} \omega_{uj} u_j` over 40 neighbours of
+      ``data.user_graph`` with :math:`\omega_u = \mathrm{softmax}` of the co-interaction counts.
+    * Loss: :math:`-\overline{\log_2 \sigma(s^+ - s^-)}` + ``reg_weight`` *
+      (mean :math:`(P^v_u)^2` + mean :math:`(P^t_u)^2` over the batch users + mean :math:`w^2`).
+
+    User-user sampling (each epoch, torch RNG, vectorised): users with >= 40 neighbours take their
+    first 40; users with 1..39 fill the missing slots with uniform draws from their own list (the
+    draws and their counts enter the softmax); users with none get zero weights (no aggregation).
+    MMRec draws the padding from the list as it grows; we draw from the original list.
+
+    Params: ``embedding_size``, ``knn_k``, ``mm_image_weight``, ``n_mm_layers``, ``aggr_mode``
+    ('add' only), ``reg_weight``.
+
+    Degenerate features: the GCN input is normalised with an eps, so zero features make every item
+    feature part equal to the MLP bias (no NaN). The kNN graph uses cosine 0 for zero rows and
+    lowest-index ties (:mod:`.graph`): zero or constant features give the hub graph where every
+    item links to items ``0..k-1``; noise gives an essentially random graph.
+    """
+
+    requires = ("user_graph",)
+
+    def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
+        super().__init__(data, features, params)
+        d = self.embedding_size
+        if self.param("aggr_mode") != "add":
+            raise InputError(f"DRAGON: only aggr_mode 'add' is implemented, got {self.params['aggr_mode']!r}")
+        self.n_mm_layers = int(self.param("n_mm_layers"))
+        self.reg_weight = float(self.param("reg_weight"))
+        k, alpha = int(self.param("knn_k")), float(self.param("mm_image_weight"))
+
+        self.register_buffer("image_features", features["image"].clone().float())
+        self.register_buffer("text_features", features["text"].clone().float())
+        self.image_gcn = ModalGCN(self.n_users, features["image"].shape[1], d)
+        self.text_gcn = ModalGCN(self.n_users, features["text"].shape[1], d)
+        self.user_weight = nn.Parameter(torch.softmax(nn.init.xavier_normal_(torch.empty(self.n_users, 2, 1)), dim=1))
+
+        mm_adj = alpha * knn_graph(features["image"], k, weighted=False) + (1 - alpha) * knn_graph(features["text"], k, weighted=False)
+        self.register_buffer("mm_adj", mm_adj.coalesce())
+        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.register_neighbours(data)
+        self.on_epoch_start(0)
+
+    # ----- user-user graph ----------------------------------------------------------------------
+    def register_neighbours(self, data: SplitData) -> None:
+        ids = torch.as_tensor(data.user_graph.ids[:, :USER_NEIGHBOURS], dtype=torch.long)
+        counts = torch.as_tensor(data.user_graph.weights[:, :USER_NEIGHBOURS], dtype=torch.float32)
+        if ids.shape[0] != self.n_users:
+            raise InputError("DRAGON: the user graph does not match the dataset's users")
+        self.register_buffer("neighbour_ids", ids)
+        self.register_buffer("neighbour_counts", counts)
+        self.register_buffer("neighbour_len", (ids >= 0).sum(1))
+        self.register_buffer("epoch_neighbours", torch.zeros(self.n_users, USER_NEIGHBOURS, dtype=torch.long), persistent=False)
+        self.register_buffer("epoch_weights", torch.zeros(self.n_users, USER_NEIGHBOURS), persistent=False)
+        self.register_buffer("user_user", self.user_user_matrix(), persistent=False)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Fill every user's list to 40 slots by resampling its own neighbours; softmax weights."""
+        n, have = self.neighbour_ids.shape
+        device = self.neighbour_ids.device
+        if have == 0:
+            self.epoch_neighbours = torch.zeros(n, USER_NEIGHBOURS, dtype=torch.long, device=device)
+            self.epoch_weights = torch.zeros(n, USER_NEIGHBOURS, device=device)
+            self.user_user = self.user_user_matrix()
+            return
+        length = self.neighbour_len.unsqueeze(1)
+        slot = torch.arange(USER_NEIGHBOURS, device=device).unsqueeze(0)
+        draw = (torch.rand(n, USER_NEIGHBOURS, device=device) * length).long()
+        pick = torch.where(slot < length, slot, draw).clamp_max(have - 1)
+        ids = torch.gather(self.neighbour_ids, 1, pick)
+        counts = torch.gather(self.neighbour_counts, 1, pick)
+        empty = length == 0
+        self.epoch_neighbours = ids.masked_fill(empty, 0)
+        self.epoch_weights = torch.softmax(counts, dim=1).masked_fill(empty, 0.0)
+        self.user_user = self.user_user_matrix()
+
+    def user_user_matrix(self) -> torch.Tensor:
+        """This epoch's sampled neighbours as a sparse n_users x n_users weight matrix.
+
+        Repeated draws of a neighbour are summed, so ``W @ U`` equals the weighted sum over the 40
+        slots; a sparse product keeps the gradient deterministic (an index-gather with repeated
+        indices accumulates its gradient in a thread-dependent order on CPU).
+        """
+        n = self.epoch_neighbours.shape[0]
+        rows = torch.arange(n, device=self.epoch_neighbours.device).repeat_interleave(USER_NEIGHBOURS)
+        return sparse_from_edges(rows, self.epoch_neighbours.reshape(-1), self.epoch_weights.reshape(-1), (n, n))
+
+    # ----- representations ----------------------------------------------------------------------
+    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.image_gcn(self.adj, self.image_features)
+        t = self.text_gcn(self.adj, self.text_features)
+        users = torch.cat([self.user_weight[:, 0] * v[: self.n_users], self.user_weight[:, 1] * t[: self.n_users]], dim=1)
+        items = torch.cat([v[self.n_users:], t[self.n_users:]], dim=1)
+        h = items
+        for _ in range(self.n_mm_layers):
+            h = torch.sparse.mm(self.mm_adj, h)
+        social = torch.sparse.mm(self.user_user, users)
+        return users + social, items + h
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_all()
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        user_reps, item_reps = self.forward_all()
+        u = user_reps[users]
+        diff = (u * item_reps[pos]).sum(1) - (u * item_reps[neg]).sum(1)
+        rank = -(F.logsigmoid(diff) / math.log(2.0)).mean()
+        reg = self.image_gcn.preference[users].pow(2).mean() + self.text_gcn.preference[users].pow(2).mean() \
+            + self.user_weight.pow(2).mean()
+        return rank + self.reg_weight * reg

@@ -1,0 +1,154 @@
+"""DualGNN: per-modality user-item GCNs fused per user, plus a user-user co-interaction graph."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.dataset import SplitData
+from ..errors import InputError
+from .base import Features, Recommender
+from .graph import normalized_adjacency, sparse_from_edges
+from .losses import bpr_loss
+
+#: modality order of the toolbox's fusion weights: image ("v") first, then text ("t")
+MODALITIES = ("image", "text")
+
+
+def pad_columns(ids: torch.Tensor, counts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First ``k`` neighbour columns, padded with -1 / 0 when the stored graph is narrower."""
+    ids, counts = ids[:, :k], counts[:, :k]
+    if ids.shape[1] < k:
+        extra = k - ids.shape[1]
+        ids = torch.cat([ids, ids.new_full((ids.shape[0], extra), -1)], dim=1)
+        counts = torch.cat([counts, counts.new_zeros((counts.shape[0], extra))], dim=1)
+    return ids, counts
+
+
+def urn_positions(n_valid: torch.Tensor, k: int) -> torch.Tensor:
+    """Column positions [n, k] that pad every list of ``n_valid`` entries to length ``k``.
+
+    Position ``p < n_valid`` is kept; each later position copies a uniformly drawn earlier one of
+    the *growing* list (``p`` choices), exactly the toolbox's append-a-random-element loop, but
+    vectorised over users (the loop runs over the ``k`` positions only). Uses torch's global RNG.
+    Rows with ``n_valid == 0`` are returned as zeros (the caller masks them).
+    """
+    n = n_valid.shape[0]
+    rows = torch.arange(n, device=n_valid.device)
+    pos = torch.zeros(n, k, dtype=torch.long, device=n_valid.device)
+    for p in range(1, k):
+        draw = (torch.rand(n, device=n_valid.device) * p).long().clamp_max(p - 1)
+        pos[:, p] = torch.where(n_valid > p, torch.full_like(draw, p), pos[rows, draw])
+    return pos
+
+
+class DualGNN(Recommender):
+    r"""DualGNN (Wang, Wei, Yin, Li, Liu & Nie, IEEE TMM 2021, https://doi.org/10.1109/TMM.2021.3138298),
+    as implemented in the MMRec toolbox.
+
+    Per modality ``m`` (image, then text), with raw features fixed:
+
+    * :math:`\tilde f = W_2\, \mathrm{lrelu}(W_1 f + b_1) + b_2` (feat -> 4d = 256 -> d = 64);
+    * :math:`x = \mathrm{norm}([P_m; \tilde f])` (learned user preferences :math:`P_m`);
+    * :math:`r^m = x + A x + A^2 x` with :math:`A = D^{-1/2} R D^{-1/2}` the symmetric user-item
+      graph (``aggr_mode: add``; the yaml's ``n_layers`` is unused, as in the toolbox).
+
+    Items: :math:`r_i = r^{image}_i + r^{text}_i`. Users: :math:`\bar r_u = \omega_{u,1} r^{image}_u +
+    \omega_{u,2} r^{text}_u`, where :math:`\omega \in \mathbb{R}^{U \times 2}` is initialised as a
+    per-user softmax of Xavier noise and then trained freely (the toolbox does not re-normalise it).
+    User-user graph: :math:`r_u = \bar r_u + \sum_{k} s_{uk} \bar r_{n_{uk}}` over ``user_graph_k``
+    (40) neighbours, the first of the top-200 co-interaction list, :math:`s_u = \mathrm{softmax}` of
+    their raw co-counts. Users with fewer than 40 neighbours are padded each epoch by repeatedly
+    appending a uniformly drawn element of the growing list (torch RNG); users with none get all-zero
+    weights (no user-graph term). Score = dot product.
+
+    Loss: :math:`-\mathrm{mean}\log_2\sigma(s_{ui} - s_{uj})` (base-2 log, as in the toolbox) +
+    ``reg_weight`` * (mean :math:`P_{image}[u]^2` + mean :math:`P_{text}[u]^2` over batch users +
+    mean :math:`\omega^2` + mean of the unused per-item weights squared).
+
+    Degenerate features: constant or all-zero rows give every item the same content vector
+    (zero stays zero: ``F.normalize`` has an eps), so items differ only through the graph; no NaN.
+
+    Params: ``embedding_size`` (64), ``user_graph_k`` (40), ``aggr_mode`` (only ``add``),
+    ``reg_weight``. Not reproduced: the toolbox's modality-drop edge lists (built but never used by
+    its forward) and its scoring from the last training batch (we propagate afresh).
+    """
+
+    requires = ("user_graph",)
+
+    def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
+        super().__init__(data, features, params)
+        d = self.embedding_size
+        self.reg_weight = float(self.param("reg_weight"))
+        self.k = int(self.param("user_graph_k"))
+        if self.param("aggr_mode") != "add":
+            raise InputError(f"DualGNN: aggr_mode must be 'add', got {self.param('aggr_mode')!r}")
+        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+
+        self.mlp_in = nn.ModuleDict()
+        self.mlp_out = nn.ModuleDict()
+        self.preferences = nn.ParameterDict()
+        for m in MODALITIES:
+            self.register_buffer(f"{m}_features", features[m].float().clone())
+            self.mlp_in[m] = nn.Linear(features[m].shape[1], 4 * d)
+            self.mlp_out[m] = nn.Linear(4 * d, d)
+            self.preferences[m] = nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_users, d)))
+        self.user_weight = nn.Parameter(F.softmax(nn.init.xavier_normal_(torch.empty(self.n_users, 2, 1)), dim=1))
+        self.item_weight = nn.Parameter(F.softmax(nn.init.xavier_normal_(torch.empty(self.n_items, 2, 1)), dim=1))
+
+        ids, counts = pad_columns(torch.as_tensor(data.user_graph.ids, dtype=torch.long),
+                                  torch.as_tensor(data.user_graph.weights, dtype=torch.float32), self.k)
+        self.register_buffer("neighbour_ids", ids)
+        self.register_buffer("neighbour_counts", counts)
+        self.register_buffer("n_neighbours", (ids >= 0).sum(dim=1))
+        self.register_buffer("user_user", self.sample_user_graph())
+
+    # ----------------------------------------------------------------------------- user graph
+    def sample_user_graph(self) -> torch.Tensor:
+        """This epoch's sparse U x U aggregation matrix (softmax weights of the padded lists)."""
+        pos = urn_positions(self.n_neighbours, self.k)
+        ids = self.neighbour_ids.gather(1, pos)
+        weights = F.softmax(self.neighbour_counts.gather(1, pos), dim=1)
+        has = (self.n_neighbours > 0).unsqueeze(1)
+        ids = torch.where(has, ids, torch.zeros_like(ids))
+        weights = torch.where(has, weights, torch.zeros_like(weights))
+        rows = torch.arange(self.n_users, device=ids.device).repeat_interleave(self.k)
+        return sparse_from_edges(rows, ids.reshape(-1), weights.reshape(-1), (self.n_users, self.n_users))
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.user_user = self.sample_user_graph()
+
+    # ---------------------------------------------------------------------------- propagation
+    def modality_rep(self, m: str) -> torch.Tensor:
+        """:math:`x + Ax + A^2x` for one modality, [(U+I), d]."""
+        content = self.mlp_out[m](F.leaky_relu(self.mlp_in[m](getattr(self, f"{m}_features"))))
+        x = F.normalize(torch.cat([self.preferences[m], content]))
+        h1 = torch.sparse.mm(self.adj, x)
+        h2 = torch.sparse.mm(self.adj, h1)
+        return x + h1 + h2
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user reps [U, d], item reps [I, d])."""
+        v, t = (self.modality_rep(m) for m in MODALITIES)
+        items = (v + t)[self.n_users:]
+        stacked = torch.stack([v[: self.n_users], t[: self.n_users]], dim=2)  # [U, d, 2]
+        users = torch.bmm(stacked, self.user_weight).squeeze(2)
+        users = users + torch.sparse.mm(self.user_user, users)
+        return users, items
+
+    # ------------------------------------------------------------------------------ training
+    def regulariser(self, users: torch.Tensor) -> torch.Tensor:
+        pref = sum(self.preferences[m][users].pow(2).mean() for m in MODALITIES)
+        return self.reg_weight * (pref + self.user_weight.pow(2).mean() + self.item_weight.pow(2).mean())
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        user_reps, item_reps = self.propagate()
+        u = user_reps[users]
+        scores_pos, scores_neg = (u * item_reps[pos]).sum(1), (u * item_reps[neg]).sum(1)
+        return bpr_loss(scores_pos, scores_neg) / math.log(2) + self.regulariser(users)
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.propagate()

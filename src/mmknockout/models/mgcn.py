@@ -1,0 +1,125 @@
+"""MGCN: behaviour-purified modality views on item-item graphs, fused by attention."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..data.dataset import SplitData
+from .base import Features, Recommender
+from .graph import knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .losses import bpr_loss, info_nce, l2_sq_loss
+
+CL_TEMPERATURE = 0.2  # hard-coded in MMRec's MGCN and SMORE
+
+
+def user_item_block(adj: torch.Tensor, n_users: int) -> torch.Tensor:
+    """The user x item block of a (U+I) x (U+I) adjacency, as a sparse n_users x n_items matrix.
+
+    Private helper (not in :mod:`.graph`): MGCN and SMORE map item views to users with the block
+    :math:`D_u^{-1/2} R D_i^{-1/2}` of the symmetrically normalised user-item graph.
+    """
+    rows, cols = adj.indices()
+    keep = (rows < n_users) & (cols >= n_users)
+    n_items = adj.shape[0] - n_users
+    return sparse_from_edges(rows[keep], cols[keep] - n_users, adj.values()[keep], (n_users, n_items))
+
+
+def gate(d: int) -> nn.Sequential:
+    """``sigmoid(W x + b)``, the gate used for purifying and preference weighting."""
+    return nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
+
+
+class MGCN(Recommender):
+    r"""MGCN (Yu et al., ACM MM 2023, https://arxiv.org/abs/2308.03588), as in MMRec.
+
+    * Fixed item-item graphs :math:`S^m` (m = image, text): top-``knn_k`` cosine kNN of the raw
+      features, similarities as edge weights, symmetric normalisation (sparse, built once from the
+      features this run got).
+    * Behaviour-guided purifier: :math:`\dot e^m_i = e^{id}_i \odot \sigma(W^g_m (W_m f^m_i + b_m)
+      + b^g_m)` on the *trainable* feature tables.
+    * Item-item view per modality: :math:`\bar e^m_I = (S^m)^{L} \dot e^m` (``n_layers``), users
+      :math:`\bar e^m_U = \hat R \bar e^m_I` with :math:`\hat R = D_u^{-1/2} R D_i^{-1/2}` the
+      user-item block of the normalised UI graph (MMRec's ``self.R``).
+    * Behaviour-aware fuser: :math:`\alpha = \mathrm{softmax}([q(\bar e^v), q(\bar e^t)])` with
+      :math:`q(x) = w^\top \tanh(W x + b)`; common :math:`e^c = \alpha_v \bar e^v + \alpha_t \bar e^t`;
+      specific :math:`\tilde e^m = \sigma(W^p_m e^{ui} + b^p_m) \odot (\bar e^m - e^c)`;
+      side :math:`e^s = (\tilde e^v + \tilde e^t + e^c)/3`.
+    * Content view :math:`e^{ui}`: LightGCN (``n_ui_layers``, layer mean) on
+      :math:`D^{-1/2} A D^{-1/2}`. Final :math:`e = e^{ui} + e^s`, scores are dot products.
+    * Loss: BPR + ``reg_weight`` * (1/2)(||u||^2+||i||^2+||j||^2)/batch on the final embeddings +
+      ``cl_loss`` * [InfoNCE(:math:`e^s_{pos}, e^{ui}_{pos}`) + InfoNCE(:math:`e^s_u, e^{ui}_u`)],
+      temperature 0.2 (hard-coded in MMRec).
+
+    Degenerate features (defined here; MMRec divides 0 by 0, so all-zero features give NaN and
+    metrics of 0.0000): an all-zero row has cosine 0 with every item, so all-zero features give
+    an all-zero item-item graph (zero degrees map to zero weights); the item-item views are then
+    zero, the side embedding is zero and the model reduces to LightGCN plus an InfoNCE term on a
+    zero vector (finite: normalisation has an eps). Constant rows tie every similarity and ties go
+    to the lower item index (every item links to items ``0..k-1``).
+
+    Params: ``embedding_size``, ``knn_k``, ``n_layers``, ``n_ui_layers``, ``reg_weight``,
+    ``cl_loss``.
+    """
+
+    def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
+        super().__init__(data, features, params)
+        d = self.embedding_size
+        self.knn_k = int(self.param("knn_k"))
+        self.n_layers = int(self.param("n_layers"))
+        self.n_ui_layers = int(self.param("n_ui_layers"))
+        self.reg_weight = float(self.param("reg_weight"))
+        self.cl_weight = float(self.param("cl_loss"))
+
+        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
+        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.image_features = nn.Parameter(features["image"].clone().float())
+        self.text_features = nn.Parameter(features["text"].clone().float())
+        self.image_proj = nn.Linear(features["image"].shape[1], d)
+        self.text_proj = nn.Linear(features["text"].shape[1], d)
+        self.query_common = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
+        self.gate_image, self.gate_text = gate(d), gate(d)
+        self.gate_image_prefer, self.gate_text_prefer = gate(d), gate(d)
+
+        self.register_buffer("image_adj", knn_graph(features["image"], self.knn_k, weighted=True))
+        self.register_buffer("text_adj", knn_graph(features["text"], self.knn_k, weighted=True))
+        adj = normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
+        self.register_buffer("adj", adj)
+        self.register_buffer("R", user_item_block(adj, self.n_users))
+
+    def item_item_view(self, item_embeds: torch.Tensor, item_adj: torch.Tensor) -> torch.Tensor:
+        """``n_layers`` propagations on an item graph, users by :math:`\\hat R`; (U+I) x d."""
+        for _ in range(self.n_layers):
+            item_embeds = torch.sparse.mm(item_adj, item_embeds)
+        return torch.cat([torch.sparse.mm(self.R, item_embeds), item_embeds])
+
+    def fuse(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """Common + preference-gated specific parts, averaged: the side embedding."""
+        att = torch.softmax(torch.cat([self.query_common(image_embeds), self.query_common(text_embeds)], dim=-1), dim=-1)
+        common = att[:, :1] * image_embeds + att[:, 1:] * text_embeds
+        spec_image = self.gate_image_prefer(content) * (image_embeds - common)
+        spec_text = self.gate_text_prefer(content) * (text_embeds - common)
+        return (spec_image + spec_text + common) / 3
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(side, content) embeddings of all users then items."""
+        image_items = self.item_embedding * self.gate_image(self.image_proj(self.image_features))
+        text_items = self.item_embedding * self.gate_text(self.text_proj(self.text_features))
+        content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
+        side = self.fuse(self.item_item_view(image_items, self.image_adj), self.item_item_view(text_items, self.text_adj), content)
+        return side, content
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        side, content = self.forward()
+        final = content + side
+        u, i, j = final[users], final[self.n_users + pos], final[self.n_users + neg]
+        rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
+        cl = info_nce(side[self.n_users + pos], content[self.n_users + pos], CL_TEMPERATURE) + \
+            info_nce(side[users], content[users], CL_TEMPERATURE)
+        return rec + self.cl_weight * cl
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        side, content = self.forward()
+        final = content + side
+        return final[: self.n_users], final[self.n_users:]

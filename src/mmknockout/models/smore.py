@@ -1,0 +1,151 @@
+"""SMORE: spectral (FFT) denoising and fusion of modality features, three item-item views."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..data.dataset import SplitData
+from .base import Features, Recommender
+from .graph import knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .losses import bpr_loss, info_nce, l2_sq_loss
+from .mgcn import CL_TEMPERATURE, gate, user_item_block
+
+
+def max_fusion(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Element-wise max of two sparse graphs over the union of their edges.
+
+    An edge present in only one graph keeps its value (a missing entry counts as absent, not as
+    0), as in MMRec's ``max_pool_fusion``.
+    """
+    a, b = a.coalesce(), b.coalesce()
+    n = a.shape[1]
+    idx = torch.cat([a.indices(), b.indices()], dim=1)
+    vals = torch.cat([a.values(), b.values()])
+    keys, inverse = torch.unique(idx[0] * n + idx[1], return_inverse=True)
+    out = torch.full((keys.numel(),), float("-inf"), dtype=vals.dtype).scatter_reduce(0, inverse, vals, reduce="amax")
+    return sparse_from_edges(keys // n, keys % n, out, tuple(a.shape))
+
+
+class SMORE(Recommender):
+    r"""SMORE (Ong & Khong, WSDM 2025, https://arxiv.org/abs/2412.14978), as in MMRec/the SMORE repo.
+
+    * Fixed graphs: :math:`S^v` and :math:`S^t` = top-``image_knn_k`` / ``text_knn_k`` cosine kNN
+      of the raw features, similarities as weights, symmetrically normalised (sparse, built once
+      from the features this run got); fusion graph :math:`S^f = \max(S^v, S^t)` element-wise over
+      the union of edges.
+    * Projections :math:`x^m = W_m f^m + b_m` (trainable feature tables). Spectral filters along
+      the embedding dimension with ``rfft``/``irfft`` (``norm="ortho"``) and learned complex
+      weights :math:`c_v, c_t, c_f \in \mathbb{C}^{d/2+1}` (initialised N(0,1) per real/imag part):
+      :math:`\hat x^v = \mathcal F^{-1}(\mathcal F x^v \cdot c_v)`,
+      :math:`\hat x^t = \mathcal F^{-1}(\mathcal F x^t \cdot c_t)`,
+      :math:`\hat x^f = \mathcal F^{-1}(\mathcal F x^v \cdot \mathcal F x^t \cdot c_f)`.
+    * Gated item embeddings :math:`\dot e^m = e^{id} \odot \sigma(W^g_m \hat x^m + b^g_m)`,
+      m in {v, t, f}; item-item views :math:`\bar e^m_I = (S^m)^{L}\dot e^m` (``n_layers``), users
+      :math:`\hat R \bar e^m_I` with :math:`\hat R = D_u^{-1/2}RD_i^{-1/2}`.
+    * Modality-aware preference: :math:`a^v = \mathrm{softmax}_{dim}(q_v(\bar e^f)) \odot \bar e^v`,
+      :math:`a^t = \mathrm{softmax}_{dim}(q_t(\bar e^f)) \odot \bar e^t` with
+      :math:`q(x) = W_2\tanh(W_1x+b_1)` (softmax over the embedding dimension, as in the code);
+      preference gates :math:`p^m = \mathrm{dropout}(\sigma(W^p_m e^{ui} + b^p_m))` (``dropout_rate``,
+      training only); side :math:`e^s = \mathrm{mean}(p^v a^v, p^t a^t, p^f \bar e^f)`.
+    * Content view :math:`e^{ui}`: LightGCN (``n_ui_layers``) on :math:`D^{-1/2}AD^{-1/2}`;
+      final :math:`e = e^{ui} + e^s`.
+    * Loss: BPR + ``reg_weight`` * (1/2)(||u||^2+||i||^2+||j||^2)/batch + ``cl_loss`` *
+      [InfoNCE(:math:`e^s_{pos}, e^{ui}_{pos}`) + InfoNCE(:math:`e^s_u, e^{ui}_u`)], temperature
+      hard-coded 0.2 (the yaml's ``temperature`` is unused, as in MMRec).
+
+    Degenerate features (defined here; MMRec divides 0 by 0, so all-zero features give NaN and
+    metrics of 0.0000): an all-zero row has cosine 0 with every item, so all-zero features give
+    all-zero image, text and fusion graphs (zero degrees map to zero weights); the item-item
+    views, and hence the side embedding, are then zero, leaving LightGCN plus a finite InfoNCE
+    term (normalisation has an eps). Constant rows tie every similarity and ties go to the lower
+    item index (every item links to items ``0..k-1``).
+
+    Params: ``embedding_size``, ``image_knn_k``, ``text_knn_k``, ``n_layers``, ``n_ui_layers``,
+    ``reg_weight``, ``cl_loss``, ``dropout_rate``.
+    """
+
+    def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
+        super().__init__(data, features, params)
+        d = self.embedding_size
+        self.n_layers = int(self.param("n_layers"))
+        self.n_ui_layers = int(self.param("n_ui_layers"))
+        self.reg_weight = float(self.param("reg_weight"))
+        self.cl_weight = float(self.param("cl_loss"))
+        self.dropout = nn.Dropout(p=float(self.param("dropout_rate")))
+
+        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
+        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.image_features = nn.Parameter(features["image"].clone().float())
+        self.text_features = nn.Parameter(features["text"].clone().float())
+        self.image_proj = nn.Linear(features["image"].shape[1], d)
+        self.text_proj = nn.Linear(features["text"].shape[1], d)
+        self.query_image = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, d, bias=False))
+        self.query_text = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, d, bias=False))
+        self.gate_image, self.gate_text, self.gate_fusion = gate(d), gate(d), gate(d)
+        self.gate_image_prefer, self.gate_text_prefer, self.gate_fusion_prefer = gate(d), gate(d), gate(d)
+        self.image_filter = nn.Parameter(torch.randn(1, d // 2 + 1, 2))
+        self.text_filter = nn.Parameter(torch.randn(1, d // 2 + 1, 2))
+        self.fusion_filter = nn.Parameter(torch.randn(1, d // 2 + 1, 2))
+
+        image_adj = knn_graph(features["image"], int(self.param("image_knn_k")), weighted=True)
+        text_adj = knn_graph(features["text"], int(self.param("text_knn_k")), weighted=True)
+        self.register_buffer("image_adj", image_adj)
+        self.register_buffer("text_adj", text_adj)
+        self.register_buffer("fusion_adj", max_fusion(image_adj, text_adj))
+        adj = normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
+        self.register_buffer("adj", adj)
+        self.register_buffer("R", user_item_block(adj, self.n_users))
+
+    def spectrum_convolution(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Uni-modal filters and the cross-modal product filter in the frequency domain."""
+        d = image.shape[1]
+        image_fft = torch.fft.rfft(image, dim=1, norm="ortho")
+        text_fft = torch.fft.rfft(text, dim=1, norm="ortho")
+        image_conv = torch.fft.irfft(image_fft * torch.view_as_complex(self.image_filter), n=d, dim=1, norm="ortho")
+        text_conv = torch.fft.irfft(text_fft * torch.view_as_complex(self.text_filter), n=d, dim=1, norm="ortho")
+        fusion_conv = torch.fft.irfft(image_fft * text_fft * torch.view_as_complex(self.fusion_filter), n=d, dim=1, norm="ortho")
+        return image_conv, text_conv, fusion_conv
+
+    def item_item_view(self, item_embeds: torch.Tensor, item_adj: torch.Tensor) -> torch.Tensor:
+        """``n_layers`` propagations on an item graph, users by :math:`\\hat R`; (U+I) x d."""
+        for _ in range(self.n_layers):
+            item_embeds = torch.sparse.mm(item_adj, item_embeds)
+        return torch.cat([torch.sparse.mm(self.R, item_embeds), item_embeds])
+
+    def fuse(self, image: torch.Tensor, text: torch.Tensor, fusion: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """Fusion-guided attention on the uni-modal views, preference gates, mean: the side embedding."""
+        agg_image = torch.softmax(self.query_image(fusion), dim=-1) * image
+        agg_text = torch.softmax(self.query_text(fusion), dim=-1) * text
+        p_image = self.dropout(self.gate_image_prefer(content))
+        p_text = self.dropout(self.gate_text_prefer(content))
+        p_fusion = self.dropout(self.gate_fusion_prefer(content))
+        return torch.stack([p_image * agg_image, p_text * agg_text, p_fusion * fusion]).mean(dim=0)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(side, content) embeddings of all users then items."""
+        conv_v, conv_t, conv_f = self.spectrum_convolution(self.image_proj(self.image_features), self.text_proj(self.text_features))
+        e = self.item_embedding
+        content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, e]), self.n_ui_layers)
+        side = self.fuse(
+            self.item_item_view(e * self.gate_image(conv_v), self.image_adj),
+            self.item_item_view(e * self.gate_text(conv_t), self.text_adj),
+            self.item_item_view(e * self.gate_fusion(conv_f), self.fusion_adj),
+            content,
+        )
+        return side, content
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        side, content = self.forward()
+        final = content + side
+        u, i, j = final[users], final[self.n_users + pos], final[self.n_users + neg]
+        rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
+        cl = info_nce(side[self.n_users + pos], content[self.n_users + pos], CL_TEMPERATURE) + \
+            info_nce(side[users], content[users], CL_TEMPERATURE)
+        return rec + self.cl_weight * cl
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        side, content = self.forward()
+        final = content + side
+        return final[: self.n_users], final[self.n_users:]

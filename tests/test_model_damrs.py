@@ -1,0 +1,139 @@
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+import model_kit
+from mmknockout.models.damrs import DAMRS, binary_kl, denoised_knn_indices
+
+
+def params(**over) -> dict:
+    y = yaml.safe_load(open("config/models/DAMRS.yaml"))
+    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **over}
+
+
+def numpy_denoised_graphs(text: np.ndarray, image: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense reference: mask below either mean in both, top-c per row, unit weights, D^-1/2 A D^-1/2."""
+    def cos(x):
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return x @ x.T
+    st, sv = cos(text.astype(np.float64)), cos(image.astype(np.float64))
+    below = (st < st.mean()) | (sv < sv.mean())
+    st[below], sv[below] = 0, 0
+    graphs = []
+    for s in (st, sv):
+        a = np.zeros_like(s)
+        for i in range(len(s)):
+            c = min(k, int((st[i] != 0).sum()))
+            order = np.argsort(-s[i], kind="stable")[:c]
+            a[i, order] = 1
+        deg = a.sum(1)
+        inv = np.where(deg > 0, 1 / np.sqrt(np.maximum(deg, 1e-30)), 0)
+        graphs.append(inv[:, None] * a * inv[None, :])
+    return graphs[0], graphs[1]
+
+
+def test_denoised_graphs_match_dense_reference_and_chunking():
+    rng = np.random.default_rng(0)
+    text, image = rng.normal(size=(30, 6)).astype(np.float32), rng.normal(size=(30, 9)).astype(np.float32)
+    text[3] = 0  # a zero text row: no neighbours in either modality
+    data = model_kit.tiny_split(n_items=30)
+    model = model_kit.build(DAMRS, params(), data, {"text": text, "image": image})
+    ref_t, ref_v = numpy_denoised_graphs(text, image, 10)
+    np.testing.assert_allclose(model.text_adj.to_dense().numpy(), ref_t, atol=1e-6)
+    np.testing.assert_allclose(model.image_adj.to_dense().numpy(), ref_v, atol=1e-6)
+    assert model.text_adj.to_dense()[3].abs().sum() == 0 and model.image_adj.to_dense()[3].abs().sum() == 0
+    whole = denoised_knn_indices(torch.tensor(text), torch.tensor(image), 10, chunk_size=1024)
+    chunked = denoised_knn_indices(torch.tensor(text), torch.tensor(image), 10, chunk_size=7)
+    for a, b in zip(whole, chunked):
+        assert torch.equal(a, b)
+
+
+def test_session_graph_is_item_graph_plus_self_loops():
+    data = model_kit.tiny_split()
+    model = model_kit.build(DAMRS, params(), data)
+    a = np.eye(data.n_items)
+    for i, row in enumerate(data.item_graph.ids):
+        a[i, row[row >= 0]] = 1
+    inv = 1 / np.sqrt(a.sum(1))
+    np.testing.assert_allclose(model.session_adj.to_dense().numpy(), inv[:, None] * a * inv[None, :], atol=1e-6)
+
+
+def test_representation_averages_the_three_item_views():
+    data = model_kit.tiny_split()
+    model = model_kit.build(DAMRS, params(), data)
+    u, i = model.representations()
+    e = model.item_embedding
+    ego = torch.cat([model.user_embedding, e])
+    a = model.adj.to_dense()
+    lg = (ego + a @ ego + a @ a @ ego) / 3
+    views = sum(g.to_dense() @ e for g in (model.text_adj, model.image_adj, model.session_adj)) / 3
+    torch.testing.assert_close(u, lg[: data.n_users])
+    torch.testing.assert_close(i, lg[data.n_users:] + views)
+
+
+def test_loss_terms_match_hand_computation():
+    # KL of Bernoullis
+    lp, lq = torch.tensor([0.3, -2.0]), torch.tensor([1.0, 0.5])
+    p, q = torch.sigmoid(lp), torch.sigmoid(lq)
+    ref = p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
+    torch.testing.assert_close(binary_kl(lp, lq), ref)
+    # pseudo labels and neighbour discrimination on 2 batch items x 25 items
+    g = torch.Generator().manual_seed(0)
+    probs = [torch.rand(2, 25, generator=g) for _ in range(3)]
+    mm, single = DAMRS.pseudo_labels(*probs)
+    fused = (probs[0] + probs[1] + 2 * probs[2]).numpy()
+    assert set(mm[0].tolist()) == set(np.argsort(-fused[0])[:10].tolist())
+    rest = probs[2][0].numpy().copy()
+    rest[mm[0].numpy()] = 0
+    assert set(single[0].tolist()) == set(np.argsort(-rest)[:10].tolist())
+    emb, all_emb = torch.randn(2, 4, generator=g), torch.randn(25, 4, generator=g)
+    z, za = F.normalize(emb, dim=1).numpy(), F.normalize(all_emb, dim=1).numpy()
+    e = np.exp(z @ za.T / 0.2)
+    s_mm = np.take_along_axis(e, mm.numpy(), 1).sum(1)
+    s_single = np.take_along_axis(e, single.numpy(), 1).sum(1)
+    expected = np.mean(-np.log(s_mm / e.sum(1) + 1e-9) - np.log(s_single / (e.sum(1) - s_mm) + 1e-9))
+    got = DAMRS.neighbour_discrimination(mm, single, emb, all_emb).item()
+    assert abs(got - expected) < 1e-4 * abs(expected)
+    # confidence weights of the BPR terms
+    u = torch.randn(3, 4, generator=g)
+    views = tuple(torch.randn(6, 4, generator=g) for _ in range(3))
+    pos, neg = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    w_pos, w_neg = DAMRS.sample_weights(u, views, pos, neg)
+    pm = torch.sigmoid(torch.stack([(u * F.normalize(h[pos], dim=1)).sum(1) for h in views]))
+    nm = torch.sigmoid(torch.stack([(u * F.normalize(h[neg], dim=1)).sum(1) for h in views])).mean()
+    torch.testing.assert_close(w_pos, (pm.mean(0) * torch.exp(-2 * pm.var(0))).clamp(0, 1))
+    torch.testing.assert_close(w_neg, torch.where(pm.mean(0) < nm, (pm.max(0).values - nm).clamp(0, 1), torch.zeros(3)))
+
+
+def test_degenerate_features_define_the_graphs():
+    data = model_kit.tiny_split()
+    feats = model_kit.tiny_features(data.n_items)
+    zeros = {k: np.zeros_like(v) for k, v in feats.items()}
+    ones = {k: np.ones_like(v) for k, v in feats.items()}
+    m0 = model_kit.build(DAMRS, params(), data, zeros)
+    assert m0.text_adj._nnz() == 0 and m0.image_adj._nnz() == 0  # no non-zero text similarity: no neighbours
+    u, i = m0.representations()
+    assert torch.isfinite(i).all()
+    m1 = model_kit.build(DAMRS, params(), data, ones)  # all ties, nothing masked: hub graph 0..9
+    for adj in (m1.text_adj, m1.image_adj):
+        assert adj.indices()[1].unique().tolist() == list(range(10))
+        assert adj.indices().shape[1] == 10 * data.n_items
+    # zero image only: the image graph is the hub, the text graph is unchanged
+    mi = model_kit.build(DAMRS, params(), data, {"text": feats["text"], "image": zeros["image"]})
+    real = model_kit.build(DAMRS, params(), data, feats)
+    assert mi.image_adj.indices()[1].unique().tolist() == list(range(10))
+    rows = mi.text_adj.indices()[0]
+    assert torch.equal(torch.bincount(rows, minlength=data.n_items), torch.bincount(mi.image_adj.indices()[0], minlength=data.n_items))
+    assert real.text_adj._nnz() > 0
+
+
+def test_loss_decreases_and_knockouts_finite():
+    model_kit.assert_loss_decreases(DAMRS, params(), epochs=20, lr=0.02)
+    model_kit.assert_knockouts_finite(DAMRS, params())
+
+
+def test_deterministic():
+    data = model_kit.tiny_split()
+    losses = [model_kit.train_epochs(model_kit.build(DAMRS, params(), data, seed=3), data, 2) for _ in range(2)]
+    assert losses[0] == losses[1]

@@ -1,0 +1,119 @@
+import numpy as np
+import torch
+import yaml
+
+import model_kit
+from mmknockout.models.mgcn import MGCN
+
+
+def params() -> dict:
+    y = yaml.safe_load(open("config/models/MGCN.yaml"))
+    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}}
+
+
+def knn_weighted_sym(x: np.ndarray, k: int) -> np.ndarray:
+    """Hand reference: dense cosine top-k (stable ties), similarities kept, D^-1/2 A D^-1/2."""
+    norm = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    sim = (x / norm) @ (x / norm).T
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    a = np.zeros_like(sim)
+    np.put_along_axis(a, order, np.take_along_axis(sim, order, axis=1), axis=1)
+    deg = a.sum(1)
+    inv = np.where(deg > 0, np.abs(deg) ** -0.5, 0.0)
+    return inv[:, None] * a * inv[None, :]
+
+
+def sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def lin(layer, x):
+    out = x @ layer.weight.detach().double().numpy().T
+    return out if layer.bias is None else out + layer.bias.detach().double().numpy()
+
+
+def hand_forward(model: MGCN, data, feats) -> tuple[np.ndarray, np.ndarray]:
+    nu = data.n_users
+    r = data.train_matrix.toarray().astype(np.float64)
+    a = np.block([[np.zeros((nu, nu)), r], [r.T, np.zeros((data.n_items, data.n_items))]])
+    d = a.sum(1)
+    inv = np.where(d > 0, d ** -0.5, 0)
+    a = inv[:, None] * a * inv[None, :]
+    r_hat = a[:nu, nu:]
+    e_u, e_i = model.user_embedding.double().detach().numpy(), model.item_embedding.double().detach().numpy()
+    ego = np.vstack([e_u, e_i])
+    content = (ego + a @ ego + a @ a @ ego) / 3
+    views = []
+    for m, gate_key in (("image", model.gate_image), ("text", model.gate_text)):
+        x = lin(getattr(model, f"{m}_proj"), feats[m].astype(np.float64))
+        items = knn_weighted_sym(feats[m].astype(np.float64), 10) @ (e_i * sig(lin(gate_key[0], x)))
+        views.append(np.vstack([r_hat @ items, items]))
+    q = model.query_common
+    score = [lin(q[2], np.tanh(lin(q[0], v))) for v in views]
+    att = np.exp(np.hstack(score))
+    att = att / att.sum(1, keepdims=True)
+    common = att[:, :1] * views[0] + att[:, 1:] * views[1]
+    spec_v = sig(lin(model.gate_image_prefer[0], content)) * (views[0] - common)
+    spec_t = sig(lin(model.gate_text_prefer[0], content)) * (views[1] - common)
+    return (spec_v + spec_t + common) / 3, content
+
+
+def test_forward_matches_hand_computation():
+    data = model_kit.tiny_split()
+    feats = model_kit.tiny_features(data.n_items)
+    model = model_kit.build(MGCN, params(), data, feats)
+    side, content = hand_forward(model, data, feats)
+    with torch.no_grad():
+        s, c = model.forward()
+        u, i = model.representations()
+    np.testing.assert_allclose(s.numpy(), side, atol=1e-5)
+    np.testing.assert_allclose(c.numpy(), content, atol=1e-5)
+    np.testing.assert_allclose(i.numpy(), (side + content)[data.n_users:], atol=1e-5)
+    np.testing.assert_allclose(u.numpy(), (side + content)[: data.n_users], atol=1e-5)
+
+
+def test_loss_is_bpr_plus_l2_plus_infonce():
+    data = model_kit.tiny_split()
+    feats = model_kit.tiny_features(data.n_items)
+    p = {**params(), "cl_loss": 0.1}
+    model = model_kit.build(MGCN, p, data, feats)
+    users, pos, neg = torch.tensor([0, 3, 5, 7]), torch.tensor([1, 2, 9, 4]), torch.tensor([6, 8, 0, 3])
+    side, content = hand_forward(model, data, feats)
+    final = side + content
+    nu = data.n_users
+    u, i, j = final[users.numpy()], final[nu + pos.numpy()], final[nu + neg.numpy()]
+    bpr = np.mean(np.log1p(np.exp(-((u * i).sum(1) - (u * j).sum(1)))))
+    reg = 0.5 * ((u ** 2).sum() + (i ** 2).sum() + (j ** 2).sum()) / 4
+
+    def nce(a, b):
+        a = a / np.linalg.norm(a, axis=1, keepdims=True)
+        b = b / np.linalg.norm(b, axis=1, keepdims=True)
+        s = np.exp(a @ b.T / 0.2)
+        return np.mean(-np.log(np.diag(s) / s.sum(1)))
+
+    cl = nce(side[nu + pos.numpy()], content[nu + pos.numpy()]) + nce(side[users.numpy()], content[users.numpy()])
+    expected = bpr + 1e-4 * reg + 0.1 * cl
+    assert abs(model.loss(users, pos, neg).item() - expected) < 1e-5
+
+
+def test_zero_features_give_zero_item_graphs_and_zero_side_embedding():
+    data = model_kit.tiny_split()
+    feats = {k: np.zeros_like(v) for k, v in model_kit.tiny_features(data.n_items).items()}
+    model = model_kit.build(MGCN, params(), data, feats)
+    assert model.image_adj.to_dense().abs().sum() == 0
+    assert model.text_adj.to_dense().abs().sum() == 0
+    side, content = model.forward()
+    assert side.abs().sum() == 0
+    assert torch.isfinite(model.loss(torch.arange(8), torch.arange(8), torch.arange(8, 16)))
+    assert torch.isfinite(model_kit.full_scores(model, data.n_users)).all()
+
+
+def test_loss_decreases_and_knockouts_finite():
+    model_kit.assert_loss_decreases(MGCN, params())
+    model_kit.assert_knockouts_finite(MGCN, params())
+
+
+def test_deterministic():
+    data = model_kit.tiny_split()
+    losses = [model_kit.train_epochs(model_kit.build(MGCN, params(), data, seed=0), data, 2) for _ in range(2)]
+    assert losses[0] == losses[1]

@@ -1,0 +1,109 @@
+import numpy as np
+import torch
+import yaml
+
+import model_kit
+from mmknockout.models.mmgcn import MMGCN, mean_adjacency
+from mmknockout.models.graph import bipartite_adjacency
+
+
+def params(**overrides) -> dict:
+    y = yaml.safe_load(open("config/models/MMGCN.yaml"))
+    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **overrides}
+
+
+def lrelu(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, x, 0.01 * x)
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def test_mean_adjacency_averages_neighbours():
+    adj = bipartite_adjacency(np.array([0, 0, 1]), np.array([0, 1, 1]), 3, 2)  # user 2 isolated
+    m = mean_adjacency(adj).to_dense().numpy()
+    expected = np.zeros((5, 5))
+    expected[0, [3, 4]] = 0.5
+    expected[1, 4] = 1.0
+    expected[3, 0] = 1.0
+    expected[4, [0, 1]] = 0.5
+    np.testing.assert_allclose(m, expected)
+
+
+def branch_by_hand(branch, features: np.ndarray, id_emb: np.ndarray, a_mean: np.ndarray) -> np.ndarray:
+    if branch.project is not None:
+        features = features @ branch.project.weight.numpy().T + branch.project.bias.numpy()
+    x = normalize(np.concatenate([branch.preference.numpy(), features]))
+    for w, lin, gate in zip(branch.conv_weights, branch.linears, branch.gates):
+        h = lrelu(a_mean @ (x @ w.numpy()))
+        x_hat = lrelu(x @ lin.weight.numpy().T + lin.bias.numpy()) + id_emb
+        x = lrelu(np.concatenate([h, x_hat], 1) @ gate.weight.numpy().T + gate.bias.numpy())
+    return x
+
+
+def test_representation_is_mean_of_three_layer_branches():
+    data = model_kit.tiny_split()
+    feats = model_kit.tiny_features(data.n_items)
+    model = model_kit.build(MMGCN, params(), data, feats)
+    a_mean = model.adj_mean.to_dense().numpy()
+    with torch.no_grad():
+        id_emb = model.id_embedding.numpy()
+        v = branch_by_hand(model.branches["image"], feats["image"], id_emb, a_mean)
+        t = branch_by_hand(model.branches["text"], feats["text"], id_emb, a_mean)
+        u, i = model.representations()
+    expected = (v + t) / 2
+    np.testing.assert_allclose(u.numpy(), expected[: data.n_users], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(i.numpy(), expected[data.n_users:], rtol=1e-4, atol=1e-5)
+    # visual branch projects to 256, text enters raw; three layers with concatenation gates
+    assert model.branches["image"].preference.shape == (data.n_users, 256)
+    assert model.branches["text"].preference.shape == (data.n_users, feats["text"].shape[1])
+    assert len(model.branches["text"].gates) == 3
+    assert model.branches["text"].gates[0].in_features == feats["text"].shape[1] + 64
+
+
+def test_toolbox_keeps_id_embedding_and_preferences_frozen():
+    data = model_kit.tiny_split()
+    model = model_kit.build(MMGCN, params(trainable_embeddings=False), data)
+    names = {n for n, _ in model.named_parameters()}
+    assert "id_embedding" not in names and not any(n.endswith("preference") for n in names)
+    before = model.id_embedding.clone(), model.branches["text"].preference.clone()
+    model_kit.train_epochs(model, data, 1)
+    assert torch.equal(before[0], model.id_embedding)
+    assert torch.equal(before[1], model.branches["text"].preference)
+    learned = model_kit.build(MMGCN, params(trainable_embeddings=True), data)
+    names = {n for n, _ in learned.named_parameters()}
+    assert {"id_embedding", "branches.image.preference", "branches.text.preference"} <= names
+
+
+def test_regulariser_terms():
+    data = model_kit.tiny_split()
+    model = model_kit.build(MMGCN, params(reg_weight=0.5), data)
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
+    with torch.no_grad():
+        total = model.loss(users, pos, neg)
+        model.reg_weight = 0.0
+        bpr = model.loss(users, pos, neg)
+    e = model.id_embedding
+    items = torch.cat([pos, neg]) + model.n_users
+    reg = (e[torch.cat([users, users])] ** 2 + e[items] ** 2).mean() + (model.branches["image"].preference ** 2).mean()
+    torch.testing.assert_close(total - bpr, 0.5 * reg)
+
+
+def test_constant_and_zero_features_give_finite_scores():
+    data = model_kit.tiny_split()
+    for fill in (0.0, 1.0):
+        feats = {k: np.full_like(v, fill) for k, v in model_kit.tiny_features(data.n_items).items()}
+        model = model_kit.build(MMGCN, params(), data, feats)
+        assert torch.isfinite(model_kit.full_scores(model, data.n_users)).all()
+
+
+def test_loss_decreases_and_knockouts_finite():
+    model_kit.assert_loss_decreases(MMGCN, params(), epochs=20)
+    model_kit.assert_knockouts_finite(MMGCN, params(), epochs=2)
+
+
+def test_deterministic():
+    data = model_kit.tiny_split()
+    losses = [model_kit.train_epochs(model_kit.build(MMGCN, params(), data, seed=0), data, 2) for _ in range(2)]
+    assert losses[0] == losses[1]

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True)
 
     s = sub.add_parser("text-features", help="encode item text (title, brand, categories, description)")
+    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--metadata", required=True), s.add_argument("--item-map", required=True)
     s.add_argument("--model", default="all-MiniLM-L6-v2"), s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="auto"), s.add_argument("--out", required=True)
@@ -53,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("download-images", help="download one product image per item from the metadata's imUrl")
     s.add_argument("--metadata", required=True), s.add_argument("--item-map", required=True)
     s.add_argument("--out-dir", required=True), s.add_argument("--index", required=True)
-    s.add_argument("--failures", required=True), s.add_argument("--threads", type=int, default=16)
+    s.add_argument("--failures", required=True), s.add_argument("--workers", type=int, default=16)
 
     s = sub.add_parser("vision-features", help="encode downloaded images with ViT-B/16 or ResNet-50")
+    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--index", required=True, help="image index written by download-images")
     s.add_argument("--kind", choices=["vit", "resnet"], required=True), s.add_argument("--model")
     s.add_argument("--batch-size", type=int, default=32), s.add_argument("--device", default="cpu")
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--item-k", type=int, default=2), s.add_argument("--item-min-count", type=int, default=2)
 
     s = sub.add_parser("train", help="one training run (dataset, model, condition, grid point, seed)")
+    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--configfile", default="config/config.yaml")
     s.add_argument("--dataset", required=True), s.add_argument("--model", required=True)
     s.add_argument("--condition", default="baseline"), s.add_argument("--feature-set")
@@ -94,6 +97,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--table", required=True), s.add_argument("--figure", required=True)
     s.add_argument("records", nargs="+")
 
+    s = sub.add_parser("significance", help="paired tests of every knockout vs baseline (seeds and users)")
+    s.add_argument("--metrics", default="NDCG@10,Recall@10,Precision@10")
+    s.add_argument("--out", required=True), s.add_argument("selected", nargs="+")
+
+    s = sub.add_parser("study-tables", help="Table 2 (vision-sensitive), Table 3 and the encoder-swap table")
+    s.add_argument("--knockout", required=True), s.add_argument("--significance", required=True)
+    s.add_argument("--feature-sets", required=True, help='JSON {dataset: [feature sets, main first]}')
+    s.add_argument("--threshold", type=float, default=5.0, help="NDCG@10 drop (%%) that makes a model vision-sensitive")
+    s.add_argument("--table2", required=True), s.add_argument("--table2-tex", required=True)
+    s.add_argument("--table3", required=True), s.add_argument("--table3-tex", required=True)
+    s.add_argument("--encoder-swap", required=True)
+
+    s = sub.add_parser("appendix-table", help="one Appendix table (4-10) in the published layout, CSV and LaTeX")
+    s.add_argument("--knockout", required=True), s.add_argument("--feature-sets", required=True)
+    s.add_argument("--table", type=int, required=True), s.add_argument("--index", required=True)
+    s.add_argument("--out", required=True), s.add_argument("--tex", required=True)
+
+    s = sub.add_parser("compare-published", help="our Appendix tables next to the published numbers")
+    s.add_argument("--reference-dir", default="resources/reference"), s.add_argument("--datasets", default="")
+    s.add_argument("--out", required=True), s.add_argument("--figure", required=True)
+    s.add_argument("tables", nargs="*")
+
+    s = sub.add_parser("knockout-figure", help="Fig. 1: NDCG@10 and Recall@10 per model under the noise knockouts")
+    s.add_argument("--knockout", required=True), s.add_argument("--dataset", required=True)
+    s.add_argument("--feature-set", required=True), s.add_argument("--out", required=True)
+
+    s = sub.add_parser("noise-constant-figure", help="Fig. 2: dual noise vs dual constants, change vs baseline")
+    s.add_argument("--knockout", required=True), s.add_argument("--feature-sets", required=True)
+    s.add_argument("--metric", default="NDCG@10"), s.add_argument("--out", required=True)
+
+    s = sub.add_parser("embeddings", help="Fig. 3: text vs image embedding map, spectrum and statistics")
+    s.add_argument("--text", required=True), s.add_argument("--image", required=True)
+    s.add_argument("--encoders", default="", help="text=NAME,image=NAME (labels only)")
+    s.add_argument("--title", default="Fig. 3: text vs image item embeddings")
+    s.add_argument("--sample", type=int, default=2000), s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--table", required=True), s.add_argument("--figure", required=True)
+
+    s = sub.add_parser("runtime", help="runtime table from the Snakemake benchmark files")
+    s.add_argument("--benchmarks", default="benchmarks"), s.add_argument("--out", required=True)
+
     s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
     s.add_argument("out", nargs="?", default="resources/demo")
     return p
@@ -101,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)  # oversubscribed OpenMP threads slow small jobs tenfold
     try:
         COMMANDS[args.command](args)
     except InputError as exc:
@@ -181,7 +228,7 @@ def _download_images(args: argparse.Namespace) -> None:
     from .io import atomic_path
 
     index = download_images(read_metadata(args.metadata), pd.read_csv(args.item_map, sep="\t"), args.out_dir,
-                            args.failures, threads=args.threads)
+                            args.failures, threads=args.workers)
     with atomic_path(args.index) as tmp:
         index.to_csv(tmp, sep="\t", index=False)
     print(f"{index['path'].notna().sum()} of {len(index)} images available")
@@ -308,6 +355,74 @@ def _sweeps(args: argparse.Namespace) -> None:
                         ["Recall@10", "NDCG@10", "Recall@20", "NDCG@20"])
     write_table(table, args.table)
     figures.vbpr_sweeps(table, args.metric, args.figure)
+
+
+@command("significance")
+def _significance(args: argparse.Namespace) -> None:
+    from .analysis.aggregate import read_json
+    from .analysis.stats import significance, write_significance
+
+    write_significance(significance([read_json(p) for p in args.selected], args.metrics.split(",")), args.out)
+
+
+@command("study-tables")
+def _study_tables(args: argparse.Namespace) -> None:
+    from .analysis.tables import build_study_tables
+
+    build_study_tables(args.knockout, args.significance, json.loads(args.feature_sets), args.threshold,
+                       args.table2, args.table2_tex, args.table3, args.table3_tex, args.encoder_swap)
+
+
+@command("appendix-table")
+def _appendix_table(args: argparse.Namespace) -> None:
+    from .analysis.tables import build_appendix
+
+    build_appendix(args.knockout, json.loads(args.feature_sets), args.table, args.index, args.out, args.tex)
+
+
+@command("compare-published")
+def _compare_published(args: argparse.Namespace) -> None:
+    from .analysis.tables import build_comparison
+
+    comp = build_comparison(args.tables, args.reference_dir, args.out, args.figure,
+                            [d for d in args.datasets.split(",") if d])
+    print(f"{len(comp)} cells compared")
+
+
+@command("knockout-figure")
+def _knockout_figure(args: argparse.Namespace) -> None:
+    from .analysis import plots
+    from .analysis.tables import read_knockout, seed_summary
+
+    plots.fig1_knockout(seed_summary(read_knockout(args.knockout), ["NDCG@10", "Recall@10"]), args.dataset,
+                        args.feature_set, args.out)
+
+
+@command("noise-constant-figure")
+def _noise_constant_figure(args: argparse.Namespace) -> None:
+    from .analysis import plots
+    from .analysis.tables import main_feature_set, read_knockout, seed_summary
+
+    main = {d: main_feature_set(f) for d, f in json.loads(args.feature_sets).items()}
+    plots.fig2_noise_vs_constant(seed_summary(read_knockout(args.knockout), [args.metric]), main, args.out,
+                                 metric=args.metric)
+
+
+@command("embeddings")
+def _embeddings(args: argparse.Namespace) -> None:
+    from .analysis.embeddings import build
+
+    encoders = dict(kv.split("=", 1) for kv in args.encoders.split(",") if "=" in kv)
+    print(build(args.text, args.image, encoders, args.title, args.sample, args.seed, args.table, args.figure).to_string())
+
+
+@command("runtime")
+def _runtime(args: argparse.Namespace) -> None:
+    from .analysis import runtime
+
+    table = runtime.runtime_table(runtime.collect(args.benchmarks))
+    runtime.write(table, args.out)
+    print(table.to_string())
 
 
 @command("make-demo")

@@ -36,7 +36,7 @@ rule text_features:
     shell:
         "{PYTHON} text-features --metadata {input.metadata} --item-map {input.item_map} --model {params.model}"
         " --batch-size {params.batch_size} --device {params.device} --out {output.features}"
-        " --text-out {output.texts} > {log} 2>&1"
+        " --text-out {output.texts} --threads {threads} > {log} 2>&1"
 
 
 rule image_features_upstream:
@@ -110,4 +110,4 @@ rule image_features_encoder:
     shell:
         "{PYTHON} vision-features --index {input.index} --kind {params.kind} {params.model}"
         " --batch-size {params.batch_size} --device {params.device} --out {output.features}"
-        " --missing {output.missing} > {log} 2>&1"
+        " --missing {output.missing} --threads {threads} > {log} 2>&1"

@@ -26,7 +26,7 @@ rule train:
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
     shell:
         "{PYTHON} train --dataset {wildcards.dataset} --model {wildcards.model} --condition {wildcards.condition}"
-        " --spec {params.spec:q} --out-dir {params.out_dir} --progress > {log} 2>&1"
+        " --spec {params.spec:q} --out-dir {params.out_dir} --threads {threads} --progress > {log} 2>&1"
 
 
 rule select_params:

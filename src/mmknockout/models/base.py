@@ -68,3 +68,12 @@ class Recommender(nn.Module):
         """Scores [len(users), n_items]; default: dot product of the representations."""
         user_reps, item_reps = reps[0], reps[1]
         return user_reps[users] @ item_reps.T
+
+
+def unique_items(pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distinct items of a batch and the positions of ``pos`` and ``neg`` in them.
+
+    Per-item work (projecting features) then runs once per distinct item: ``f(items)[pos_at]``.
+    """
+    items, index = torch.unique(torch.cat([pos, neg]), return_inverse=True)
+    return items, index[: pos.numel()], index[pos.numel():]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..data.dataset import SplitData
-from .base import Features, Recommender
+from .base import Features, Recommender, unique_items
 from .graph import knn_graph, lightgcn_propagate, normalized_adjacency
 from .losses import bpr_loss
 
@@ -86,9 +86,10 @@ class FREEDOM(Recommender):
         user_reps, item_reps = self.propagate(self.train_adj)
         u = user_reps[users]
         loss = bpr_loss((u * item_reps[pos]).sum(1), (u * item_reps[neg]).sum(1))
+        items, pos_at, neg_at = unique_items(pos, neg)
         for table, proj in ((self.text_features, self.text_proj), (self.image_features, self.image_proj)):
-            fp, fn = proj(table[pos]), proj(table[neg])
-            loss = loss + self.reg_weight * bpr_loss((u * fp).sum(1), (u * fn).sum(1))
+            projected = proj(table[items])
+            loss = loss + self.reg_weight * bpr_loss((u * projected[pos_at]).sum(1), (u * projected[neg_at]).sum(1))
         return loss
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..data.dataset import SplitData
-from .base import Features, Recommender
+from .base import Features, Recommender, unique_items
 from .losses import bpr_loss, emb_norm_loss
 
 
@@ -45,7 +45,9 @@ class VBPR(Recommender):
         return torch.cat([ids, self.item_linear(raw)], dim=1)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        u, i, j = self.user_embedding[users], self.item_representations(pos), self.item_representations(neg)
+        items, pos_at, neg_at = unique_items(pos, neg)
+        reps = self.item_representations(items)
+        u, i, j = self.user_embedding[users], reps[pos_at], reps[neg_at]
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * emb_norm_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

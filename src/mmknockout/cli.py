@@ -25,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("models", help="list the registered models, their families and grid sizes")
 
-    s = sub.add_parser("fetch", help="download (or copy) one raw file and verify its sha256")
-    s.add_argument("--url"), s.add_argument("--path"), s.add_argument("--sha256")
+    s = sub.add_parser("fetch", help="download (or copy) one raw file of the dataset registry and verify its sha256")
+    s.add_argument("--registry", default="resources/datasets.yaml")
+    s.add_argument("--dataset", required=True), s.add_argument("--role", required=True, help="ratings, metadata or image_features")
     s.add_argument("--retries", type=int, default=3)
     s.add_argument("--out", required=True)
 
@@ -169,12 +170,15 @@ def _models(args: argparse.Namespace) -> None:
 
 @command("fetch")
 def _fetch(args: argparse.Namespace) -> None:
-    from .data.download import fetch
+    from .data.download import fetch_file, load_registry
 
-    if bool(args.url) == bool(args.path):
-        raise InputError("give exactly one of --url or --path")
-    source = args.url or Path(args.path).resolve().as_uri()
-    fetch(source, args.out, sha256=args.sha256, retries=args.retries)
+    datasets = load_registry(args.registry)["datasets"]
+    if args.dataset not in datasets:
+        raise InputError(f"unknown dataset '{args.dataset}'; {args.registry} has {sorted(datasets)}")
+    files = datasets[args.dataset].get("files", {})
+    if args.role not in files:
+        raise InputError(f"{args.registry}: dataset '{args.dataset}' lists no '{args.role}' file")
+    fetch_file(files[args.role], args.out, base_dir=Path.cwd(), retries=args.retries)
 
 
 @command("prepare")

@@ -17,7 +17,8 @@ try:
 except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
-REGISTRY = cfg.load_yaml(workflow.source_path("../../resources/datasets.yaml"))["datasets"]
+REGISTRY_FILE = "resources/datasets.yaml"
+REGISTRY = cfg.load_yaml(REGISTRY_FILE)["datasets"]
 PYTHON = "python -m mmknockout"
 NEVER = "(?!x)x"  # a regex that matches nothing
 
@@ -57,15 +58,14 @@ def raw_entry(dataset, role):
 
 
 def raw_path(dataset, role):
-    return paths.fill(paths.RAW, dataset=dataset, file=raw_entry(dataset, role)["name"])
+    return paths.fill(paths.RAW, dataset=dataset, file=raw_entry(dataset, role)["file"])
 
 
-def fetch_args(wildcards):
+def raw_role(wildcards):
+    """The registry role (ratings, metadata, image_features) of a raw file name."""
     for role, entry in REGISTRY[wildcards.dataset]["files"].items():
-        if entry["name"] == wildcards.file:
-            source = f"--path {entry['path']}" if entry.get("path") else f"--url {entry['url']}"
-            sha = f" --sha256 {entry['sha256']}" if entry.get("sha256") else ""
-            return source + sha
+        if entry["file"] == wildcards.file:
+            return role
     raise WorkflowError(f"resources/datasets.yaml: dataset '{wildcards.dataset}' has no file named '{wildcards.file}'")
 
 

@@ -7,13 +7,15 @@ rule fetch_raw:
     log:
         "logs/fetch/{dataset}/{file}.log",
     params:
-        source=fetch_args,
+        role=raw_role,
+        registry=REGISTRY_FILE,
     retries: 3
     localrule: True
     conda:
         "../../envs/data.yaml"
     shell:
-        "{PYTHON} fetch {params.source} --out {output} > {log} 2>&1"
+        "{PYTHON} fetch --registry {params.registry} --dataset {wildcards.dataset} --role {params.role}"
+        " --out {output} > {log} 2>&1"
 
 
 rule prepare_split:

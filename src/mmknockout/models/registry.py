@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .base import Recommender
+
+if TYPE_CHECKING:  # importing the base class would import torch, which selection and tables do not need
+    from .base import Recommender
 
 #: model name -> "module:Class"; modules are imported only when a model is used
 MODELS: dict[str, str] = {
@@ -60,7 +63,7 @@ def available_models() -> list[str]:
     return [name for name, target in MODELS.items() if find_spec(f"{__package__}.{target.split(':')[0]}")]
 
 
-def get_model_class(name: str) -> type[Recommender]:
+def get_model_class(name: str) -> "type[Recommender]":
     if name not in MODELS:
         raise InputError(f"unknown model '{name}'; known models: {', '.join(sorted(MODELS))}")
     module, cls = MODELS[name].split(":")

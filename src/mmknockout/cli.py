@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("runtime", help="runtime table from the Snakemake benchmark files")
     s.add_argument("--benchmarks", default="benchmarks"), s.add_argument("--out", required=True)
 
+    s = sub.add_parser("bench", help="seconds per epoch / evaluation and peak memory per model (Baby-shaped data)")
+    s.add_argument("--models", help="comma-separated (default: every registered model)")
+    s.add_argument("--scales", default="1,2,4", help="interaction multiples of Baby")
+    s.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
+    s.add_argument("--bench-threads", type=int, default=2), s.add_argument("--device", default="cpu")
+    s.add_argument("--out", default="benchmarks/out")
+
     s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
     s.add_argument("out", nargs="?", default="resources/demo")
     return p
@@ -427,6 +434,16 @@ def _runtime(args: argparse.Namespace) -> None:
     table = runtime.runtime_table(runtime.collect(args.benchmarks))
     runtime.write(table, args.out)
     print(table.to_string())
+
+
+@command("bench")
+def _bench(args: argparse.Namespace) -> None:
+    from .bench.run import run
+    from .models.registry import available_models
+
+    models = args.models.split(",") if args.models else available_models()
+    run(models, [float(x) for x in args.scales.split(",")], args.epochs, args.bench_threads, args.device, Path(args.out))
+    print((Path(args.out) / "bench.md").read_text())
 
 
 @command("make-demo")

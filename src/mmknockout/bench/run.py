@@ -1,0 +1,196 @@
+"""``python -m mmknockout bench``: per-model training and evaluation cost on Baby-shaped data.
+
+For each interaction scale (1x, 2x, 4x Baby) the data are generated once and stored in a temporary
+folder; every model is then measured in its own subprocess (clean peak memory): model build,
+one warm-up epoch, the median of ``epochs`` timed epochs, and the median of three full-ranking
+evaluations of all validation users. The intrinsic bound is measured in the same process as the
+evaluation: random 64-d user and item embeddings, the user x item product in batches, masking of
+training items and the top-50, i.e. the least work any full-ranking evaluator must do.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: MMRec toolbox seconds per training epoch, same data shape, 2 CPU threads, default parameters
+TOOLBOX_EPOCH_SECONDS = {
+    "BPR": 0.78, "LightGCN": 2.9, "VBPR": 5.6, "BM3": 21, "FREEDOM": 25, "SLMRec": 28, "MGCN": 28, "SMORE": 29,
+    "LATTICE": 39, "LGMRec": 56, "GRCN": 73, "DAMRS": 86, "DualGNN": 115, "MMGCN": 121,
+}
+TOOLBOX_EVAL_SECONDS = {"LATTICE": 53.0}  # others 2.5-3.3 s
+TOOLBOX_PEAK_GB = (0.8, 3.4)
+
+
+def write_data(folder: Path, scale: float, seed: int) -> None:
+    from ..data.graphs import save_graph
+    from .synthetic import baby_like
+
+    data, features = baby_like(scale, seed)
+    np.savez(folder / "split.npz", users=data.users, items=data.items, labels=data.labels,
+             shape=np.array([data.n_users, data.n_items]))
+    save_graph(data.user_graph, folder / "user_graph.npz")
+    save_graph(data.item_graph, folder / "item_graph.npz")
+    for name, x in features.items():
+        np.save(folder / f"{name}.npy", x)
+
+
+def load_data(folder: Path):
+    import torch
+
+    from ..data.dataset import NeighbourGraph, SplitData
+
+    with np.load(folder / "split.npz") as z:
+        data = SplitData(int(z["shape"][0]), int(z["shape"][1]), z["users"], z["items"], z["labels"], name="bench")
+    data.user_graph = NeighbourGraph.load(folder / "user_graph.npz")
+    data.item_graph = NeighbourGraph.load(folder / "item_graph.npz")
+    features = {m: torch.from_numpy(np.load(folder / f"{m}.npy")) for m in ("text", "image")}
+    return data, features
+
+
+def intrinsic_bound(data, ks: int = 50, batch_size: int = 4096, repeats: int = 3) -> float:
+    """Seconds for the bare full ranking of all validation users (product, mask, top-k)."""
+    import torch
+
+    from ..data.dataset import VALID
+
+    gen = torch.Generator().manual_seed(0)
+    users = torch.as_tensor(np.unique(data.part(VALID)[0]))
+    u_emb = torch.randn(data.n_users, 64, generator=gen)
+    i_emb = torch.randn(data.n_items, 64, generator=gen)
+    train = data.train_matrix
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for start in range(0, users.numel(), batch_size):
+            batch = users[start:start + batch_size]
+            scores = u_emb[batch] @ i_emb.T
+            mask = train[batch.numpy()].tocoo()
+            scores[torch.as_tensor(mask.row, dtype=torch.long), torch.as_tensor(mask.col, dtype=torch.long)] = -torch.inf
+            torch.topk(scores, ks, dim=1)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def measure(model: str, folder: Path, epochs: int, threads: int, device: str) -> dict[str, Any]:
+    import torch
+
+    from .. import config as cfg
+    from ..data.dataset import VALID
+    from ..models.registry import get_model_class
+    from ..train.evaluator import Evaluator
+    from ..train.sampler import NegativeSampler
+    from ..train.trainer import _train_epoch, make_optimizer, seed_everything
+
+    torch.set_num_threads(threads)
+    data, features = load_data(folder)
+    dev = torch.device(device)
+    params = cfg.parse_params_id(model, cfg.params_id(cfg.grid_points(model, "full")[0]))
+    seed_everything(999)
+    t0 = time.perf_counter()
+    net = get_model_class(model)(data, features, params).to(dev)
+    build = time.perf_counter() - t0
+    opt, _ = make_optimizer(net, params)
+    sampler = NegativeSampler(data, seed=999)
+    epoch_times = []
+    for epoch in range(epochs + 1):
+        t0 = time.perf_counter()
+        _train_epoch(net, sampler, opt, epoch, 2048, dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        epoch_times.append(time.perf_counter() - t0)
+    evaluator = Evaluator(data, VALID, batch_size=4096, device=dev)
+    eval_times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        evaluator.evaluate(net)
+        eval_times.append(time.perf_counter() - t0)
+    return {
+        "model": model, "params": cfg.params_id(cfg.grid_points(model, "full")[0]), "build_s": build,
+        "epoch_s": float(np.median(epoch_times[1:])), "warmup_epoch_s": epoch_times[0],
+        "eval_s": float(np.median(eval_times)), "bound_s": intrinsic_bound(data),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "interactions": int(len(data.users)), "train": int(len(data.train_users)),
+    }
+
+
+def run(models: list[str], scales: list[float], epochs: int, threads: int, device: str, out_dir: Path,
+        seed: int = 0) -> dict[str, Any]:
+    import torch
+
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="mmk-bench-") as tmp:
+        for scale in scales:
+            folder = Path(tmp) / f"x{scale:g}"
+            folder.mkdir()
+            print(f"[bench] generating {scale:g}x Baby-shaped data", flush=True)
+            write_data(folder, scale, seed)
+            for model in models:
+                cmd = [sys.executable, "-m", "mmknockout.bench.run", "--child", model, str(folder), str(epochs),
+                       str(threads), device]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    row = {"model": model, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+                else:
+                    row = json.loads(proc.stdout.strip().splitlines()[-1])
+                row["scale"] = scale
+                results.append(row)
+                print(f"[bench] {scale:g}x {model}: {row.get('epoch_s', float('nan')):.3f} s/epoch, "
+                      f"eval {row.get('eval_s', float('nan')):.3f} s, peak {row.get('peak_rss_mb', 0):.0f} MB", flush=True)
+    report = {
+        "results": results,
+        "environment": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+                        "threads": threads, "device": device, "cpu": platform.processor() or platform.machine()},
+        "toolbox_epoch_s": TOOLBOX_EPOCH_SECONDS,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from ..io import write_json, write_text
+
+    write_json(out_dir / "bench.json", report)
+    write_text(out_dir / "bench.md", markdown(report))
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows = [r for r in report["results"] if "error" not in r]
+    by = {(r["model"], r["scale"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in report["results"]))
+    scales = sorted({r["scale"] for r in report["results"]})
+    env = report["environment"]
+    lines = [f"Baby-shaped synthetic data; torch {env['torch']}, {env['threads']} threads, device {env['device']}.", "",
+             "| model | " + " | ".join(f"epoch s ({s:g}x)" for s in scales)
+             + " | growth | eval s | eval / bound | peak MB | toolbox epoch s | toolbox / ours |",
+             "|---" * (len(scales) + 7) + "|"]
+    for m in models:
+        base = by.get((m, scales[0]))
+        if base is None:
+            lines.append(f"| {m} | failed |")
+            continue
+        epochs = [by[(m, s)]["epoch_s"] if (m, s) in by else float("nan") for s in scales]
+        growth = (epochs[-1] / epochs[0]) / (scales[-1] / scales[0]) if len(scales) > 1 else float("nan")
+        tool = TOOLBOX_EPOCH_SECONDS.get(m)
+        lines.append(
+            f"| {m} | " + " | ".join(f"{e:.3f}" for e in epochs)
+            + f" | {growth:.2f} | {base['eval_s']:.3f} | {base['eval_s'] / base['bound_s']:.2f} | {base['peak_rss_mb']:.0f} | "
+            + (f"{tool:g} | {tool / epochs[0]:.1f}x |" if tool else "- | - |"))
+    lines += ["", "growth = (epoch time at the largest scale / at 1x) / (scale ratio); 1.0 is linear.",
+              "eval / bound = full-ranking evaluation time over the bare product+mask+top-50 of the same users."]
+    return "\n".join(lines) + "\n"
+
+
+def _child(argv: list[str]) -> None:
+    model, folder, epochs, threads, device = argv
+    print(json.dumps(measure(model, Path(folder), int(epochs), int(threads), device)))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        _child(sys.argv[2:])

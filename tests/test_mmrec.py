@@ -1,0 +1,107 @@
+"""Import of a dataset folder in MMRec layout."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmknockout.data.dataset import NeighbourGraph, SplitData
+from mmknockout.data.mmrec import import_mmrec
+from mmknockout.errors import InputError
+
+
+def _mmrec_folder(path, n_users=6, n_items=5, graph=True):
+    path.mkdir()
+    rows = []
+    for u in range(n_users):
+        items = [(u + j) % n_items for j in range(4)]
+        for j, i in enumerate(items):
+            rows.append((u, i, 5.0, 1000 + j, [0, 0, 1, 2][j]))
+    df = pd.DataFrame(rows, columns=["userID", "itemID", "rating", "timestamp", "x_label"])
+    df = df.sample(frac=1, random_state=0)  # not sorted by user
+    df.to_csv(path / "toy.inter", sep="\t", index=False)
+    rng = np.random.default_rng(0)
+    np.save(path / "text_feat.npy", rng.random((n_items, 7)).astype(np.float32))
+    np.save(path / "image_feat.npy", rng.random((n_items, 11)))  # float64 as upstream
+    if graph:
+        g = {0: [[1, 2], [3, 1]], 1: [[0], [3]], 3: [[], []]}
+        np.save(path / "user_graph_dict.npy", g, allow_pickle=True)
+    return df
+
+
+def test_import_round_trip(tmp_path):
+    src = tmp_path / "mmrec"
+    df = _mmrec_folder(src)
+    out = tmp_path / "out"
+    stats = import_mmrec(src, "toy", out)
+    data = SplitData.from_inter(out / "toy.inter")
+    assert (data.n_users, data.n_items) == (6, 5)
+    assert (np.diff(data.users) >= 0).all()
+    got = sorted(zip(data.users, data.items, data.labels))
+    assert got == sorted(zip(df.userID, df.itemID, df.x_label))  # split kept as given
+    assert stats["train"] == 12 and stats["valid"] == 6 and stats["test"] == 6
+    assert stats["feature_dims"] == {"text": 7, "image": 11}
+    t = np.load(out / "features" / "text_provided.npy")
+    v = np.load(out / "features" / "image_provided.npy")
+    assert t.dtype == v.dtype == np.float32 and t.shape == (5, 7) and v.shape == (5, 11)
+    np.testing.assert_allclose(v, np.load(src / "image_feat.npy"), rtol=1e-6)
+    g = NeighbourGraph.load(out / "user_graph.npz")
+    assert g.ids.shape == (6, 2)
+    assert g.ids[0].tolist() == [1, 2] and g.weights[0].tolist() == [3, 1]
+    assert g.ids[1].tolist() == [0, -1] and g.weights[1].tolist() == [3, 0]
+    assert g.ids[3].tolist() == [-1, -1] and g.ids[5].tolist() == [-1, -1]
+    assert (out / "i_id_mapping.csv").read_text().splitlines()[0] == "asin\titemID"
+    assert stats["mappings"] == {"user": "identity", "item": "identity"}
+
+
+def test_import_without_graph(tmp_path):
+    src = tmp_path / "mmrec"
+    _mmrec_folder(src, graph=False)
+    stats = import_mmrec(src, "toy", tmp_path / "out")
+    assert stats["user_graph"] is None and not (tmp_path / "out" / "user_graph.npz").exists()
+
+
+def test_feature_row_mismatch(tmp_path):
+    src = tmp_path / "mmrec"
+    _mmrec_folder(src)
+    np.save(src / "text_feat.npy", np.zeros((4, 7), np.float32))
+    with pytest.raises(InputError, match=r"text_feat.npy: text features have 4 rows but the dataset has 5 items"):
+        import_mmrec(src, "toy", tmp_path / "out")
+    assert not (tmp_path / "out" / "toy.inter").exists()
+
+
+def test_nan_feature(tmp_path):
+    src = tmp_path / "mmrec"
+    _mmrec_folder(src)
+    v = np.load(src / "image_feat.npy")
+    v[3, 4] = np.nan
+    np.save(src / "image_feat.npy", v)
+    with pytest.raises(InputError, match=r"image_feat.npy.*row 3 \(itemID 3\), column 4"):
+        import_mmrec(src, "toy", tmp_path / "out")
+
+
+def test_bad_labels_and_ids(tmp_path):
+    src = tmp_path / "mmrec"
+    df = _mmrec_folder(src)
+    bad = df.copy()
+    bad.iloc[2, bad.columns.get_loc("x_label")] = 3
+    bad.to_csv(src / "toy.inter", sep="\t", index=False)
+    with pytest.raises(InputError, match="x_label must be 0, 1 or 2; line 4"):
+        import_mmrec(src, "toy", tmp_path / "out")
+    bad = df[df.itemID != 2]  # item ids no longer contiguous
+    bad.to_csv(src / "toy.inter", sep="\t", index=False)
+    with pytest.raises(InputError, match="itemID must be contiguous"):
+        import_mmrec(src, "toy", tmp_path / "out")
+
+
+def test_missing_inter(tmp_path):
+    src = tmp_path / "mmrec"
+    _mmrec_folder(src)
+    with pytest.raises(InputError, match="interaction file not found"):
+        import_mmrec(src, "other", tmp_path / "out")
+
+
+def test_bad_graph_dict(tmp_path):
+    src = tmp_path / "mmrec"
+    _mmrec_folder(src)
+    np.save(src / "user_graph_dict.npy", {0: [[99], [1]]}, allow_pickle=True)
+    with pytest.raises(InputError, match="user 0: neighbour id outside"):
+        import_mmrec(src, "toy", tmp_path / "out")

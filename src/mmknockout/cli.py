@@ -207,10 +207,11 @@ def _text_features(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .data.amazon import read_metadata
+    from .data.preprocess import read_mapping
     from .features import text
     from .io import atomic_path, write_npy
 
-    texts = text.item_texts(read_metadata(args.metadata), pd.read_csv(args.item_map, sep="\t"))
+    texts = text.item_texts(read_metadata(args.metadata), read_mapping(args.item_map, "item"))
     if args.text_out:
         with atomic_path(args.text_out) as tmp:
             pd.DataFrame({"itemID": range(len(texts)), "text": texts}).to_csv(tmp, sep="\t", index=False)
@@ -220,25 +221,25 @@ def _text_features(args: argparse.Namespace) -> None:
 
 @command("image-features")
 def _image_features(args: argparse.Namespace) -> None:
-    import pandas as pd
 
+    from .data.preprocess import read_mapping
     from .features import image
     from .io import write_npy
 
-    matrix, missing = image.upstream_features(args.features_file, pd.read_csv(args.item_map, sep="\t"), dim=args.dim)
+    matrix, missing = image.upstream_features(args.features_file, read_mapping(args.item_map, "item"), dim=args.dim)
     write_npy(args.out, matrix)
     image.write_missing(args.missing, missing)
 
 
 @command("download-images")
 def _download_images(args: argparse.Namespace) -> None:
-    import pandas as pd
 
     from .data.amazon import read_metadata
     from .data.images import download_images
+    from .data.preprocess import read_mapping
     from .io import atomic_path
 
-    index = download_images(read_metadata(args.metadata), pd.read_csv(args.item_map, sep="\t"), args.out_dir,
+    index = download_images(read_metadata(args.metadata), read_mapping(args.item_map, "item"), args.out_dir,
                             args.failures, threads=args.workers)
     with atomic_path(args.index) as tmp:
         index.to_csv(tmp, sep="\t", index=False)

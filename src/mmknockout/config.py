@@ -49,18 +49,18 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA)
     for name in config.get("figures", {}).get("conditions", []):
         if name not in config["conditions"]:
             raise InputError(f"config field 'figures.conditions': unknown condition '{name}'")
-    sweeps = config.get("sweeps")
-    if sweeps:
-        if sweeps["dataset"] not in config["datasets"]:
-            raise InputError(f"config field 'sweeps.dataset': unknown dataset '{sweeps['dataset']}'")
-        if sweeps.get("feature_set", "default") not in config["datasets"][sweeps["dataset"]]["feature_sets"]:
-            raise InputError(f"config field 'sweeps.feature_set': not a feature set of dataset '{sweeps['dataset']}'")
     for ds, spec in config["datasets"].items():
         for fs in spec["feature_sets"]:
             if fs not in config["feature_sets"]:
                 raise InputError(f"config field 'datasets.{ds}.feature_sets': unknown feature set '{fs}'")
         if spec["source"] == "mmrec" and not spec.get("path"):
             raise InputError(f"config field 'datasets.{ds}.path': required for source mmrec")
+    sweeps = config.get("sweeps")
+    if sweeps:
+        if sweeps["dataset"] not in config["datasets"]:
+            raise InputError(f"config field 'sweeps.dataset': unknown dataset '{sweeps['dataset']}'")
+        if sweeps.get("feature_set", "default") not in config["datasets"][sweeps["dataset"]]["feature_sets"]:
+            raise InputError(f"config field 'sweeps.feature_set': not a feature set of dataset '{sweeps['dataset']}'")
     for fs, spec in config["feature_sets"].items():
         for name in spec.get("conditions", []):
             if name not in config["conditions"]:

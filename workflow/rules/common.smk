@@ -50,6 +50,11 @@ wildcard_constraints:
     condition=pattern_of([re.escape(c) for c in CONDITIONS]),
 
 
+def uses_gpu(wildcards):
+    """1 when the config asks for a CUDA device, so schedulers reserve the GPU; 0 on CPU configs."""
+    return 1 if str(config["training"].get("device", "cpu")).startswith("cuda") else 0
+
+
 def raw_entry(dataset, role):
     files = REGISTRY[dataset]["files"]
     if role not in files:

@@ -28,7 +28,7 @@ rule text_features:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=0,
+        gpu=uses_gpu,
     params:
         model=lambda wc: text_encoder(wc)["model"],
         batch_size=lambda wc: text_encoder(wc).get("batch_size", 64),
@@ -101,7 +101,7 @@ rule image_features_encoder:
     resources:
         mem_mb=16000,
         runtime=120,
-        gpu=lambda wc: 1 if str(config["training"].get("device", "cpu")).startswith("cuda") else 0,
+        gpu=uses_gpu,
     params:
         kind=lambda wc: image_encoder(wc)["kind"],
         model=lambda wc: f"--model {image_encoder(wc)['model']}" if image_encoder(wc).get("model") else "",

@@ -20,7 +20,7 @@ rule train:
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=lambda wc: 1 if str(config["training"].get("device", "cpu")).startswith("cuda") else 0,
+        gpu=uses_gpu,
     params:
         spec=run_spec_json,
         out_dir=lambda wc, output: os.path.dirname(output.metrics),

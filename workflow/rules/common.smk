@@ -19,7 +19,6 @@ except InputError as exc:
 
 REGISTRY_FILE = "resources/datasets.yaml"
 REGISTRY = cfg.load_yaml(REGISTRY_FILE)["datasets"]
-PYTHON = "python -m mmknockout"
 NEVER = "(?!x)x"  # a regex that matches nothing
 
 

@@ -14,7 +14,7 @@ rule fetch_raw:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{PYTHON} fetch --registry {params.registry} --dataset {wildcards.dataset} --role {params.role}"
+        "python -m mmknockout fetch --registry {params.registry} --dataset {wildcards.dataset} --role {params.role}"
         " --out {output} > {log} 2>&1"
 
 
@@ -42,7 +42,7 @@ rule prepare_split:
         kcore=config["preprocessing"]["kcore"],
         out_dir=lambda wc: paths.fill(paths.DATA, dataset=wc.dataset),
     shell:
-        "{PYTHON} prepare --ratings {input.ratings} --name {wildcards.dataset} --out-dir {params.out_dir}"
+        "python -m mmknockout prepare --ratings {input.ratings} --name {wildcards.dataset} --out-dir {params.out_dir}"
         " --seed {params.seed} --kcore {params.kcore} > {log} 2>&1"
 
 
@@ -62,7 +62,7 @@ rule import_mmrec:
         folder=lambda wc: config["datasets"][wc.dataset]["path"],
         out_dir=lambda wc: paths.fill(paths.DATA, dataset=wc.dataset),
     shell:
-        "{PYTHON} import-mmrec --folder {params.folder} --name {wildcards.dataset} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m mmknockout import-mmrec --folder {params.folder} --name {wildcards.dataset} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule aux_graphs:
@@ -85,5 +85,5 @@ rule aux_graphs:
         item_k=config["preprocessing"].get("item_graph_k", 2),
         item_min=config["preprocessing"].get("item_graph_min_count", 2),
     shell:
-        "{PYTHON} graphs --inter {input.inter} --user-out {output.user} --item-out {output.item}"
+        "python -m mmknockout graphs --inter {input.inter} --user-out {output.user} --item-out {output.item}"
         " --user-k {params.user_k} --item-k {params.item_k} --item-min-count {params.item_min} > {log} 2>&1"

@@ -34,7 +34,7 @@ rule text_features:
         batch_size=lambda wc: text_encoder(wc).get("batch_size", 64),
         device=config["training"].get("device", "cpu"),
     shell:
-        "{PYTHON} text-features --metadata {input.metadata} --item-map {input.item_map} --model {params.model}"
+        "python -m mmknockout text-features --metadata {input.metadata} --item-map {input.item_map} --model {params.model}"
         " --batch-size {params.batch_size} --device {params.device} --out {output.features}"
         " --text-out {output.texts} --threads {threads} > {log} 2>&1"
 
@@ -60,7 +60,7 @@ rule image_features_upstream:
     params:
         dim=lambda wc: image_encoder(wc).get("dim", 4096),
     shell:
-        "{PYTHON} image-features --features-file {input.features_file} --item-map {input.item_map}"
+        "python -m mmknockout image-features --features-file {input.features_file} --item-map {input.item_map}"
         " --dim {params.dim} --out {output.features} --missing {output.missing} > {log} 2>&1"
 
 
@@ -79,7 +79,7 @@ rule download_images:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{PYTHON} download-images --metadata {input.metadata} --item-map {input.item_map} --out-dir {output.images}"
+        "python -m mmknockout download-images --metadata {input.metadata} --item-map {input.item_map} --out-dir {output.images}"
         " --index {output.index} --failures {output.failures} > {log} 2>&1"
 
 
@@ -108,6 +108,6 @@ rule image_features_encoder:
         batch_size=lambda wc: image_encoder(wc).get("batch_size", 32),
         device=config["training"].get("device", "cpu"),
     shell:
-        "{PYTHON} vision-features --index {input.index} --kind {params.kind} {params.model}"
+        "python -m mmknockout vision-features --index {input.index} --kind {params.kind} {params.model}"
         " --batch-size {params.batch_size} --device {params.device} --out {output.features}"
         " --missing {output.missing} --threads {threads} > {log} 2>&1"

@@ -17,6 +17,6 @@ rule aggregate:
         metric=config.get("figures", {}).get("metric", "NDCG@10"),
         topk=",".join(map(str, config["training"].get("topk", [5, 10, 20, 50]))),
     shell:
-        "{PYTHON} aggregate --conditions {params.conditions} --figure-conditions {params.shown}"
+        "python -m mmknockout aggregate --conditions {params.conditions} --figure-conditions {params.shown}"
         " --metric {params.metric} --topk {params.topk} --table {output.table} --figure {output.figure}"
         " {input:q} > {log} 2>&1"

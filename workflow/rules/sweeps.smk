@@ -14,5 +14,5 @@ rule vbpr_sweeps:
     params:
         sweeps=json.dumps(SWEEPS),
     shell:
-        "{PYTHON} sweeps --sweeps {params.sweeps:q} --metric Recall@10 --table {output.table}"
+        "python -m mmknockout sweeps --sweeps {params.sweeps:q} --metric Recall@10 --table {output.table}"
         " --figure {output.figure} {input:q} > {log} 2>&1"

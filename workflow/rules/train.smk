@@ -25,7 +25,7 @@ rule train:
         spec=run_spec_json,
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
     shell:
-        "{PYTHON} train --dataset {wildcards.dataset} --model {wildcards.model} --condition {wildcards.condition}"
+        "python -m mmknockout train --dataset {wildcards.dataset} --model {wildcards.model} --condition {wildcards.condition}"
         " --spec {params.spec:q} --out-dir {params.out_dir} --threads {threads} --progress > {log} 2>&1"
 
 
@@ -43,4 +43,4 @@ rule select_params:
         metric=config["training"].get("valid_metric", "NDCG@5"),
         selection=config["selection"],
     shell:
-        "{PYTHON} select --metric {params.metric} --selection {params.selection} --out {output} {input:q} > {log} 2>&1"
+        "python -m mmknockout select --metric {params.metric} --selection {params.selection} --out {output} {input:q} > {log} 2>&1"

@@ -1,0 +1,218 @@
+"""Figures 1-3 and the ours-vs-published scatter (matplotlib Agg, saved byte-stably by figures.save)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .figures import plt, save
+from .tables import display_dataset
+from ..models.registry import FAMILIES, MODELS
+
+FIG1_CONDITIONS = ["baseline", "text-noise", "image-noise", "dual-noise"]
+FIG2_CONDITIONS = ["dual-noise", "dual-ones", "dual-zeros"]
+FAMILY_ORDER = ["no features", "simple fusion", "user-item graph", "item-item graph", "hybrid", "user-defined"]
+COLOURS = {"baseline": "#4d4d4d", "text-noise": "#1f77b4", "image-noise": "#ff7f0e", "dual-noise": "#d62728",
+           "dual-ones": "#2ca02c", "dual-zeros": "#9467bd", "vit": "#8c564b", "text": "#1f77b4", "image": "#ff7f0e"}
+MARKERS = {"NDCG": "o", "Recall": "s", "Precision": "^"}
+
+
+def ordered_models(models: Sequence[str]) -> list[str]:
+    """Registry order, grouped by family (families in the study's order), unknown models last."""
+    present = set(models)
+    known = [m for m in MODELS if m in present]
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    known.sort(key=lambda m: (rank.get(FAMILIES.get(m, "user-defined"), len(rank)), MODELS_INDEX[m]))
+    return known + sorted(present - set(known))
+
+
+MODELS_INDEX = {m: i for i, m in enumerate(MODELS)}
+
+
+def _family_axis(ax, models: Sequence[str]) -> None:
+    """Model names as ticks, family separators (dotted lines) and family names under the ticks."""
+    x = np.arange(len(models))
+    ax.set_xticks(x, models, rotation=35, ha="right")
+    ax.set_xlim(-0.6, len(models) - 0.4)
+    fams = [FAMILIES.get(m, "user-defined") for m in models]
+    start = 0
+    for i in range(1, len(models) + 1):
+        if i == len(models) or fams[i] != fams[start]:
+            if i < len(models):
+                ax.axvline(i - 0.5, color="grey", linestyle=":", linewidth=0.8)
+            ax.annotate(fams[start], xy=((start + i - 1) / 2, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=7.5,
+                        color="dimgrey", style="italic")
+            start = i
+
+
+def fig1_knockout(summary: pd.DataFrame, dataset: str, feature_set: str, path: str | Path,
+                  conditions: Sequence[str] = FIG1_CONDITIONS, metrics: Sequence[str] = ("NDCG@10", "Recall@10")) -> None:
+    """Fig. 1: per model, grouped bars of each metric under baseline and the noise knockouts."""
+    df = summary[(summary["dataset"] == dataset) & (summary["feature_set"] == feature_set)]
+    conds = [c for c in conditions if c in set(df["condition"])]
+    models = ordered_models(df["model"].unique())
+    n_bars = len(models) * max(len(conds), 1)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(min(max(6.5, 0.2 * n_bars + 1.5), 16), 3.0 * len(metrics) + 0.6),
+                             squeeze=False)
+    width = 0.8 / max(len(conds), 1)
+    x = np.arange(len(models))
+    for ax, metric in zip(axes[:, 0], metrics):
+        for j, cond in enumerate(conds):
+            part = df[df["condition"] == cond].set_index("model").reindex(models)
+            vals = part[metric].to_numpy(dtype=float)
+            err = part[f"{metric} ci95"].to_numpy(dtype=float) if f"{metric} ci95" in part else None
+            err = None if err is None or not np.isfinite(err).any() else np.nan_to_num(err)
+            pos = x + (j - (len(conds) - 1) / 2) * width
+            ax.bar(pos, np.nan_to_num(vals), width, yerr=err, capsize=2, label=cond,
+                   color=COLOURS.get(cond), error_kw={"linewidth": 0.7})
+            for p, v, ok in zip(pos, vals, part["n_ok"].to_numpy(dtype=float)):
+                if not np.isfinite(v) and ok == 0:
+                    ax.annotate("diverged", (p, 0), xytext=(0, 2), textcoords="offset points", ha="center",
+                                va="bottom", fontsize=6, rotation=90)
+        ax.set_ylabel(f"test {metric}")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ylim(bottom=0)
+        _family_axis(ax, models)
+    n_seeds = int(df["n_seeds"].max()) if len(df) else 1
+    note = f"mean over {n_seeds} seeds, bars: 95% t-interval" if n_seeds > 1 else "one seed"
+    fig.suptitle(f"Fig. 1: {display_dataset(dataset)} ({feature_set} features), {note}", fontsize=10)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, title="condition", ncol=len(labels), fontsize=8, loc="lower center",
+                   bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    save(fig, path)
+
+
+def fig2_noise_vs_constant(summary: pd.DataFrame, feature_sets: Mapping[str, str], path: str | Path,
+                           conditions: Sequence[str] = FIG2_CONDITIONS, metric: str = "NDCG@10") -> None:
+    """Fig. 2: change of ``metric`` vs baseline (%) under dual noise and dual constants, per dataset."""
+    col = f"{metric} change %"
+    datasets = sorted(feature_sets)
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(7.5, 3.0 * len(datasets) + 0.6), squeeze=False)
+    for ax, dataset in zip(axes[:, 0], datasets):
+        df = summary[(summary["dataset"] == dataset) & (summary["feature_set"] == feature_sets[dataset])]
+        conds = [c for c in conditions if c in set(df["condition"])]
+        models = ordered_models(df["model"].unique())
+        x = np.arange(len(models))
+        width = 0.8 / max(len(conds), 1)
+        for j, cond in enumerate(conds):
+            part = df[df["condition"] == cond].set_index("model").reindex(models)
+            vals = part[col].to_numpy(dtype=float)
+            pos = x + (j - (len(conds) - 1) / 2) * width
+            ax.bar(pos, np.nan_to_num(vals), width, label=cond, color=COLOURS.get(cond))
+            for p, v, ok in zip(pos, vals, part["n_ok"].to_numpy(dtype=float)):
+                if not np.isfinite(v):
+                    ax.annotate("diverged" if ok == 0 else "n/a", (p, 0), xytext=(0, -2), textcoords="offset points",
+                                ha="center", va="top", fontsize=6, rotation=90)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_ylabel(f"{metric} change vs\nbaseline (%)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_title(f"{display_dataset(dataset)} ({feature_sets[dataset]} features)", fontsize=9, pad=14)
+        _family_axis(ax, models)
+        if not conds:
+            ax.text(0.5, 0.5, "no dual-noise / constant runs configured", transform=ax.transAxes, ha="center")
+    handles, labels = [], []
+    for ax in axes[:, 0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, title="both modalities replaced by", ncol=len(labels), fontsize=8,
+                   loc="lower center", bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.suptitle("Fig. 2: dual knockout with noise vs with constants", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    save(fig, path)
+
+
+def fig3_embeddings(coords: np.ndarray, labels: np.ndarray, spectra: Mapping[str, np.ndarray], stats: pd.DataFrame,
+                    title: str, path: str | Path) -> None:
+    """Fig. 3: UMAP map coloured by modality | normalised singular-value spectra | statistics table."""
+    fig = plt.figure(figsize=(12.5, 4.4))
+    grid = fig.add_gridspec(1, 3, width_ratios=[1.15, 1.0, 0.95])
+    ax = fig.add_subplot(grid[0])
+    for modality in ("text", "image"):
+        pts = coords[labels == modality]
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.55, color=COLOURS[modality], linewidths=0,
+                   label=f"{modality} ({len(pts)} items)", rasterized=True)
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_xlabel("UMAP 1"), ax.set_ylabel("UMAP 2")
+    ax.set_title("(a) UMAP of L2-normalised features", fontsize=9)
+    ax.legend(markerscale=4, fontsize=7, loc="best")
+    ax = fig.add_subplot(grid[1])
+    for modality, s in spectra.items():
+        s = np.asarray(s)
+        s = s[s > 0]
+        ax.plot(np.arange(1, len(s) + 1), s, color=COLOURS.get(modality), label=modality, linewidth=1.2)
+    ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_xlabel("component (log)")
+    ax.set_ylabel("singular value / largest (log)")
+    ax.set_title("(b) spectrum of centred normalised features", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[2])
+    ax.axis("off")
+    fields = [("encoder", "encoder", "{}"), ("dimension", "dimension", "{}"), ("n_items", "items", "{}"),
+              ("n_zero_rows", "zero rows", "{}"), ("mean_pairwise_cosine", "mean pairwise cos", "{:.3f}"),
+              ("mean_distance_to_centroid", "mean dist. to centroid", "{:.3f}"),
+              ("effective_rank", "effective rank", "{:.1f}"), ("top10_variance_share", "top-10 var. share", "{:.3f}")]
+    by_mod = stats.set_index("modality")
+    cells = [[fmt.format(by_mod.loc[m, key]) for m in by_mod.index] for key, _, fmt in fields]
+    table = ax.table(cellText=cells, rowLabels=[label for _, label, _ in fields], colLabels=list(by_mod.index),
+                     loc="center", cellLoc="right")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(0.75, 1.35)
+    ax.set_title("(c) per-modality statistics", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    save(fig, path)
+
+
+def ours_vs_published(comp: pd.DataFrame, path: str | Path, datasets: Sequence[str] = ()) -> None:
+    """Scatter of our values against the published ones (linear axes, identity line), coloured by condition."""
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    if comp.empty:
+        shown = ", ".join(datasets) if datasets else "these datasets"
+        ax.text(0.5, 0.5, f"no published numbers for these datasets\n({shown})\n\nthe study reports Baby, Sports and Clothing",
+                transform=ax.transAxes, ha="center", va="center", fontsize=10)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_xlabel("published value"), ax.set_ylabel("our value")
+        ax.set_title("Ours vs published (Appendix Tables 4-10)", fontsize=10)
+        save(fig, path)
+        return
+    ours = comp["ours"].astype(float)
+    pub = comp["published"].astype(float)
+    positive = (ours > 0) & (pub > 0)
+    shown = comp[positive]
+    lo = float(min(ours[positive].min(), pub[positive].min())) / 1.3 if positive.any() else 1e-4
+    hi = float(max(ours[positive].max(), pub[positive].max())) * 1.3 if positive.any() else 1.0
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, linestyle="--", label="identity")
+    for cond, part in shown.groupby("condition", sort=False):
+        for family, marker in MARKERS.items():
+            sel = part[part["metric"].str.startswith(family)]
+            if sel.empty:
+                continue
+            ax.scatter(sel["published"].astype(float), sel["ours"].astype(float), s=12, marker=marker, alpha=0.7,
+                       color=COLOURS.get(cond), linewidths=0)
+    for cond in dict.fromkeys(comp["condition"]):
+        ax.scatter([], [], color=COLOURS.get(cond), s=15, label=cond)
+    for family, marker in MARKERS.items():
+        if comp["metric"].str.startswith(family).any():
+            ax.scatter([], [], color="grey", marker=marker, s=15, label=f"{family}@5/10")
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlim(lo, hi), ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("published value (Appendix Tables 4-10, log)")
+    ax.set_ylabel("our value (log)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    zeros = int((~positive).sum())
+    ax.set_title(f"Ours vs published: {len(comp)} cells" + (f" ({zeros} with a zero value not shown)" if zeros else ""),
+                 fontsize=9)
+    save(fig, path)

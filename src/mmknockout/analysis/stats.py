@@ -1,0 +1,243 @@
+"""Statistics across seeds and users: means with 95 % t-intervals and paired tests vs baseline.
+
+* Across seeds: every metric is reported as the mean over seeds with the half-width of a 95 %
+  Student-t interval (``t_{0.975, n-1} * sd / sqrt(n)``; NaN with one seed).
+* Change vs baseline: from the means rounded to 4 decimals, like the study (``aggregate.py``).
+  Its interval is the t-interval of the per-seed changes.
+* ``p_seeds``: paired t-test (``scipy.stats.ttest_rel``) of the per-seed baseline vs knockout
+  values (seeds matched by value); NaN with fewer than two paired seeds.
+* ``p_users``: Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided) on the per-user
+  test metric of baseline vs knockout, users aligned by id. With one seed it is that seed's test;
+  with several, each user's value is first averaged over the seeds (``p_users_by_seed`` lists the
+  test of every seed on its own). All-zero differences give p = 1.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .. import paths
+
+GROUP = ["dataset", "feature_set", "model", "condition"]
+SIG_METRICS = ("NDCG@10", "Recall@10", "Precision@10")
+SIG_COLUMNS = ["dataset", "feature_set", "model", "condition", "metric", "n_seeds", "mean_baseline", "ci95_baseline",
+               "mean_knockout", "ci95_knockout", "change %", "ci95", "p_seeds", "p_users", "p_users_by_seed", "n_users"]
+
+
+def ci95(values: Iterable[float]) -> float:
+    """Half-width of the 95 % t-interval of the mean of the finite values (NaN for n < 2)."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    n = len(x)
+    if n < 2:
+        return math.nan
+    return float(sps.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+
+
+def mean(values: Iterable[float]) -> float:
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    return float(x.mean()) if len(x) else math.nan
+
+
+def change_pct(baseline: float, knockout: float, decimals: int = 4) -> float:
+    """(knockout - baseline) / baseline * 100 from values rounded to ``decimals``, 1 decimal; NaN if undefined."""
+    if not (np.isfinite(baseline) and np.isfinite(knockout)):
+        return math.nan
+    b, k = round(baseline, decimals), round(knockout, decimals)
+    if b == 0:
+        return math.nan
+    return round((k - b) / b * 100, 1)
+
+
+def paired_seed_test(baseline: Sequence[float], knockout: Sequence[float]) -> float:
+    """p-value of the paired t-test over seeds; NaN with fewer than 2 finite pairs or zero variance."""
+    b = np.asarray(baseline, dtype=float)
+    k = np.asarray(knockout, dtype=float)
+    ok = np.isfinite(b) & np.isfinite(k)
+    b, k = b[ok], k[ok]
+    if len(b) < 2:
+        return math.nan
+    d = k - b
+    if np.all(d == d[0]):
+        # zero variance of the differences: the t statistic is 0/0 (no change) or +-inf
+        return 1.0 if d[0] == 0 else 0.0
+    return float(sps.ttest_rel(k, b).pvalue)
+
+
+def align_users(users_a: np.ndarray, values_a: np.ndarray, users_b: np.ndarray,
+                values_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The users present in both runs (sorted by id) and their two value vectors."""
+    users_a, users_b = np.asarray(users_a), np.asarray(users_b)
+    common, ia, ib = np.intersect1d(users_a, users_b, assume_unique=False, return_indices=True)
+    return common, np.asarray(values_a, dtype=float)[ia], np.asarray(values_b, dtype=float)[ib]
+
+
+def wilcoxon_p(baseline: np.ndarray, knockout: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired per-user values (1.0 if every difference is 0)."""
+    b = np.asarray(baseline, dtype=float)
+    k = np.asarray(knockout, dtype=float)
+    ok = np.isfinite(b) & np.isfinite(k)
+    b, k = b[ok], k[ok]
+    if len(b) == 0:
+        return math.nan
+    if np.all(k - b == 0):
+        return 1.0
+    return float(sps.wilcoxon(k, b, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def run_dir(record: Mapping) -> Path:
+    """The run directory of a selected run record (where per_user.npz lies)."""
+    return Path(paths.fill(paths.RUN, dataset=record["dataset"], feature_set=record["feature_set"],
+                           model=record["model"], condition=record["condition"], params=record["params_id"],
+                           seed=record["seed"]))
+
+
+def load_per_user(record: Mapping, root: str | Path = ".") -> dict[str, np.ndarray] | None:
+    """Per-user test metrics of a run (``users`` plus one array per metric); None if diverged or absent."""
+    if record.get("status") != "ok":
+        return None
+    path = Path(root) / run_dir(record) / "per_user.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        data = {k: np.asarray(z[k]) for k in z.files}
+    return data if len(data.get("users", ())) else None
+
+
+def significance(records: Sequence[Mapping], metrics: Sequence[str] = SIG_METRICS, root: str | Path = ".",
+                 per_user: Mapping[tuple, Mapping[str, np.ndarray] | None] | None = None) -> pd.DataFrame:
+    """One row per (dataset, feature set, model, knockout condition, metric): seed statistics and p-values.
+
+    ``records`` are selected run records (metrics.json + selection); per-user arrays are read from the
+    run directories under ``root`` unless ``per_user`` maps (dataset, feature_set, model, condition, seed)
+    to them (tests).
+    """
+    by_key: dict[tuple, dict[int, Mapping]] = {}
+    for r in records:
+        by_key.setdefault(tuple(r[k] for k in GROUP), {})[int(r["seed"])] = r
+
+    def users_of(r: Mapping) -> Mapping[str, np.ndarray] | None:
+        key = tuple(r[k] for k in GROUP) + (int(r["seed"]),)
+        if per_user is not None:
+            return per_user.get(key) if r.get("status") == "ok" else None
+        return load_per_user(r, root)
+
+    def value(r: Mapping | None, m: str) -> float:
+        if r is None or r.get("status") != "ok":
+            return math.nan
+        v = r.get("test", {}).get(m)
+        return round(float(v), 4) if v is not None else math.nan
+
+    rows = []
+    for key, runs in by_key.items():
+        dataset, fs, model, cond = key
+        if cond == "baseline":
+            continue
+        base_runs = by_key.get((dataset, fs, model, "baseline"))
+        if not base_runs:
+            continue
+        seeds = sorted(set(runs) & set(base_runs))
+        if not seeds:
+            continue
+        pu_base = {s: users_of(base_runs[s]) for s in seeds}
+        pu_knock = {s: users_of(runs[s]) for s in seeds}
+        for m in metrics:
+            b = [value(base_runs[s], m) for s in seeds]
+            k = [value(runs[s], m) for s in seeds]
+            mb, mk = mean(b), mean(k)
+            per_seed_change = [change_pct(x, y) for x, y in zip(b, k)]
+            by_seed, pairs = [], []
+            for s in seeds:
+                pb, pk = pu_base[s], pu_knock[s]
+                if pb is None or pk is None or m not in pb or m not in pk:
+                    by_seed.append((s, math.nan))
+                    continue
+                users, vb, vk = align_users(pb["users"], pb[m], pk["users"], pk[m])
+                by_seed.append((s, wilcoxon_p(vb, vk)))
+                pairs.append((users, vb, vk))
+            p_users, n_users = _pooled_users(pairs) if len(pairs) == len(seeds) else (math.nan, 0)
+            rows.append({
+                "dataset": dataset, "feature_set": fs, "model": model, "condition": cond, "metric": m,
+                "n_seeds": len(seeds), "mean_baseline": mb, "ci95_baseline": ci95(b), "mean_knockout": mk,
+                "ci95_knockout": ci95(k), "change %": change_pct(mb, mk), "ci95": ci95(per_seed_change),
+                "p_seeds": paired_seed_test(b, k), "p_users": p_users,
+                "p_users_by_seed": ";".join(f"{s}:{format_p(p, prefix=False)}" for s, p in by_seed),
+                "n_users": n_users,
+            })
+    df = pd.DataFrame(rows, columns=SIG_COLUMNS)
+    return sort_frame(df)
+
+
+def _pooled_users(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[float, int]:
+    """Wilcoxon on each user's seed-averaged values (users present in every seed)."""
+    if not pairs:
+        return math.nan, 0
+    common = pairs[0][0]
+    for users, _, _ in pairs[1:]:
+        common = np.intersect1d(common, users)
+    if len(common) == 0:
+        return math.nan, 0
+    vb = np.mean([vb[np.searchsorted(u, common)] for u, vb, _ in pairs], axis=0)
+    vk = np.mean([vk[np.searchsorted(u, common)] for u, _, vk in pairs], axis=0)
+    return wilcoxon_p(vb, vk), int(len(common))
+
+
+def sort_frame(df: pd.DataFrame, condition_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows by dataset, feature set, model (registry order), condition (given order, then name), metric."""
+    from ..models.registry import MODELS
+
+    order_m = {m: i for i, m in enumerate(MODELS)}
+    order_c = {c: i for i, c in enumerate(condition_order or ())}
+    keys = pd.DataFrame({
+        "d": df["dataset"], "f": df["feature_set"],
+        "m": df["model"].map(lambda m: order_m.get(m, len(order_m))), "mn": df["model"],
+        "c": df["condition"].map(lambda c: order_c.get(c, len(order_c))), "cn": df["condition"],
+    })
+    if "metric" in df:
+        keys["x"] = df["metric"]
+    idx = keys.sort_values(list(keys.columns), kind="stable").index
+    return df.loc[idx].reset_index(drop=True)
+
+
+def format_p(p: float, prefix: bool = True) -> str:
+    """'p<0.001', 'p=0.012', 'p=0.35' or 'n/a'."""
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    pre = "p" if prefix else ""
+    if p < 0.001:
+        return f"{pre}<0.001"
+    if p < 0.01:
+        return f"{pre}={p:.3f}" if prefix else f"{p:.3f}"
+    return f"{pre}={p:.2f}" if prefix else f"{p:.2f}"
+
+
+def write_significance(df: pd.DataFrame, path: str | Path) -> None:
+    """significance.csv with fixed formats: metric means 4 decimals, change 1, its ci95 2, p-values 4 significant."""
+    from ..io import atomic_path
+
+    out = df.copy()
+    for c in ("mean_baseline", "ci95_baseline", "mean_knockout", "ci95_knockout"):
+        out[c] = [_fmt(x, "{:.4f}") for x in out[c]]
+    out["change %"] = [_fmt(0.0 if x == 0 else x, "{:+.1f}") for x in out["change %"]]
+    out["ci95"] = [_fmt(x, "{:.2f}") for x in out["ci95"]]
+    for c in ("p_seeds", "p_users"):
+        out[c] = [_fmt(x, "{:.4g}") for x in out[c]]
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def read_significance(path: str | Path) -> pd.DataFrame:
+    df = pd.read_csv(path, keep_default_na=True, na_values=["n/a"])
+    for c in ("mean_baseline", "ci95_baseline", "mean_knockout", "ci95_knockout", "change %", "ci95", "p_seeds",
+              "p_users"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    df["p_users_by_seed"] = df["p_users_by_seed"].fillna("").astype(str)
+    return df
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "" if x is None or not np.isfinite(x) else spec.format(x)

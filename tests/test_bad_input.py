@@ -1,7 +1,6 @@
 """Bad input is rejected early, with a message that names the problem, and exits non-zero."""
 import copy
 import gzip
-import json
 
 import numpy as np
 import pytest

@@ -2,7 +2,6 @@
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mmknockout.data.amazon import read_image_features, read_metadata, read_ratings

@@ -4,14 +4,12 @@ import json
 import pandas as pd
 import pytest
 
-from workflow_kit import snakemake, workflow_copy
+from workflow_kit import snakemake
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    work = workflow_copy(tmp_path_factory.mktemp("wf"))
-    snakemake(work, "--configfile", "tests/config/tiny.yaml")
-    return work
+def finished(finished_tiny):
+    return finished_tiny
 
 
 def test_table_and_figure(finished):

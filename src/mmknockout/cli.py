@@ -337,7 +337,7 @@ def run_spec(conf: dict, model: str, pid: str, condition: str, feature_set: str,
 
 @command("select")
 def _select(args: argparse.Namespace) -> None:
-    from .analysis.aggregate import read_json, select
+    from .analysis.selection import read_json, select
     from .io import write_json
 
     write_json(args.out, select([read_json(p) for p in args.records], args.metric, args.selection))
@@ -346,7 +346,8 @@ def _select(args: argparse.Namespace) -> None:
 @command("aggregate")
 def _aggregate(args: argparse.Namespace) -> None:
     from .analysis import figures
-    from .analysis.aggregate import knockout_table, read_json, write_table
+    from .analysis.aggregate import knockout_table, write_table
+    from .analysis.selection import read_json
     from .train.metrics import metric_names
 
     conditions = args.conditions.split(",")
@@ -360,7 +361,8 @@ def _aggregate(args: argparse.Namespace) -> None:
 @command("sweeps")
 def _sweeps(args: argparse.Namespace) -> None:
     from .analysis import figures
-    from .analysis.aggregate import read_json, write_table
+    from .analysis.aggregate import write_table
+    from .analysis.selection import read_json
     from .analysis.sweeps import sweep_runs, sweep_table
 
     table = sweep_table(sweep_runs(json.loads(args.sweeps)), [read_json(p) for p in args.records],
@@ -371,7 +373,7 @@ def _sweeps(args: argparse.Namespace) -> None:
 
 @command("significance")
 def _significance(args: argparse.Namespace) -> None:
-    from .analysis.aggregate import read_json
+    from .analysis.selection import read_json
     from .analysis.stats import significance, write_significance
 
     write_significance(significance([read_json(p) for p in args.selected], args.metrics.split(",")), args.out)

@@ -1,16 +1,10 @@
-"""Grid-point selection and the knockout table.
-
-Selection picks, per (dataset, feature set, model, condition, seed), the grid point with the best
-validation metric (``selection: valid``, the default) or, to replicate the study's toolbox
-exactly, the best *test* metric (``selection: test``). Diverged runs are never selected while a
-finite run exists; if all diverged, the record says so and the tables show "diverged".
+"""The knockout table: one row per dataset, feature set, model, condition and seed.
 
 The relative change vs baseline is computed, like the study, from values rounded to 4 decimals:
-``(knockout - baseline) / baseline * 100``.
+``(knockout - baseline) / baseline * 100``. Diverged runs keep their row, marked, without metrics.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -19,39 +13,9 @@ import pandas as pd
 
 from ..errors import InputError
 from ..models.registry import FAMILIES, MODELS
+from .selection import DECIMALS
 
 KEY = ["dataset", "feature_set", "model", "condition", "seed"]
-DECIMALS = 4
-
-
-def read_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read run record {path}: {exc}") from None
-
-
-def select(records: Sequence[Mapping[str, Any]], metric: str, selection: str = "valid") -> dict[str, Any]:
-    """The chosen record among grid points, with every candidate's score listed."""
-    if selection not in ("valid", "test"):
-        raise InputError(f"selection must be 'valid' or 'test', got '{selection}'")
-    if not records:
-        raise InputError("no runs to select from")
-
-    def score(r: Mapping[str, Any]) -> float:
-        value = r.get(selection, {}).get(metric)
-        return -math.inf if r["status"] != "ok" or value is None else round(value, DECIMALS)
-
-    ranked = sorted(range(len(records)), key=lambda i: (-score(records[i]), records[i]["params_id"]))
-    best = dict(records[ranked[0]])
-    best["selection"] = {"by": f"{selection} {metric}",
-                         "candidates": {r["params_id"]: _finite_or_none(score(r)) for r in records}}
-    return best
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def knockout_table(selected: Iterable[Mapping[str, Any]], condition_order: Sequence[str],

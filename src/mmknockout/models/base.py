@@ -70,6 +70,30 @@ class Recommender(nn.Module):
         return user_reps[users] @ item_reps.T
 
 
+class StackedTableRecommender(Recommender):
+    """A model whose ``propagate()`` returns one (n_users + n_items) x d table, trained with BPR
+    plus the model's ``regulariser(users, item_nodes)`` (item nodes are offset by ``n_users``)."""
+
+    def propagate(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def regulariser(self, users: torch.Tensor, item_nodes: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        from .losses import bpr_loss
+
+        rep = self.propagate()
+        pos_nodes, neg_nodes = pos + self.n_users, neg + self.n_users
+        u = rep[users]
+        scores_pos, scores_neg = (u * rep[pos_nodes]).sum(1), (u * rep[neg_nodes]).sum(1)
+        return bpr_loss(scores_pos, scores_neg) + self.regulariser(users, torch.cat([pos_nodes, neg_nodes]))
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        rep = self.propagate()
+        return rep[: self.n_users], rep[self.n_users:]
+
+
 def unique_items(pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Distinct items of a batch and the positions of ``pos`` and ``neg`` in them.
 

@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import SplitData
-from .base import Features, Recommender
-from .losses import bpr_loss
+from .base import Features, StackedTableRecommender
 
 #: modality order of the toolbox: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")
@@ -42,7 +41,7 @@ def attention_aggregate(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -
     return weighted_aggregate(x, src, dst, alpha), alpha
 
 
-class GRCN(Recommender):
+class GRCN(StackedTableRecommender):
     r"""GRCN (Wei, Wang, Nie, He & Chua, ACM MM 2020, https://doi.org/10.1145/3394171.3413556),
     as implemented in the MMRec toolbox.
 
@@ -164,14 +163,3 @@ class GRCN(Recommender):
         emb = emb + self.preferences["image"].pow(2).mean()
         content = sum(self.preferences[m][users].pow(2).mean() for m in MODALITIES)
         return self.reg_weight * (emb + content)
-
-    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        rep = self.propagate()
-        pos_nodes, neg_nodes = pos + self.n_users, neg + self.n_users
-        u = rep[users]
-        scores_pos, scores_neg = (u * rep[pos_nodes]).sum(1), (u * rep[neg_nodes]).sum(1)
-        return bpr_loss(scores_pos, scores_neg) + self.regulariser(users, torch.cat([pos_nodes, neg_nodes]))
-
-    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rep = self.propagate()
-        return rep[: self.n_users], rep[self.n_users:]

@@ -31,7 +31,27 @@ def gate(d: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
 
 
-class MGCN(Recommender):
+class SideContentRecommender(Recommender):
+    """Shared by MGCN and SMORE: ``forward()`` gives (side, content) tables of all users then items;
+    the representation is their sum, trained with BPR + ``reg_weight`` L2 + ``cl_weight`` times the
+    InfoNCE between the side and content views of the batch's users and positive items."""
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        side, content = self.forward()
+        final = content + side
+        u, i, j = final[users], final[self.n_users + pos], final[self.n_users + neg]
+        rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
+        cl = info_nce(side[self.n_users + pos], content[self.n_users + pos], CL_TEMPERATURE) + \
+            info_nce(side[users], content[users], CL_TEMPERATURE)
+        return rec + self.cl_weight * cl
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        side, content = self.forward()
+        final = content + side
+        return final[: self.n_users], final[self.n_users:]
+
+
+class MGCN(SideContentRecommender):
     r"""MGCN (Yu et al., ACM MM 2023, https://arxiv.org/abs/2308.03588), as in MMRec.
 
     * Fixed item-item graphs :math:`S^m` (m = image, text): top-``knn_k`` cosine kNN of the raw
@@ -110,16 +130,3 @@ class MGCN(Recommender):
         side = self.fuse(self.item_item_view(image_items, self.image_adj), self.item_item_view(text_items, self.text_adj), content)
         return side, content
 
-    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        side, content = self.forward()
-        final = content + side
-        u, i, j = final[users], final[self.n_users + pos], final[self.n_users + neg]
-        rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
-        cl = info_nce(side[self.n_users + pos], content[self.n_users + pos], CL_TEMPERATURE) + \
-            info_nce(side[users], content[users], CL_TEMPERATURE)
-        return rec + self.cl_weight * cl
-
-    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        side, content = self.forward()
-        final = content + side
-        return final[: self.n_users], final[self.n_users:]

@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import SplitData
-from .base import Features, Recommender
+from .base import Features, StackedTableRecommender
 from .graph import bipartite_adjacency, sparse_from_edges
-from .losses import bpr_loss
 
 N_GRAPH_LAYERS = 3  # hard-coded in the toolbox, whatever the config's n_layers says
 
@@ -59,7 +58,7 @@ class MMGCNBranch(nn.Module):
         return x
 
 
-class MMGCN(Recommender):
+class MMGCN(StackedTableRecommender):
     r"""MMGCN (Wei, Wang, Nie, He, Hong & Chua, ACM MM 2019, https://doi.org/10.1145/3343031.3351034),
     as implemented in the MMRec toolbox.
 
@@ -121,14 +120,3 @@ class MMGCN(Recommender):
         both_users = torch.cat([users, users])
         emb = (self.id_embedding[both_users].pow(2) + self.id_embedding[items].pow(2)).mean()
         return self.reg_weight * (emb + self.branches["image"].preference.pow(2).mean())
-
-    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        rep = self.propagate()
-        pos_nodes, neg_nodes = pos + self.n_users, neg + self.n_users
-        u = rep[users]
-        scores_pos, scores_neg = (u * rep[pos_nodes]).sum(1), (u * rep[neg_nodes]).sum(1)
-        return bpr_loss(scores_pos, scores_neg) + self.regulariser(users, torch.cat([pos_nodes, neg_nodes]))
-
-    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rep = self.propagate()
-        return rep[: self.n_users], rep[self.n_users:]

@@ -7,10 +7,9 @@ import torch
 from torch import nn
 
 from ..data.dataset import SplitData
-from .base import Features, Recommender
+from .base import Features
 from .graph import knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
-from .losses import bpr_loss, info_nce, l2_sq_loss
-from .mgcn import CL_TEMPERATURE, gate, user_item_block
+from .mgcn import SideContentRecommender, gate, user_item_block
 
 
 def max_fusion(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -28,7 +27,7 @@ def max_fusion(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return sparse_from_edges(keys // n, keys % n, out, tuple(a.shape))
 
 
-class SMORE(Recommender):
+class SMORE(SideContentRecommender):
     r"""SMORE (Ong & Khong, WSDM 2025, https://arxiv.org/abs/2412.14978), as in MMRec/the SMORE repo.
 
     * Fixed graphs: :math:`S^v` and :math:`S^t` = top-``image_knn_k`` / ``text_knn_k`` cosine kNN
@@ -135,17 +134,3 @@ class SMORE(Recommender):
             content,
         )
         return side, content
-
-    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        side, content = self.forward()
-        final = content + side
-        u, i, j = final[users], final[self.n_users + pos], final[self.n_users + neg]
-        rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
-        cl = info_nce(side[self.n_users + pos], content[self.n_users + pos], CL_TEMPERATURE) + \
-            info_nce(side[users], content[users], CL_TEMPERATURE)
-        return rec + self.cl_weight * cl
-
-    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        side, content = self.forward()
-        final = content + side
-        return final[: self.n_users], final[self.n_users:]

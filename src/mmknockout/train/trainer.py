@@ -110,13 +110,13 @@ def fit(model_cls: type[Recommender], data: SplitData, features: Features, param
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
         loss = _train_epoch(model, sampler, opt, epoch, cfg.batch_size, device)
-        sched.step()
         result.seconds_train += time.perf_counter() - t0
         result.epochs_run = epoch + 1
         if not math.isfinite(loss):
             result.diverged, result.diverged_epoch = True, epoch
             result.history.append({"epoch": epoch, "loss": loss})
             break
+        sched.step()
         t0 = time.perf_counter()
         valid = valid_eval.evaluate(model)
         score = round(valid.metrics[cfg.valid_metric], cfg.decimals)

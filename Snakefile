@@ -23,7 +23,7 @@ report: "workflow/report/workflow.rst"
 
 # Jobs import the package from src/ without an install inside each conda env.
 SRC = os.path.join(workflow.basedir, "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+shell.prefix('export PYTHONPATH="' + SRC + '${{PYTHONPATH:+:$PYTHONPATH}}"; ')  # braces escaped for Snakemake
 sys.path.insert(0, SRC)
 
 

@@ -49,6 +49,14 @@ wildcard_constraints:
     condition=pattern_of([re.escape(c) for c in CONDITIONS]),
 
 
+def text_encoder(wildcards):
+    return config["encoders"]["text"][wildcards.encoder]
+
+
+def image_encoder(wildcards):
+    return config["encoders"]["image"][wildcards.encoder]
+
+
 def uses_gpu(wildcards):
     """1 when the config asks for a CUDA device, so schedulers reserve the GPU; 0 on CPU configs."""
     return 1 if str(config["training"].get("device", "cpu")).startswith("cuda") else 0
@@ -100,6 +108,13 @@ def run_spec_json(wildcards):
     spec = run_spec(config, wildcards.model, wildcards.params, wildcards.condition, wildcards.feature_set,
                     int(wildcards.seed))
     return json.dumps(spec, sort_keys=True)
+
+
+def select_grid_point(records, out, metric, selection):
+    from mmknockout.analysis.selection import read_json, select
+    from mmknockout.io import write_json
+
+    write_json(out, select([read_json(p) for p in records], metric, selection))
 
 
 def grid(model):

@@ -1,14 +1,6 @@
 """Item features: sentence-transformers text embeddings and image features, once per dataset."""
 
 
-def text_encoder(wildcards):
-    return config["encoders"]["text"][wildcards.encoder]
-
-
-def image_encoder(wildcards):
-    return config["encoders"]["image"][wildcards.encoder]
-
-
 rule text_features:
     input:
         metadata=lambda wc: raw_path(wc.dataset, "metadata"),
@@ -69,9 +61,9 @@ rule download_images:
         metadata=lambda wc: raw_path(wc.dataset, "metadata"),
         item_map=paths.ITEM_MAP,
     output:
-        images=directory(paths.DATA + "/images"),
-        index=paths.DATA + "/images_index.tsv",
-        failures=paths.DATA + "/images_failed.tsv",
+        images=directory(paths.IMAGES),
+        index=paths.IMAGES_INDEX,
+        failures=paths.IMAGES_FAILED,
     log:
         "logs/download_images/{dataset}.log",
     retries: 2
@@ -85,7 +77,7 @@ rule download_images:
 
 rule image_features_encoder:
     input:
-        index=paths.DATA + "/images_index.tsv",
+        index=paths.IMAGES_INDEX,
     output:
         features=paths.IMAGE_FEATURES,
         missing=paths.IMAGE_MISSING,

@@ -6,8 +6,8 @@ rule train:
         unpack(train_inputs),
     output:
         metrics=paths.METRICS,
-        history=paths.RUN + "/history.csv",
-        per_user=paths.RUN + "/per_user.npz",
+        history=paths.HISTORY,
+        per_user=paths.PER_USER,
     log:
         "logs/train/{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}.log",
     benchmark:
@@ -37,10 +37,9 @@ rule select_params:
     log:
         "logs/select/{dataset}/{feature_set}/{model}/{condition}/seed{seed}.log",
     localrule: True
-    conda:
-        "../../envs/data.yaml"
     params:
         metric=config["training"].get("valid_metric", "NDCG@5"),
         selection=config["selection"],
-    shell:
-        "python -m mmknockout select --metric {params.metric} --selection {params.selection} --out {output} {input:q} > {log} 2>&1"
+    run:
+        # runs inside the Snakemake process: one small JSON per model and condition, no new interpreter
+        select_grid_point(input, output[0], params.metric, params.selection)

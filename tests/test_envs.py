@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_kit import install_fake_conda
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ROOT / "envs"
@@ -202,9 +203,10 @@ def parse_rules() -> dict[str, dict]:
                 name = re.search(r"^\s+conda:\s*\n?\s*([A-Za-z_]\w*)\s*$", body, re.M)
                 conda = name and re.search(rf"^{name[1]}\s*=\s*[\"']([^\"']+)[\"']", all_text, re.M)
             command = re.search(r"(?:\{PYTHON\}|python3? -m mmknockout)\s+([\w-]+)", body)
-            python = bool(command) or bool(re.search(r"^\s+(script|notebook|run):", body, re.M)) \
-                or "python" in body
-            rules[m[1]] = {"file": smk, "conda": conda[1] if conda else None,
+            in_process = bool(re.search(r"^\s+run:", body, re.M))  # runs inside Snakemake: no env possible
+            python = not in_process and (bool(command) or bool(re.search(r"^\s+(script|notebook):", body, re.M))
+                                         or "python" in body)
+            rules[m[1]] = {"file": smk, "conda": conda[1] if conda else None, "in_process": in_process,
                            "command": command[1] if command else None, "python": python}
     return rules
 
@@ -457,21 +459,6 @@ def test_pins_resolve_on_pypi(tmp_path):
 # snakemake sees the envs (dry run with a stand-in conda)
 # --------------------------------------------------------------------------------------------
 
-FAKE_CONDA = """#!{python}
-# Stand-in for conda: answers only what `snakemake -n --sdm conda` asks; anything else fails.
-import json, sys
-a = sys.argv[1:]
-if a[:1] == ["--version"]:
-    print("conda 24.11.3")
-elif a[:2] == ["info", "--json"]:
-    print(json.dumps({{"conda_prefix": "{prefix}", "root_prefix": "{prefix}", "platform": "linux-64",
-                      "conda_version": "24.11.3", "envs_dirs": ["{prefix}/envs"], "pkgs_dirs": ["{prefix}/pkgs"]}}))
-elif a[:3] == ["config", "--get", "channel_priority"]:
-    print(json.dumps({{"get": {{"channel_priority": "strict"}}}}))
-else:
-    sys.stderr.write("fake conda: not supported: %s\\n" % a)
-    sys.exit(1)
-"""
 
 
 def config_file() -> Path:
@@ -483,9 +470,7 @@ def test_dry_run_with_conda_lists_the_envs(tmp_path):
     """`snakemake -n --sdm conda` (stand-in conda) names the env of every job it would run."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    conda = fake / "conda"
-    conda.write_text(FAKE_CONDA.format(python=sys.executable, prefix=tmp_path / "conda"))
-    conda.chmod(0o755)
+    install_fake_conda(fake, tmp_path / "conda")
     env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ.get('PATH', '')}")
     r = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--sdm", "conda", "--forceall", "--configfile", str(config_file()),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_kit import install_fake_conda
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
@@ -30,21 +31,6 @@ GPU_RULES = ("train", "text_features")
 FORBIDDEN_EXTRA = re.compile(r"(^|\s)(--gres|--gpus|--mem|--mem-per-cpu|-p|--partition|-A|--account|-t|--time|"
                              r"-c|--cpus-per-task|-n|--ntasks|-C|--constraint|--qos|-D|-J|--job-name|-o|--output)\b")
 
-FAKE_CONDA = """#!{python}
-# Stand-in for conda: answers only what `snakemake -n --sdm conda` asks; anything else fails.
-import json, sys
-a = sys.argv[1:]
-if a[:1] == ["--version"]:
-    print("conda 24.11.3")
-elif a[:2] == ["info", "--json"]:
-    print(json.dumps({{"conda_prefix": "{prefix}", "root_prefix": "{prefix}", "platform": "linux-64",
-                      "conda_version": "24.11.3", "envs_dirs": ["{prefix}/envs"], "pkgs_dirs": ["{prefix}/pkgs"]}}))
-elif a[:3] == ["config", "--get", "channel_priority"]:
-    print(json.dumps({{"get": {{"channel_priority": "strict"}}}}))
-else:
-    sys.stderr.write("fake conda: not supported: %s\\n" % a)
-    sys.exit(1)
-"""
 
 
 def load(path: Path) -> dict:
@@ -181,9 +167,7 @@ def fake_path(tmp_path: Path) -> str:
     if which is None:
         pytest.skip("no `which` binary: the SLURM plugin needs it even for a dry run")
     (bin_dir / "which").symlink_to(which)
-    conda = bin_dir / "conda"
-    conda.write_text(FAKE_CONDA.format(python=sys.executable, prefix=tmp_path / "conda"))
-    conda.chmod(0o755)
+    install_fake_conda(bin_dir, tmp_path / "conda")
     for tool in ("sbatch", "squeue", "sinfo", "sacct"):
         assert not (bin_dir / tool).exists()
     return f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import model_kit
 from mmknockout.analysis.aggregate import knockout_table

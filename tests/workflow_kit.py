@@ -29,3 +29,28 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+FAKE_CONDA = """#!{python}
+# Stand-in for conda: answers only what `snakemake -n --sdm conda` asks; anything else fails.
+import json, sys
+a = sys.argv[1:]
+if a[:1] == ["--version"]:
+    print("conda 24.11.3")
+elif a[:2] == ["info", "--json"]:
+    print(json.dumps({{"conda_prefix": "{prefix}", "root_prefix": "{prefix}", "platform": "linux-64",
+                      "conda_version": "24.11.3", "envs_dirs": ["{prefix}/envs"], "pkgs_dirs": ["{prefix}/pkgs"]}}))
+elif a[:3] == ["config", "--get", "channel_priority"]:
+    print(json.dumps({{"get": {{"channel_priority": "strict"}}}}))
+else:
+    sys.stderr.write("fake conda: not supported: %s\\n" % a)
+    sys.exit(1)
+"""
+
+
+def install_fake_conda(bin_dir: Path, prefix: Path) -> Path:
+    """Put the stand-in ``conda`` into ``bin_dir`` (for dry runs with ``--sdm conda``)."""
+    conda = bin_dir / "conda"
+    conda.write_text(FAKE_CONDA.format(python=sys.executable, prefix=prefix))
+    conda.chmod(0o755)
+    return conda

@@ -73,7 +73,7 @@ def test_condition_errors(spec, fragment):
 
 def test_unknown_hyper_parameter_and_training_setting():
     with pytest.raises(InputError, match="unknown hyper-parameter 'depth'"):
-        parse_params_id("FREEDOM", "depth=3")
+        parse_params_id("FREEDOM", "depth~3")
     with pytest.raises(InputError, match="unknown setting"):
         TrainConfig.from_mapping({"epochs": 3, "momentum": 0.9})
     with pytest.raises(InputError, match="valid_metric 'NDCG@7'"):

@@ -15,8 +15,8 @@ def test_runtime_table(tmp_path):
     _bench(b / "graphs/demo.tsv", 1.0, "-")
     _bench(b / "text_features/demo_minilm.tsv", 30.0, 900.0)
     for cond, s in (("baseline", 10.0), ("dual-noise", 12.0), ("text-noise", 20.0)):
-        _bench(b / f"train/demo/default/VBPR/{cond}/reg_weight=0.1/seed999.tsv", s, 300.0)
-    _bench(b / "train/demo/default/BPR/baseline/reg_weight=0.1/seed999.tsv", 4.0, 200.0)
+        _bench(b / f"train/demo/default/VBPR/{cond}/reg_weight~0.1/seed999.tsv", s, 300.0)
+    _bench(b / "train/demo/default/BPR/baseline/reg_weight~0.1/seed999.tsv", 4.0, 200.0)
     (b / "train/demo/default/BPR/dual-noise").mkdir(parents=True)
     (b / "train/demo/default/BPR/dual-noise/broken.tsv").write_text("")  # a job still running: skipped
     table = runtime.runtime_table(runtime.collect(b))

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--configfile", default="config/config.yaml")
     s.add_argument("--dataset", required=True), s.add_argument("--model", required=True)
     s.add_argument("--condition", default="baseline"), s.add_argument("--feature-set")
-    s.add_argument("--params", help="grid point id (key=value,...); default: the first point of the config's grid")
+    s.add_argument("--params", help="grid point id (key~value+...); default: the first point of the config's grid")
     s.add_argument("--seed", type=int), s.add_argument("--epochs", type=int), s.add_argument("--device")
     s.add_argument("--out-dir", help="default: the workflow's results/runs/... directory")
     s.add_argument("--progress", action="store_true", help="print one line per epoch")

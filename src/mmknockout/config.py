@@ -1,7 +1,9 @@
 """Workflow configuration: schema validation, model grids and run identifiers.
 
 The Snakefile and the CLI both go through this module, so a grid point has one name everywhere:
-``key=value`` pairs sorted by key and joined by commas (``default`` for a model without a grid).
+``key~value`` pairs sorted by key and joined by ``+`` (``default`` for a model without a grid), e.g.
+``dropout~0.8+reg_weight~0.0001``. No commas or ``=``: cluster executors pass wildcards as
+``name=value,...`` lists, which such characters would split.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "config" / "schema.yaml"
 MODEL_DIR = ROOT / "config" / "models"
 DEFAULT_PARAMS = "default"
+KEY_SEP, PAIR_SEP = "~", "+"
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -103,7 +106,7 @@ def grid_points(model: str, grid: str = "full", model_dir: str | Path = MODEL_DI
 def params_id(point: Mapping[str, Any]) -> str:
     if not point:
         return DEFAULT_PARAMS
-    return ",".join(f"{k}={_fmt(point[k])}" for k in sorted(point))
+    return PAIR_SEP.join(f"{k}{KEY_SEP}{_fmt(point[k])}" for k in sorted(point))
 
 
 def parse_params_id(model: str, pid: str, model_dir: str | Path = MODEL_DIR) -> dict[str, Any]:
@@ -111,8 +114,8 @@ def parse_params_id(model: str, pid: str, model_dir: str | Path = MODEL_DIR) -> 
     y = model_config(model, model_dir)
     point: dict[str, Any] = {}
     if pid != DEFAULT_PARAMS:
-        for pair in pid.split(","):
-            key, _, value = pair.partition("=")
+        for pair in pid.split(PAIR_SEP):
+            key, _, value = pair.partition(KEY_SEP)
             if key not in y["grid"] and key not in y["fixed"]:
                 raise InputError(f"{model}: unknown hyper-parameter '{key}' in '{pid}'")
             point[key] = _parse(value)

@@ -188,3 +188,12 @@ def test_encoder_swap_one_and_two_feature_sets():
 def test_latex_escapes():
     assert tables.latex_escape("a_b 5% & x±y") == r"a\_b 5\% \& x$\pm$y"
     assert tables.fmt_change(-0.04) == "+0.0" and tables.fmt_change(2.35) in ("+2.4", "+2.3")
+
+
+def test_study_tables_without_the_condition_are_empty_not_broken():
+    sig = pd.DataFrame({"dataset": ["demo"], "feature_set": ["default"], "model": ["VBPR"], "condition": ["dual-noise"],
+                        "metric": ["NDCG@10"], "n_seeds": [1], "mean_baseline": [0.2], "mean_knockout": [0.1],
+                        "change %": [-50.0], "ci95_baseline": [np.nan], "ci95_knockout": [np.nan],
+                        "p_seeds": [np.nan], "p_users": [0.01]})
+    table2 = tables.vision_sensitive(sig, {"demo": "default"})
+    assert table2.empty and "model" in table2.columns

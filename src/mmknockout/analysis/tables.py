@@ -175,7 +175,7 @@ def knockout_comparison(sig: pd.DataFrame, models: Sequence[str], conditions: Se
     ``feature_sets`` maps dataset -> the feature set to use (default: every row's own)."""
     df = sig[sig["model"].isin(models) & sig["condition"].isin(conditions) & sig["metric"].isin(metrics)]
     if feature_sets is not None:
-        df = df[[feature_sets.get(d) == f for d, f in zip(df["dataset"], df["feature_set"])]]
+        df = df.loc[_main_rows(df, feature_sets)]
     several = bool(len(df)) and int(df["n_seeds"].max()) > 1
     key = ["model", "dataset", "condition"]
     columns = key + ["n_seeds"] + comparison_columns(metrics, several)
@@ -209,6 +209,11 @@ def knockout_comparison(sig: pd.DataFrame, models: Sequence[str], conditions: Se
     return out.reset_index(drop=True)
 
 
+def _main_rows(df: pd.DataFrame, feature_sets: Mapping[str, str]) -> np.ndarray:
+    """Boolean row mask: the rows whose feature set is the one named for their dataset (works when empty)."""
+    return np.array([feature_sets.get(d) == f for d, f in zip(df["dataset"], df["feature_set"])], dtype=bool)
+
+
 def _p_cell(p: float) -> str:
     return "" if p is None or not np.isfinite(p) else f"{p:.3g}"
 
@@ -220,7 +225,7 @@ def vision_sensitive(sig: pd.DataFrame, feature_sets: Mapping[str, str] | None =
     (all their datasets are shown). A diverged knockout counts as a drop."""
     df = sig[(sig["condition"] == condition) & (sig["metric"] == "NDCG@10")]
     if feature_sets is not None:
-        df = df[[feature_sets.get(d) == f for d, f in zip(df["dataset"], df["feature_set"])]]
+        df = df.loc[_main_rows(df, feature_sets)]
     dropped = (df["change %"] < -threshold) | (df["mean_knockout"].isna() & df["mean_baseline"].notna())
     models = sorted(set(df.loc[dropped, "model"]))
     out = knockout_comparison(sig, models, [condition], metrics, feature_sets)
@@ -268,9 +273,9 @@ def appendix_table(summary: pd.DataFrame, datasets: Mapping[str, str], condition
     """
     reference = dict(reference or datasets)
     with_change = (condition != "baseline" or reference != dict(datasets)) if with_change is None else with_change
-    sel = summary[[datasets.get(d) == f for d, f in zip(summary["dataset"], summary["feature_set"])]]
+    sel = summary.loc[_main_rows(summary, datasets)]
     sel = sel[(sel["condition"] == condition) & ~sel["model"].isin(FEATURE_FREE)]
-    base = summary[[reference.get(d) == f for d, f in zip(summary["dataset"], summary["feature_set"])]]
+    base = summary.loc[_main_rows(summary, reference)]
     base = base[base["condition"] == "baseline"].set_index(["dataset", "model"])
     several = bool(len(sel)) and int(sel["n_seeds"].max()) > 1
     rows = []

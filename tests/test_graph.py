@@ -23,7 +23,23 @@ def test_lightgcn_propagate_is_layer_mean():
     ego = torch.randn(4, 3)
     a = adj.to_dense()
     expected = (ego + a @ ego + a @ a @ ego) / 3
-    torch.testing.assert_close(graph.lightgcn_propagate(adj, ego, 2), expected)
+    torch.testing.assert_close(graph.lightgcn_propagate(graph.GraphOperator(adj), ego, 2), expected)
+
+
+def test_graph_operator_product_and_gradient_match_dense():
+    """A non-symmetric matrix: the backward pass must use the stored transpose."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(5, 4, generator=gen) * (torch.rand(5, 4, generator=gen) > 0.5)
+    op = graph.GraphOperator(a.to_sparse())
+    x = torch.randn(4, 3, generator=gen, requires_grad=True)
+    w = torch.randn(5, 3, generator=gen)
+    (op(x) * w).sum().backward()
+    torch.testing.assert_close(op(x.detach()), a @ x.detach())
+    torch.testing.assert_close(x.grad, a.T @ w)
+    assert op.nnz == int((a != 0).sum())
+    torch.testing.assert_close(op.to_dense(), a)
+    rows, cols = op.indices()
+    torch.testing.assert_close(a[rows, cols], op.matrix.values())
 
 
 def test_knn_graph_weighted_and_unweighted():

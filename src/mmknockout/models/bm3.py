@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .graph import lightgcn_propagate, normalized_adjacency
+from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency
 from .losses import emb_norm_loss
 
 
@@ -66,7 +66,7 @@ class BM3(Recommender):
         self.projections = nn.ModuleDict({m: nn.Linear(features[m].shape[1], d) for m in self.modalities})
         for proj in self.projections.values():
             nn.init.xavier_normal_(proj.weight)
-        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Online user and item latents (LightGCN layer mean; item ego embedding added)."""

@@ -10,7 +10,7 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import cosine_normalize, lightgcn_propagate, neighbour_graph_adjacency, normalized_adjacency, sparse_from_edges, sym_normalize
+from .graph import GraphOperator, cosine_normalize, lightgcn_propagate, neighbour_graph_adjacency, normalized_adjacency, sparse_from_edges, sym_normalize
 
 #: pseudo-positive neighbours per item in the neighbour-discrimination loss (fixed in DA-MRS)
 N_PSEUDO = 10
@@ -129,10 +129,10 @@ class DAMRS(Recommender):
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
 
         text_adj, image_adj = self.build_modal_graphs(features["text"], features["image"], k)
-        self.register_buffer("text_adj", text_adj)
-        self.register_buffer("image_adj", image_adj)
-        self.register_buffer("session_adj", self.build_session_graph(data))
-        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.text_adj = GraphOperator(text_adj)
+        self.image_adj = GraphOperator(image_adj)
+        self.session_adj = GraphOperator(self.build_session_graph(data))
+        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
 
     # ----- fixed graphs -------------------------------------------------------------------------
     def build_modal_graphs(self, text: torch.Tensor, image: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +156,7 @@ class DAMRS(Recommender):
         for adj in (self.text_adj, self.image_adj, self.session_adj):
             h = self.item_embedding
             for _ in range(self.n_mm_layers):
-                h = torch.sparse.mm(adj, h)
+                h = adj(h)
             views.append(h)
         return out[: self.n_users], out[self.n_users:], tuple(views)
 

@@ -11,7 +11,7 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import knn_graph, normalized_adjacency, sparse_from_edges
+from .graph import GraphOperator, knn_graph, normalized_adjacency, sparse_from_edges
 
 #: user-user neighbours aggregated per user (hard-coded in DRAGON)
 USER_NEIGHBOURS = 40
@@ -30,10 +30,10 @@ class ModalGCN(nn.Module):
         self.mlp_in = nn.Linear(feat_dim, 4 * d)
         self.mlp_out = nn.Linear(4 * d, d)
 
-    def forward(self, adj: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, adj: GraphOperator, features: torch.Tensor) -> torch.Tensor:
         x = F.normalize(torch.cat([self.preference, self.mlp_out(F.leaky_relu(self.mlp_in(features)))]), dim=1)
-        h1 = torch.sparse.mm(adj, x)
-        h2 = torch.sparse.mm(adj, h1)
+        h1 = adj(x)
+        h2 = adj(h1)
         return x + h1 + h2
 
 
@@ -87,8 +87,8 @@ class DRAGON(Recommender):
         self.user_weight = nn.Parameter(torch.softmax(nn.init.xavier_normal_(torch.empty(self.n_users, 2, 1)), dim=1))
 
         mm_adj = alpha * knn_graph(features["image"], k, weighted=False) + (1 - alpha) * knn_graph(features["text"], k, weighted=False)
-        self.register_buffer("mm_adj", mm_adj.coalesce())
-        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.mm_adj = GraphOperator(mm_adj.coalesce())
+        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
         self.register_neighbours(data)
         self.on_epoch_start(0)
 
@@ -103,7 +103,7 @@ class DRAGON(Recommender):
         self.register_buffer("neighbour_len", (ids >= 0).sum(1))
         self.register_buffer("epoch_neighbours", torch.zeros(self.n_users, USER_NEIGHBOURS, dtype=torch.long), persistent=False)
         self.register_buffer("epoch_weights", torch.zeros(self.n_users, USER_NEIGHBOURS), persistent=False)
-        self.register_buffer("user_user", self.user_user_matrix(), persistent=False)
+        self.user_user = GraphOperator(self.user_user_matrix())
 
     def on_epoch_start(self, epoch: int) -> None:
         """Fill every user's list to 40 slots by resampling its own neighbours; softmax weights."""
@@ -112,7 +112,7 @@ class DRAGON(Recommender):
         if have == 0:
             self.epoch_neighbours = torch.zeros(n, USER_NEIGHBOURS, dtype=torch.long, device=device)
             self.epoch_weights = torch.zeros(n, USER_NEIGHBOURS, device=device)
-            self.user_user = self.user_user_matrix()
+            self.user_user = GraphOperator(self.user_user_matrix())
             return
         length = self.neighbour_len.unsqueeze(1)
         slot = torch.arange(USER_NEIGHBOURS, device=device).unsqueeze(0)
@@ -123,7 +123,7 @@ class DRAGON(Recommender):
         empty = length == 0
         self.epoch_neighbours = ids.masked_fill(empty, 0)
         self.epoch_weights = torch.softmax(counts, dim=1).masked_fill(empty, 0.0)
-        self.user_user = self.user_user_matrix()
+        self.user_user = GraphOperator(self.user_user_matrix())
 
     def user_user_matrix(self) -> torch.Tensor:
         """This epoch's sampled neighbours as a sparse n_users x n_users weight matrix.
@@ -144,8 +144,8 @@ class DRAGON(Recommender):
         items = torch.cat([v[self.n_users:], t[self.n_users:]], dim=1)
         h = items
         for _ in range(self.n_mm_layers):
-            h = torch.sparse.mm(self.mm_adj, h)
-        social = torch.sparse.mm(self.user_user, users)
+            h = self.mm_adj(h)
+        social = self.user_user(users)
         return users + social, items + h
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import normalized_adjacency, sparse_from_edges
+from .graph import GraphOperator, normalized_adjacency, sparse_from_edges
 from .losses import bpr_loss
 
 #: modality order of the toolbox's fusion weights: image ("v") first, then text ("t")
@@ -86,7 +86,7 @@ class DualGNN(Recommender):
         self.k = int(self.param("user_graph_k"))
         if self.param("aggr_mode") != "add":
             raise InputError(f"DualGNN: aggr_mode must be 'add', got {self.param('aggr_mode')!r}")
-        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
 
         self.mlp_in = nn.ModuleDict()
         self.mlp_out = nn.ModuleDict()
@@ -104,7 +104,7 @@ class DualGNN(Recommender):
         self.register_buffer("neighbour_ids", ids)
         self.register_buffer("neighbour_counts", counts)
         self.register_buffer("n_neighbours", (ids >= 0).sum(dim=1))
-        self.register_buffer("user_user", self.sample_user_graph())
+        self.user_user = GraphOperator(self.sample_user_graph())
 
     # ----------------------------------------------------------------------------- user graph
     def sample_user_graph(self) -> torch.Tensor:
@@ -119,15 +119,15 @@ class DualGNN(Recommender):
         return sparse_from_edges(rows, ids.reshape(-1), weights.reshape(-1), (self.n_users, self.n_users))
 
     def on_epoch_start(self, epoch: int) -> None:
-        self.user_user = self.sample_user_graph()
+        self.user_user = GraphOperator(self.sample_user_graph())
 
     # ---------------------------------------------------------------------------- propagation
     def modality_rep(self, m: str) -> torch.Tensor:
         """:math:`x + Ax + A^2x` for one modality, [(U+I), d]."""
         content = self.mlp_out[m](F.leaky_relu(self.mlp_in[m](getattr(self, f"{m}_features"))))
         x = F.normalize(torch.cat([self.preferences[m], content]))
-        h1 = torch.sparse.mm(self.adj, x)
-        h2 = torch.sparse.mm(self.adj, h1)
+        h1 = self.adj(x)
+        h2 = self.adj(h1)
         return x + h1 + h2
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +136,7 @@ class DualGNN(Recommender):
         items = (v + t)[self.n_users:]
         stacked = torch.stack([v[: self.n_users], t[: self.n_users]], dim=2)  # [U, d, 2]
         users = torch.bmm(stacked, self.user_weight).squeeze(2)
-        users = users + torch.sparse.mm(self.user_user, users)
+        users = users + self.user_user(users)
         return users, items
 
     # ------------------------------------------------------------------------------ training

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender, unique_items
-from .graph import knn_graph, lightgcn_propagate, normalized_adjacency
+from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency
 from .losses import bpr_loss
 
 
@@ -57,10 +57,10 @@ class FREEDOM(Recommender):
             nn.init.zeros_(layer.bias)
 
         mm_adj = alpha * knn_graph(features["image"], k, weighted=False) + (1 - alpha) * knn_graph(features["text"], k, weighted=False)
-        self.register_buffer("mm_adj", mm_adj.coalesce())
+        self.mm_adj = GraphOperator(mm_adj.coalesce())
         self.register_buffer("edge_users", torch.as_tensor(data.train_users, dtype=torch.long))
         self.register_buffer("edge_items", torch.as_tensor(data.train_items, dtype=torch.long))
-        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
         deg_u = torch.bincount(self.edge_users, minlength=self.n_users).float()
         deg_i = torch.bincount(self.edge_items, minlength=self.n_items).float()
         self.register_buffer("edge_prob", (deg_u[self.edge_users] * deg_i[self.edge_items]).rsqrt())
@@ -73,12 +73,12 @@ class FREEDOM(Recommender):
             return
         n_keep = int(self.edge_prob.numel() * (1 - self.dropout))
         keep = torch.multinomial(self.edge_prob, n_keep, replacement=False)
-        self.train_adj = normalized_adjacency(self.edge_users[keep], self.edge_items[keep], self.n_users, self.n_items).to(self.adj.device)
+        self.train_adj = GraphOperator(normalized_adjacency(self.edge_users[keep], self.edge_items[keep], self.n_users, self.n_items)).to(self.edge_users.device)
 
-    def propagate(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self, adj: GraphOperator) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.item_embedding
         for _ in range(self.n_mm_layers):
-            h = torch.sparse.mm(self.mm_adj, h)
+            h = self.mm_adj(h)
         out = lightgcn_propagate(adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
         return out[: self.n_users], out[self.n_users:] + h
 

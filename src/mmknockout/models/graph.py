@@ -1,6 +1,8 @@
 """Graph building blocks shared by the models: normalised adjacencies, kNN item graphs, LightGCN.
 
-All graphs are ``torch.sparse_coo_tensor`` (coalesced) so they move with ``Module.to(device)``.
+Graphs are built as coalesced ``torch.sparse_coo_tensor``; a fixed graph that a model multiplies
+with is wrapped in a :class:`GraphOperator` (CSR, with its transpose stored for the backward pass),
+which moves with ``Module.to(device)``.
 
 Degenerate features, defined once here for every model:
 * Cosine similarity uses rows scaled by ``max(||x||, eps)``, so an all-zero row has similarity 0
@@ -14,8 +16,14 @@ Degenerate features, defined once here for every model:
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+from torch import nn
+
+# torch flags its CSR support as beta on first use; the operations used here are stable
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 COSINE_EPS = 1e-12
 
@@ -49,11 +57,58 @@ def normalized_adjacency(users, items, n_users: int, n_items: int) -> torch.Tens
     return sym_normalize(bipartite_adjacency(users, items, n_users, n_items))
 
 
-def lightgcn_propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+class _SparseProduct(torch.autograd.Function):
+    """``A @ x`` with gradient ``A^T @ g`` for x only; A and A^T are both given as CSR."""
+
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor, transpose: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.transpose = transpose
+        return matrix @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, ctx.transpose @ grad
+
+
+class GraphOperator(nn.Module):
+    """A fixed sparse matrix applied to dense features: ``op(x) = A @ x``.
+
+    Stored in CSR together with its transpose, so that neither the forward product nor its
+    gradient converts or transposes the matrix (torch's own COO product does both, about 3x
+    slower). The matrix itself carries no gradient.
+    """
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        super().__init__()
+        matrix = matrix.coalesce().float()
+        self.shape = tuple(matrix.shape)
+        self.register_buffer("matrix", matrix.to_sparse_csr(), persistent=False)
+        self.register_buffer("transpose", matrix.t().coalesce().to_sparse_csr(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _SparseProduct.apply(self.matrix, self.transpose, x)
+        return self.matrix @ x
+
+    def to_dense(self) -> torch.Tensor:
+        return self.matrix.to_dense()
+
+    def indices(self) -> torch.Tensor:
+        """(row, col) of the stored entries, row-major, as a 2 x nnz tensor."""
+        rows = torch.repeat_interleave(torch.arange(self.shape[0], device=self.matrix.device),
+                                       self.matrix.crow_indices().diff())
+        return torch.stack([rows, self.matrix.col_indices()])
+
+    @property
+    def nnz(self) -> int:
+        return self.matrix.col_indices().numel()
+
+
+def lightgcn_propagate(adj: GraphOperator, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
     """Mean of the layer embeddings E^(0..L), E^(l+1) = adj @ E^(l) (He et al., SIGIR 2020)."""
     layers = [ego]
     for _ in range(n_layers):
-        layers.append(torch.sparse.mm(adj, layers[-1]))
+        layers.append(adj(layers[-1]))
     return torch.stack(layers, dim=0).mean(dim=0)
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .graph import bipartite_adjacency, cosine_normalize, knn_graph, knn_indices, lightgcn_propagate, sparse_from_edges
+from .graph import GraphOperator, bipartite_adjacency, cosine_normalize, knn_graph, knn_indices, lightgcn_propagate, sparse_from_edges
 from .losses import bpr_loss, l2_sq_loss
 
 
@@ -85,9 +85,9 @@ class LATTICE(Recommender):
         self.text_proj = nn.Linear(features["text"].shape[1], feat_dim)
         self.modal_weight = nn.Parameter(torch.tensor([0.5, 0.5]))
 
-        self.register_buffer("image_original_adj", knn_graph(features["image"], self.knn_k, weighted=True))
-        self.register_buffer("text_original_adj", knn_graph(features["text"], self.knn_k, weighted=True))
-        self.register_buffer("adj", mean_adjacency_with_self_loops(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.image_original_adj = GraphOperator(knn_graph(features["image"], self.knn_k, weighted=True))
+        self.text_original_adj = GraphOperator(knn_graph(features["text"], self.knn_k, weighted=True))
+        self.adj = GraphOperator(mean_adjacency_with_self_loops(data.train_users, data.train_items, self.n_users, self.n_items))
         self._rebuild = True
         self._learned: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -122,7 +122,7 @@ class LATTICE(Recommender):
         h = self.item_embedding
         for _ in range(self.n_layers):
             h_learned = (val.unsqueeze(-1) * h[idx]).sum(1)
-            h_original = w[0] * torch.sparse.mm(self.image_original_adj, h) + w[1] * torch.sparse.mm(self.text_original_adj, h)
+            h_original = w[0] * self.image_original_adj(h) + w[1] * self.text_original_adj(h)
             h = (1 - self.lambda_coeff) * h_learned + self.lambda_coeff * h_original
         return h
 

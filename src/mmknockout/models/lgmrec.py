@@ -10,7 +10,7 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency, sparse_from_edges
 from .losses import bpr_loss, emb_norm_loss
 
 GUMBEL_TAU = 0.2  # Gumbel-softmax and contrastive temperature, hard-coded in the toolbox
@@ -87,9 +87,10 @@ class LGMRec(Recommender):
             self.register_buffer(f"{m}_feat", features[m].float().clone())  # frozen
         self.local_trs = nn.ParameterDict({m: xavier_matrix(features[m].shape[1], d_feat) for m in self.modal_names})
         self.hyper_trs = nn.ParameterDict({m: xavier_matrix(features[m].shape[1], hyper_num) for m in self.modal_names})
-        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
-        self.register_buffer("ui", self.user_item_matrix(data))
-        deg = torch.sparse.sum(self.ui, dim=1).to_dense()
+        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        ui = self.user_item_matrix(data)
+        self.ui = GraphOperator(ui)
+        deg = torch.sparse.sum(ui, dim=1).to_dense()
         self.register_buffer("inv_user_degree", torch.where(deg > 0, 1.0 / deg.clamp_min(1.0), torch.zeros_like(deg)).unsqueeze(1))
 
     def user_item_matrix(self, data: SplitData) -> torch.Tensor:
@@ -107,16 +108,16 @@ class LGMRec(Recommender):
     def local_modal(self, m: str) -> torch.Tensor:
         """Modal graph embedding: projected item features, user means, n_mm_layers propagations."""
         item_f = self.feat(m) @ self.local_trs[m]
-        user_f = torch.sparse.mm(self.ui, item_f) * self.inv_user_degree
+        user_f = self.ui(item_f) * self.inv_user_degree
         out = torch.cat([user_f, item_f])
         for _ in range(self.n_mm_layers):
-            out = torch.sparse.mm(self.adj, out)
+            out = self.adj(out)
         return out
 
     def hyperedges(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Soft Gumbel-softmax hyperedge assignments of items and users (torch global RNG)."""
         item_logits = self.feat(m) @ self.hyper_trs[m]
-        user_logits = torch.sparse.mm(self.ui, item_logits)
+        user_logits = self.ui(item_logits)
         return (F.gumbel_softmax(item_logits, tau=GUMBEL_TAU, hard=False, dim=1),
                 F.gumbel_softmax(user_logits, tau=GUMBEL_TAU, hard=False, dim=1))
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .graph import lightgcn_propagate, normalized_adjacency
+from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency
 from .losses import bpr_loss, emb_norm_loss
 
 
@@ -31,7 +31,7 @@ class LightGCN(Recommender):
         self.reg_weight = float(self.param("reg_weight"))
         self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, self.embedding_size)))
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, self.embedding_size)))
-        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         ego = torch.cat([self.user_embedding, self.item_embedding])

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .graph import knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
 from .losses import bpr_loss, info_nce, l2_sq_loss
 
 CL_TEMPERATURE = 0.2  # hard-coded in MMRec's MGCN and SMORE
@@ -102,17 +102,17 @@ class MGCN(SideContentRecommender):
         self.gate_image, self.gate_text = gate(d), gate(d)
         self.gate_image_prefer, self.gate_text_prefer = gate(d), gate(d)
 
-        self.register_buffer("image_adj", knn_graph(features["image"], self.knn_k, weighted=True))
-        self.register_buffer("text_adj", knn_graph(features["text"], self.knn_k, weighted=True))
+        self.image_adj = GraphOperator(knn_graph(features["image"], self.knn_k, weighted=True))
+        self.text_adj = GraphOperator(knn_graph(features["text"], self.knn_k, weighted=True))
         adj = normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
-        self.register_buffer("adj", adj)
-        self.register_buffer("R", user_item_block(adj, self.n_users))
+        self.adj = GraphOperator(adj)
+        self.R = GraphOperator(user_item_block(adj, self.n_users))
 
-    def item_item_view(self, item_embeds: torch.Tensor, item_adj: torch.Tensor) -> torch.Tensor:
+    def item_item_view(self, item_embeds: torch.Tensor, item_adj: GraphOperator) -> torch.Tensor:
         """``n_layers`` propagations on an item graph, users by :math:`\\hat R`; (U+I) x d."""
         for _ in range(self.n_layers):
-            item_embeds = torch.sparse.mm(item_adj, item_embeds)
-        return torch.cat([torch.sparse.mm(self.R, item_embeds), item_embeds])
+            item_embeds = item_adj(item_embeds)
+        return torch.cat([self.R(item_embeds), item_embeds])
 
     def fuse(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Common + preference-gated specific parts, averaged: the side embedding."""

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, StackedTableRecommender
-from .graph import bipartite_adjacency, sparse_from_edges
+from .graph import GraphOperator, bipartite_adjacency, sparse_from_edges
 
 N_GRAPH_LAYERS = 3  # hard-coded in the toolbox, whatever the config's n_layers says
 
@@ -48,11 +48,11 @@ class MMGCNBranch(nn.Module):
             nn.init.xavier_normal_(layer.weight)
         nn.init.xavier_normal_(self.gates[0].weight)  # the toolbox re-initialises only the first gate
 
-    def forward(self, features: torch.Tensor, id_embedding: torch.Tensor, adj_mean: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, id_embedding: torch.Tensor, adj_mean: GraphOperator) -> torch.Tensor:
         items = self.project(features) if self.project is not None else features
         x = F.normalize(torch.cat([self.preference, items]))
         for weight, linear, gate in zip(self.conv_weights, self.linears, self.gates):
-            h = F.leaky_relu(torch.sparse.mm(adj_mean, x @ weight))
+            h = F.leaky_relu(adj_mean(x @ weight))
             x_hat = F.leaky_relu(linear(x)) + id_embedding
             x = F.leaky_relu(gate(torch.cat([h, x_hat], dim=1)))
         return x
@@ -100,7 +100,7 @@ class MMGCN(StackedTableRecommender):
         trainable = bool(self.param("trainable_embeddings"))
         latent = int(self.param("visual_latent"))
         adj = bipartite_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
-        self.register_buffer("adj_mean", mean_adjacency(adj))
+        self.adj_mean = GraphOperator(mean_adjacency(adj))
         _frozen_or_trainable(self, "id_embedding",
                              nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, d)), trainable)
         self.branches = nn.ModuleDict({

@@ -10,7 +10,7 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import knn_graph, lightgcn_propagate, normalized_adjacency
+from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency
 from .losses import bpr_loss, info_nce
 
 #: InfoNCE temperature (fixed in PGL)
@@ -68,32 +68,32 @@ class PGL(Recommender):
         self.feature_dropout = nn.Dropout(float(self.param("dropout")))
 
         mm_adj = alpha * knn_graph(features["image"], k, weighted=False) + (1 - alpha) * knn_graph(features["text"], k, weighted=False)
-        self.register_buffer("mm_adj", mm_adj.coalesce())
+        self.mm_adj = GraphOperator(mm_adj.coalesce())
         train = data.train_matrix.tocoo()
         self.register_buffer("edge_users", torch.as_tensor(train.row, dtype=torch.long))
         self.register_buffer("edge_items", torch.as_tensor(train.col, dtype=torch.long))
-        self.register_buffer("adj", normalized_adjacency(train.row, train.col, self.n_users, self.n_items))
+        self.adj = GraphOperator(normalized_adjacency(train.row, train.col, self.n_users, self.n_items))
         deg_u = torch.bincount(self.edge_users, minlength=self.n_users).float()
         deg_i = torch.bincount(self.edge_items, minlength=self.n_items).float()
         self.register_buffer("edge_prob", (deg_u[self.edge_users] * deg_i[self.edge_items]).rsqrt())
-        self.train_adj: torch.Tensor | None = None  # set each epoch; None -> the full graph
+        self.train_adj: GraphOperator | None = None  # set each epoch; None -> the full graph
 
     def on_epoch_start(self, epoch: int) -> None:
         """Local principal sub-graph: degree-sensitive sampling of ``keep_rate`` of the edges."""
         n_keep = int(self.edge_prob.numel() * self.keep_rate)
         keep = torch.multinomial(self.edge_prob, n_keep, replacement=False)
-        self.train_adj = normalized_adjacency(self.edge_users[keep], self.edge_items[keep], self.n_users, self.n_items).to(self.adj.device)
+        self.train_adj = GraphOperator(normalized_adjacency(self.edge_users[keep], self.edge_items[keep], self.n_users, self.n_items)).to(self.edge_users.device)
 
     def item_embeddings(self) -> torch.Tensor:
         image = F.normalize(self.image_proj(self.image_features), dim=1)
         text = F.normalize(self.text_proj(self.text_features), dim=1)
         return torch.cat([image, text], dim=1)
 
-    def propagate(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self, adj: GraphOperator) -> tuple[torch.Tensor, torch.Tensor]:
         items = self.item_embeddings()
         h = items
         for _ in range(self.n_mm_layers):
-            h = torch.sparse.mm(self.mm_adj, h)
+            h = self.mm_adj(h)
         users = torch.cat([self.user_image, self.user_text], dim=1)
         out = lightgcn_propagate(adj, torch.cat([users, items]), self.n_ui_layers)
         return out[: self.n_users], out[self.n_users:] + h

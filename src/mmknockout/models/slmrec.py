@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .graph import lightgcn_propagate, normalized_adjacency
+from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency
 from .losses import info_nce
 
 
@@ -77,7 +77,7 @@ class SLMRec(Recommender):
         self.g_iv_iva = xavier_linear(d, d)
         self.g_iva_ivat = xavier_linear(d, d // 2)
         self.g_t_ivat = xavier_linear(d, d // 2)
-        self.register_buffer("adj", normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
 
     def branch(self, item_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LightGCN on [shared user embeddings; one item input], split into (users, items)."""

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features
-from .graph import knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
 from .mgcn import SideContentRecommender, gate, user_item_block
 
 
@@ -90,12 +90,12 @@ class SMORE(SideContentRecommender):
 
         image_adj = knn_graph(features["image"], int(self.param("image_knn_k")), weighted=True)
         text_adj = knn_graph(features["text"], int(self.param("text_knn_k")), weighted=True)
-        self.register_buffer("image_adj", image_adj)
-        self.register_buffer("text_adj", text_adj)
-        self.register_buffer("fusion_adj", max_fusion(image_adj, text_adj))
+        self.image_adj = GraphOperator(image_adj)
+        self.text_adj = GraphOperator(text_adj)
+        self.fusion_adj = GraphOperator(max_fusion(image_adj, text_adj))
         adj = normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
-        self.register_buffer("adj", adj)
-        self.register_buffer("R", user_item_block(adj, self.n_users))
+        self.adj = GraphOperator(adj)
+        self.R = GraphOperator(user_item_block(adj, self.n_users))
 
     def spectrum_convolution(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Uni-modal filters and the cross-modal product filter in the frequency domain."""
@@ -107,11 +107,11 @@ class SMORE(SideContentRecommender):
         fusion_conv = torch.fft.irfft(image_fft * text_fft * torch.view_as_complex(self.fusion_filter), n=d, dim=1, norm="ortho")
         return image_conv, text_conv, fusion_conv
 
-    def item_item_view(self, item_embeds: torch.Tensor, item_adj: torch.Tensor) -> torch.Tensor:
+    def item_item_view(self, item_embeds: torch.Tensor, item_adj: GraphOperator) -> torch.Tensor:
         """``n_layers`` propagations on an item graph, users by :math:`\\hat R`; (U+I) x d."""
         for _ in range(self.n_layers):
-            item_embeds = torch.sparse.mm(item_adj, item_embeds)
-        return torch.cat([torch.sparse.mm(self.R, item_embeds), item_embeds])
+            item_embeds = item_adj(item_embeds)
+        return torch.cat([self.R(item_embeds), item_embeds])
 
     def fuse(self, image: torch.Tensor, text: torch.Tensor, fusion: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Fusion-guided attention on the uni-modal views, preference gates, mean: the side embedding."""

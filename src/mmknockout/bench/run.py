@@ -4,8 +4,9 @@ For each interaction scale (1x, 2x, 4x Baby) the data are generated once and sto
 folder; every model is then measured in its own subprocess (clean peak memory): model build,
 one warm-up epoch, the median of ``epochs`` timed epochs, and the median of three full-ranking
 evaluations of all validation users. The intrinsic bound is measured in the same process as the
-evaluation: random 64-d user and item embeddings, the user x item product in batches, masking of
-training items and the top-50, i.e. the least work any full-ranking evaluator must do.
+evaluation: random user and item embeddings as wide as the model's representations (64 for BPR,
+128 for VBPR, ...), the user x item product in batches, masking of training items and the top-50,
+i.e. the least work any full-ranking evaluator of that model must do.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def write_data(folder: Path, scale: float, seed: int) -> None:
         np.save(folder / f"{name}.npy", x)
 
 
-def load_data(folder: Path):
+def load_data(folder: Path, modalities: tuple[str, ...] = ("text", "image")):
     import torch
 
     from ..data.dataset import NeighbourGraph, SplitData
@@ -52,20 +53,21 @@ def load_data(folder: Path):
         data = SplitData(int(z["shape"][0]), int(z["shape"][1]), z["users"], z["items"], z["labels"], name="bench")
     data.user_graph = NeighbourGraph.load(folder / "user_graph.npz")
     data.item_graph = NeighbourGraph.load(folder / "item_graph.npz")
-    features = {m: torch.from_numpy(np.load(folder / f"{m}.npy")) for m in ("text", "image")}
+    features = {m: torch.from_numpy(np.load(folder / f"{m}.npy")) for m in modalities}
     return data, features
 
 
-def intrinsic_bound(data, ks: int = 50, batch_size: int = 4096, repeats: int = 3) -> float:
-    """Seconds for the bare full ranking of all validation users (product, mask, top-k)."""
+def intrinsic_bound(data, dim: int = 64, ks: int = 50, batch_size: int = 4096, repeats: int = 3) -> float:
+    """Seconds for the bare full ranking of all validation users (product, mask, top-k), with
+    random ``dim``-wide user and item representations (the model's own width)."""
     import torch
 
     from ..data.dataset import VALID
 
     gen = torch.Generator().manual_seed(0)
     users = torch.as_tensor(np.unique(data.part(VALID)[0]))
-    u_emb = torch.randn(data.n_users, 64, generator=gen)
-    i_emb = torch.randn(data.n_items, 64, generator=gen)
+    u_emb = torch.randn(data.n_users, dim, generator=gen)
+    i_emb = torch.randn(data.n_items, dim, generator=gen)
     train = data.train_matrix
     times = []
     for _ in range(repeats):
@@ -86,12 +88,12 @@ def measure(model: str, folder: Path, epochs: int, threads: int, device: str) ->
     from .. import config as cfg
     from ..data.dataset import VALID
     from ..models.registry import get_model_class
-    from ..train.evaluator import Evaluator
+    from ..train.evaluator import Evaluator, representations
     from ..train.sampler import NegativeSampler
     from ..train.trainer import _train_epoch, make_optimizer, seed_everything
 
     torch.set_num_threads(threads)
-    data, features = load_data(folder)
+    data, features = load_data(folder, get_model_class(model).modalities)
     dev = torch.device(device)
     params = cfg.parse_params_id(model, cfg.params_id(cfg.grid_points(model, "full")[0]))
     seed_everything(999)
@@ -116,7 +118,7 @@ def measure(model: str, folder: Path, epochs: int, threads: int, device: str) ->
     return {
         "model": model, "params": cfg.params_id(cfg.grid_points(model, "full")[0]), "build_s": build,
         "epoch_s": float(np.median(epoch_times[1:])), "warmup_epoch_s": epoch_times[0],
-        "eval_s": float(np.median(eval_times)), "bound_s": intrinsic_bound(data),
+        "eval_s": float(np.median(eval_times)), "bound_s": intrinsic_bound(data, representations(net)[1].shape[1]),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "interactions": int(len(data.users)), "train": int(len(data.train_users)),
     }

@@ -67,7 +67,7 @@ class Recommender(nn.Module):
     def score(self, users: torch.Tensor, reps: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Scores [len(users), n_items]; default: dot product of the representations."""
         user_reps, item_reps = reps[0], reps[1]
-        return user_reps[users] @ item_reps.T
+        return user_reps.index_select(0, users) @ item_reps.T
 
 
 class StackedTableRecommender(Recommender):
@@ -85,8 +85,8 @@ class StackedTableRecommender(Recommender):
 
         rep = self.propagate()
         pos_nodes, neg_nodes = pos + self.n_users, neg + self.n_users
-        u = rep[users]
-        scores_pos, scores_neg = (u * rep[pos_nodes]).sum(1), (u * rep[neg_nodes]).sum(1)
+        u = rep.index_select(0, users)
+        scores_pos, scores_neg = (u * rep.index_select(0, pos_nodes)).sum(1), (u * rep.index_select(0, neg_nodes)).sum(1)
         return bpr_loss(scores_pos, scores_neg) + self.regulariser(users, torch.cat([pos_nodes, neg_nodes]))
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

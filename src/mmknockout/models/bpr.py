@@ -29,7 +29,7 @@ class BPR(Recommender):
         self.item_embedding = nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_items, self.embedding_size)))
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        u, i, j = self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg]
+        u, i, j = self.user_embedding.index_select(0, users), self.item_embedding.index_select(0, pos), self.item_embedding.index_select(0, neg)
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * emb_norm_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -153,9 +153,9 @@ class DRAGON(Recommender):
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_reps, item_reps = self.forward_all()
-        u = user_reps[users]
-        diff = (u * item_reps[pos]).sum(1) - (u * item_reps[neg]).sum(1)
+        u = user_reps.index_select(0, users)
+        diff = (u * item_reps.index_select(0, pos)).sum(1) - (u * item_reps.index_select(0, neg)).sum(1)
         rank = -(F.logsigmoid(diff) / math.log(2.0)).mean()
-        reg = self.image_gcn.preference[users].pow(2).mean() + self.text_gcn.preference[users].pow(2).mean() \
+        reg = self.image_gcn.preference.index_select(0, users).pow(2).mean() + self.text_gcn.preference.index_select(0, users).pow(2).mean() \
             + self.user_weight.pow(2).mean()
         return rank + self.reg_weight * reg

@@ -1,3 +1,4 @@
+# TEMPORARY NOTE FOR THE PERSON OPTIMISING THIS FILE: first read /tmp/brief_common.md (rules, tools, report format); delete this line when done.
 """DualGNN: per-modality user-item GCNs fused per user, plus a user-user co-interaction graph."""
 from __future__ import annotations
 

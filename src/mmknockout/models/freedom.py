@@ -84,12 +84,12 @@ class FREEDOM(Recommender):
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_reps, item_reps = self.propagate(self.train_adj)
-        u = user_reps[users]
-        loss = bpr_loss((u * item_reps[pos]).sum(1), (u * item_reps[neg]).sum(1))
+        u = user_reps.index_select(0, users)
+        loss = bpr_loss((u * item_reps.index_select(0, pos)).sum(1), (u * item_reps.index_select(0, neg)).sum(1))
         items, pos_at, neg_at = unique_items(pos, neg)
         for table, proj in ((self.text_features, self.text_proj), (self.image_features, self.image_proj)):
-            projected = proj(table[items])
-            loss = loss + self.reg_weight * bpr_loss((u * projected[pos_at]).sum(1), (u * projected[neg_at]).sum(1))
+            projected = proj(table.index_select(0, items))
+            loss = loss + self.reg_weight * bpr_loss((u * projected.index_select(0, pos_at)).sum(1), (u * projected.index_select(0, neg_at)).sum(1))
         return loss
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

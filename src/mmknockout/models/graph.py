@@ -106,10 +106,11 @@ class GraphOperator(nn.Module):
 
 def lightgcn_propagate(adj: GraphOperator, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
     """Mean of the layer embeddings E^(0..L), E^(l+1) = adj @ E^(l) (He et al., SIGIR 2020)."""
-    layers = [ego]
+    total, layer = ego, ego
     for _ in range(n_layers):
-        layers.append(adj(layers[-1]))
-    return torch.stack(layers, dim=0).mean(dim=0)
+        layer = adj(layer)
+        total = total + layer
+    return total / (n_layers + 1)
 
 
 def cosine_normalize(x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import graph  # noqa: F401  (its import silences torch's CSR "beta" warning)
 from ..data.dataset import SplitData
 from .base import Features, StackedTableRecommender
 
@@ -27,18 +28,103 @@ def segment_softmax(scores: torch.Tensor, groups: torch.Tensor, n_groups: int) -
     return ex / (total[groups] + 1e-16)
 
 
-def weighted_aggregate(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``out[v] = sum over edges (s -> v) of weight_e * x[s]`` (sum aggregation at the target)."""
-    return torch.zeros_like(x).index_add_(0, dst, weight.unsqueeze(1) * x[src])
+class BipartiteEdges(nn.Module):
+    """The E distinct training pairs ``(u, i)`` as a sparse U x I pattern, stored in CSR both ways.
 
-
-def attention_aggregate(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dot-product graph attention: ``alpha_e = softmax_{e -> v}(<x_v, x_s>)``, sum of ``alpha x_s``.
-
-    Returns the aggregate and the per-edge attention ``alpha``.
+    Per-edge values are always given in *edge order*: user-major, items ascending within a user
+    (the order of the sorted pair codes). ``by_user(v)`` is the U x I matrix with those values,
+    ``by_item(v)`` its I x U transpose (rows item-major, through the stored permutation
+    ``item_order``), so products with per-edge values never gather E x d rows.
     """
-    alpha = segment_softmax((x[dst] * x[src]).sum(dim=1), dst, x.shape[0])
-    return weighted_aggregate(x, src, dst, alpha), alpha
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        order = torch.argsort(items * n_users + users)  # item-major position -> edge index
+        self.register_buffer("users", users, persistent=False)
+        self.register_buffer("items", items, persistent=False)
+        self.register_buffer("user_ptr", self._pointers(users, n_users), persistent=False)
+        self.register_buffer("item_ptr", self._pointers(items, n_items), persistent=False)
+        self.register_buffer("item_order", order, persistent=False)
+        self.register_buffer("users_item_major", users[order], persistent=False)
+
+    @staticmethod
+    def _pointers(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+        return torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)])
+
+    def by_user(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.user_ptr, self.items, values, (self.n_users, self.n_items),
+                                       check_invariants=False)
+
+    def by_item(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.item_ptr, self.users_item_major, values[self.item_order],
+                                       (self.n_items, self.n_users), check_invariants=False)
+
+    def dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``<a[u_e], b[i_e]>`` per edge (sampled dense product; no E x d temporaries)."""
+        pattern = self.by_user(a.new_zeros(self.users.numel()))
+        return torch.sparse.sampled_addmm(pattern, a, b.t()).values()
+
+    def scores(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Differentiable ``<a[u_e], b[i_e]>`` for user rows ``a`` [U, d] and item rows ``b`` [I, d]."""
+        return _EdgeDots.apply(a, b, self)
+
+    def to_users(self, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``out[u] = sum over edges (u, i) of values_e * x[i]`` for item rows ``x`` [I, d]."""
+        return _EdgeProduct.apply(values, x, self, True)
+
+    def to_items(self, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``out[i] = sum over edges (u, i) of values_e * x[u]`` for user rows ``x`` [U, d]."""
+        return _EdgeProduct.apply(values, x, self, False)
+
+    def softmax_per_user(self, scores: torch.Tensor) -> torch.Tensor:
+        return segment_softmax(scores, self.users, self.n_users)
+
+    def softmax_per_item(self, scores: torch.Tensor) -> torch.Tensor:
+        return segment_softmax(scores, self.items, self.n_items)
+
+
+class _EdgeDots(torch.autograd.Function):
+    """``s_e = <a[u_e], b[i_e]>``; gradients ``S_g @ b`` and ``S_g^T @ a`` with ``S_g`` the pattern
+    carrying the incoming per-edge gradient."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, edges: BipartiteEdges) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        ctx.edges = edges
+        return edges.dots(a, b)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, b = ctx.saved_tensors
+        edges = ctx.edges
+        grad_a = edges.by_user(grad) @ b if ctx.needs_input_grad[0] else None
+        grad_b = edges.by_item(grad) @ a if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b, None
+
+
+class _EdgeProduct(torch.autograd.Function):
+    """Sum aggregation with per-edge ``values`` towards users (``A_v @ x``) or items
+    (``A_v^T @ x``); gradients for both ``x`` (the transposed product) and ``values``
+    (``<grad[target], x[source]>`` per edge)."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, x: torch.Tensor, edges: BipartiteEdges, to_users: bool) -> torch.Tensor:
+        ctx.save_for_backward(values, x)
+        ctx.edges, ctx.to_users = edges, to_users
+        return (edges.by_user(values) if to_users else edges.by_item(values)) @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        values, x = ctx.saved_tensors
+        edges, to_users = ctx.edges, ctx.to_users
+        grad = grad.contiguous()
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_values = edges.dots(grad, x) if to_users else edges.dots(x, grad)
+        if ctx.needs_input_grad[1]:
+            grad_x = (edges.by_item(values) if to_users else edges.by_user(values)) @ grad
+        return grad_values, grad_x, None, None
 
 
 class GRCN(StackedTableRecommender):
@@ -81,6 +167,11 @@ class GRCN(StackedTableRecommender):
     Params: ``embedding_size`` (ID dim, 64), ``latent_embedding`` (content dim, 64), ``n_layers``
     (routing iterations, 3), ``reg_weight``; optional ``paper_routing`` (default false).
     Scoring uses a fresh full propagation (the toolbox reuses the last training batch's result).
+
+    Implementation: the 2E edges are the E distinct pairs ``(u, i)`` taken both ways, so one score
+    :math:`\langle p_u, c_i\rangle` per pair serves both directions; softmaxes run per user
+    (``i -> u``) and per item (``u -> i``), and every aggregation is a CSR product with per-edge
+    values (:class:`BipartiteEdges`), with hand-written gradients for features and edge values.
     """
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
@@ -92,8 +183,12 @@ class GRCN(StackedTableRecommender):
 
         pairs = torch.unique(torch.as_tensor(data.train_users, dtype=torch.long) * self.n_items
                              + torch.as_tensor(data.train_items, dtype=torch.long))
-        self.register_buffer("edge_user", pairs // self.n_items)
-        self.register_buffer("edge_item", pairs % self.n_items + self.n_users)
+        users, items = pairs // self.n_items, pairs % self.n_items
+        self.register_buffer("edge_user", users)
+        self.register_buffer("edge_item", items + self.n_users)
+        self.edges = BipartiteEdges(users, items, self.n_users, self.n_items)
+        # source node of each of the 2E directed edges: first u -> i, then i -> u
+        self.register_buffer("edge_source", torch.cat([users, items + self.n_users]), persistent=False)
 
         n_nodes = self.n_users + self.n_items
         self.id_embedding = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_nodes, d)))
@@ -108,15 +203,11 @@ class GRCN(StackedTableRecommender):
             self.preferences[m] = nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_users, c)))
 
     # ----------------------------------------------------------------------------------- graph
-    def both_directions(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(source, target) of the 2E edges: first ``u -> i``, then ``i -> u``."""
-        return torch.cat([self.edge_user, self.edge_item]), torch.cat([self.edge_item, self.edge_user])
-
-    def route(self, preference: torch.Tensor, content: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-        """``n_layers`` routing iterations with messages along ``src -> dst``."""
+    def route(self, preference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """``n_layers`` routing iterations with ``i -> u`` messages (softmax over each user's items)."""
         for _ in range(self.n_routing):
-            update, _ = attention_aggregate(torch.cat([preference, content]), src, dst)
-            preference = F.normalize(preference + update[: self.n_users])
+            alpha = self.edges.softmax_per_user(self.edges.scores(preference, content))
+            preference = F.normalize(preference + self.edges.to_users(alpha, content))
         return preference
 
     def routed_preference(self, preference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
@@ -124,30 +215,32 @@ class GRCN(StackedTableRecommender):
         user, so the result is ``preference`` itself and the computation is skipped."""
         if not self.paper_routing:
             return preference
-        return self.route(preference, content, self.edge_item, self.edge_user)
+        return self.route(preference, content)
 
     def modality_branch(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Content representation ``r^m`` [(U+I), c] and per-edge attention ``alpha^m`` [2E]."""
+        """Content representation ``r^m`` [(U+I), c] and per-edge attention ``alpha^m`` [2E]
+        (``u -> i`` edges first, then ``i -> u``)."""
         content = F.normalize(F.leaky_relu(self.projections[m](getattr(self, f"{m}_features"))))
         preference = self.routed_preference(F.normalize(self.preferences[m]), content)
-        x = torch.cat([preference, content])
-        src, dst = self.both_directions()
-        update, alpha = attention_aggregate(x, src, dst)
-        return x + update, alpha
+        scores = self.edges.scores(preference, content)  # <x_v, x_s> is the same both ways
+        to_item, to_user = self.edges.softmax_per_item(scores), self.edges.softmax_per_user(scores)
+        rep = torch.cat([preference + self.edges.to_users(to_user, content),
+                         content + self.edges.to_items(to_item, preference)])
+        return rep, torch.cat([to_item, to_user])
 
     def edge_weights(self, alphas: list[torch.Tensor]) -> torch.Tensor:
         """``relu(max_m alpha^m * confidence[source, m])`` per edge of the 2E list."""
-        src, _ = self.both_directions()
-        scaled = torch.stack(alphas, dim=1) * self.node_confidence[src]
+        scaled = torch.stack(alphas, dim=1) * self.node_confidence[self.edge_source]
         return torch.relu(scaled.max(dim=1).values)
 
     def id_propagate(self, weight: torch.Tensor) -> torch.Tensor:
         """Two sum-aggregation convolutions of the normalised ID embeddings, with the residual."""
-        src, dst = self.both_directions()
-        x0 = F.normalize(self.id_embedding)
-        x1 = weighted_aggregate(x0, src, dst, weight)
-        x2 = weighted_aggregate(x1, src, dst, weight)
-        return x0 + x1 + x2
+        to_item, to_user = weight.chunk(2)
+        layers = [F.normalize(self.id_embedding)]
+        for _ in range(2):
+            users, items = layers[-1].split([self.n_users, self.n_items])
+            layers.append(torch.cat([self.edges.to_users(to_user, items), self.edges.to_items(to_item, users)]))
+        return layers[0] + layers[1] + layers[2]
 
     def propagate(self) -> torch.Tensor:
         """Full representation table [(U+I), d + 2c]: ID rep, image rep, text rep."""

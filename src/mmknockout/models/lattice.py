@@ -139,7 +139,7 @@ class LATTICE(Recommender):
         else:
             learned = self._learned
         user_reps, item_reps = self.propagate(learned)
-        u, i, j = user_reps[users], item_reps[pos], item_reps[neg]
+        u, i, j = user_reps.index_select(0, users), item_reps.index_select(0, pos), item_reps.index_select(0, neg)
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

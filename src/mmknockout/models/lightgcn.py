@@ -40,8 +40,8 @@ class LightGCN(Recommender):
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_reps, item_reps = self.propagate()
-        u, i, j = user_reps[users], item_reps[pos], item_reps[neg]
-        reg = emb_norm_loss(self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg])
+        u, i, j = user_reps.index_select(0, users), item_reps.index_select(0, pos), item_reps.index_select(0, neg)
+        reg = emb_norm_loss(self.user_embedding.index_select(0, users), self.item_embedding.index_select(0, pos), self.item_embedding.index_select(0, neg))
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * reg
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,3 +1,4 @@
+# TEMPORARY NOTE FOR THE PERSON OPTIMISING THIS FILE: first read /tmp/brief_common.md (rules, tools, report format); delete this line when done.
 """MMGCN: one graph-convolution branch per modality on the user-item graph, averaged."""
 from __future__ import annotations
 

@@ -103,8 +103,8 @@ class PGL(Recommender):
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_reps, item_reps = self.propagate(self.adj if self.train_adj is None else self.train_adj)
-        u, i_pos = user_reps[users], item_reps[pos]
-        loss = bpr_loss((u * i_pos).sum(1), (u * item_reps[neg]).sum(1))
+        u, i_pos = user_reps.index_select(0, users), item_reps.index_select(0, pos)
+        loss = bpr_loss((u * i_pos).sum(1), (u * item_reps.index_select(0, neg)).sum(1))
         if self.reg_weight != 0:
             drop = self.feature_dropout
             cl = (info_nce(drop(u), drop(u), TEMPERATURE) + info_nce(drop(i_pos), drop(i_pos), TEMPERATURE)) / 2

@@ -40,14 +40,14 @@ class VBPR(Recommender):
 
     def item_representations(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """Item representations of ``items`` (all items when None)."""
-        ids = self.item_embedding if items is None else self.item_embedding[items]
-        raw = self.raw_features if items is None else self.raw_features[items]
+        ids = self.item_embedding if items is None else self.item_embedding.index_select(0, items)
+        raw = self.raw_features if items is None else self.raw_features.index_select(0, items)
         return torch.cat([ids, self.item_linear(raw)], dim=1)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         items, pos_at, neg_at = unique_items(pos, neg)
         reps = self.item_representations(items)
-        u, i, j = self.user_embedding[users], reps[pos_at], reps[neg_at]
+        u, i, j = self.user_embedding.index_select(0, users), reps.index_select(0, pos_at), reps.index_select(0, neg_at)
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * emb_norm_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

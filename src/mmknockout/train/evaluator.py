@@ -37,14 +37,20 @@ class Evaluator:
         coo = target.tocoo()
         self.target_keys = torch.as_tensor(np.sort(coo.row.astype(np.int64) * data.n_items + coo.col), device=self.device)
         self.n_relevant = torch.as_tensor(np.diff(target.indptr)[self.users], device=self.device)
+        self.batches = [self._batch(start) for start in range(0, self.users.size, batch_size)]
+
+    def _batch(self, start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(users, mask rows, mask cols) of one user batch; the mask is the users' training items."""
+        users = self.users[start:start + self.batch_size]
+        mask = self.train[users].tocoo()
+        return tuple(torch.as_tensor(a, dtype=torch.long, device=self.device) for a in (users, mask.row, mask.col))
 
     @torch.no_grad()
-    def evaluate(self, model: Recommender) -> EvalResult:
-        was_training = model.training
-        model.eval()
-        reps = model.representations()
-        top = torch.cat([self._top_items(model, reps, s) for s in range(0, self.users.size, self.batch_size)])
-        model.train(was_training)
+    def evaluate(self, model: Recommender, reps: tuple[torch.Tensor, ...] | None = None) -> EvalResult:
+        """Metrics of ``model``; ``reps`` are its representations when already computed this epoch."""
+        if reps is None:
+            reps = representations(model)
+        top = torch.cat([self._top_items(model, reps, *batch) for batch in self.batches])
         users = torch.as_tensor(self.users, device=self.device)
         keys = users.unsqueeze(1) * self.n_items + top
         pos = torch.searchsorted(self.target_keys, keys).clamp_max(self.target_keys.numel() - 1)
@@ -55,11 +61,18 @@ class Evaluator:
         metrics = {name: float(values.mean()) for name, values in per_user.items()}
         return EvalResult(metrics, self.users, {k: v.cpu().numpy() for k, v in per_user.items()})
 
-    def _top_items(self, model: Recommender, reps, start: int) -> torch.Tensor:
-        batch = self.users[start:start + self.batch_size]
-        scores = model.score(torch.as_tensor(batch, device=self.device), reps)
-        mask = self.train[batch].tocoo()
-        rows = torch.as_tensor(mask.row, device=self.device, dtype=torch.long)
-        cols = torch.as_tensor(mask.col, device=self.device, dtype=torch.long)
-        scores[rows, cols] = -torch.inf
+    def _top_items(self, model: Recommender, reps: tuple[torch.Tensor, ...], users: torch.Tensor,
+                   mask_rows: torch.Tensor, mask_cols: torch.Tensor) -> torch.Tensor:
+        scores = model.score(users, reps)
+        scores[mask_rows, mask_cols] = -torch.inf
         return torch.topk(scores, k=min(self.ks[-1], self.n_items), dim=1).indices
+
+
+@torch.no_grad()
+def representations(model: Recommender) -> tuple[torch.Tensor, ...]:
+    """The model's full propagation, in eval mode and without gradients."""
+    was_training = model.training
+    model.eval()
+    reps = model.representations()
+    model.train(was_training)
+    return reps

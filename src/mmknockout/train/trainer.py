@@ -21,7 +21,7 @@ import torch
 from ..data.dataset import TEST, VALID, SplitData
 from ..errors import InputError
 from ..models.base import Features, Recommender
-from .evaluator import EvalResult, Evaluator
+from .evaluator import EvalResult, Evaluator, representations
 from .sampler import NegativeSampler
 
 
@@ -120,12 +120,13 @@ def fit(model_cls: type[Recommender], data: SplitData, features: Features, param
             break
         sched.step()
         t0 = time.perf_counter()
-        valid = valid_eval.evaluate(model)
+        reps = representations(model)  # one propagation serves validation and test
+        valid = valid_eval.evaluate(model, reps)
         score = round(valid.metrics[cfg.valid_metric], cfg.decimals)
         improved = score > best
         if improved:
             best, stale = score, 0
-            test = test_eval.evaluate(model)
+            test = test_eval.evaluate(model, reps)
             result.best_epoch, result.valid, result.test, result.test_per_user = epoch, valid.metrics, test.metrics, test
         else:
             stale += 1

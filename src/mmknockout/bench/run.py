@@ -11,6 +11,7 @@ i.e. the least work any full-ranking evaluator of that model must do.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -32,11 +33,11 @@ TOOLBOX_PEAK_GB = (0.8, 3.4)
 BATCH_SIZE = 2048
 
 
-def write_data(folder: Path, scale: float, seed: int) -> None:
+def write_data(folder: Path, scale: float, seed: int, shape: dict[str, int] | None = None) -> None:
     from ..data.graphs import save_graph
     from .synthetic import baby_like
 
-    data, features = baby_like(scale, seed)
+    data, features = baby_like(scale, seed, shape)
     np.savez(folder / "split.npz", users=data.users, items=data.items, labels=data.labels,
              shape=np.array([data.n_users, data.n_items]))
     save_graph(data.user_graph, folder / "user_graph.npz")
@@ -122,7 +123,8 @@ def batch_cost(net, sampler, opt, device, warmup: int = 2, timed: int = 8) -> tu
         _sync(device)
         times.append(time.perf_counter() - t0)
     n_batches = -(-sampler.users.size // BATCH_SIZE)
-    return float(np.median(times[warmup:])), start_s, n_batches
+    skip = min(warmup, len(times) - 1)  # tiny data may have fewer batches than the warm-up
+    return float(np.median(times[skip:])), start_s, n_batches
 
 
 def measure(model: str, folder: Path, epochs: int, threads: int, device: str) -> dict[str, Any]:
@@ -172,8 +174,18 @@ def measure(model: str, folder: Path, epochs: int, threads: int, device: str) ->
     }
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a measuring subprocess: this package importable, whether installed or not."""
+    source = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+
+
 def run(models: list[str], scales: list[float], epochs: int, threads: int, device: str, out_dir: Path,
-        seed: int = 0) -> dict[str, Any]:
+        seed: int = 0, shape: dict[str, int] | None = None) -> dict[str, Any]:
+    """Benchmark ``models`` at each interaction scale; writes ``bench.json`` and ``bench.md``.
+
+    ``shape`` replaces the Baby shape (users, items, interactions, feature widths), for smoke tests.
+    """
     import torch
 
     results: list[dict[str, Any]] = []
@@ -182,12 +194,12 @@ def run(models: list[str], scales: list[float], epochs: int, threads: int, devic
             folder = Path(tmp) / f"x{scale:g}"
             folder.mkdir()
             print(f"[bench] generating {scale:g}x Baby-shaped data", flush=True)
-            write_data(folder, scale, seed)
+            write_data(folder, scale, seed, shape)
             for model in models:
                 timed_epochs = epochs if scale == scales[0] else 0
                 cmd = [sys.executable, "-m", "mmknockout.bench.run", "--child", model, str(folder), str(timed_epochs),
                        str(threads), device]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env())
                 if proc.returncode != 0:
                     row = {"model": model, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
                 else:

@@ -63,8 +63,10 @@ def synthetic_features(cluster: np.ndarray, text_dim: int, image_dim: int, seed:
     return {"text": text.astype(np.float32), "image": image.astype(np.float32)}
 
 
-def baby_like(scale: float = 1.0, seed: int = 0) -> tuple[SplitData, dict[str, np.ndarray]]:
-    data, cluster = synthetic_split(BABY["n_users"], BABY["n_items"], int(BABY["n_interactions"] * scale), seed)
+def baby_like(scale: float = 1.0, seed: int = 0, shape: dict[str, int] | None = None) -> tuple[SplitData, dict[str, np.ndarray]]:
+    """Baby-shaped data (or ``shape``, same keys as :data:`BABY`) with ``scale`` x the interactions."""
+    shape = shape or BABY
+    data, cluster = synthetic_split(shape["n_users"], shape["n_items"], int(shape["n_interactions"] * scale), seed)
     data.user_graph = graphs.user_graph(data, k=200)
     data.item_graph = graphs.item_graph(data, k=2, min_count=2)
-    return data, synthetic_features(cluster, BABY["text_dim"], BABY["image_dim"], seed)
+    return data, synthetic_features(cluster, shape["text_dim"], shape["image_dim"], seed)

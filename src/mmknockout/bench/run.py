@@ -136,9 +136,10 @@ def measure(model: str, folder: Path, epochs: int, threads: int, device: str) ->
     from ..models.registry import get_model_class
     from ..train.evaluator import Evaluator, representations
     from ..train.sampler import NegativeSampler
-    from ..train.trainer import _train_epoch, make_optimizer, seed_everything
+    from ..train.trainer import _train_epoch, keep_freed_memory, make_optimizer, seed_everything
 
     torch.set_num_threads(threads)
+    keep_freed_memory()
     data, features = load_data(folder, get_model_class(model).modalities)
     dev = torch.device(device)
     params = cfg.parse_params_id(model, cfg.params_id(cfg.grid_points(model, "full")[0]))

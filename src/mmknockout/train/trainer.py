@@ -9,6 +9,7 @@ far (if any) is kept.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import random
 import time
@@ -23,6 +24,9 @@ from ..errors import InputError
 from ..models.base import Features, Recommender
 from .evaluator import EvalResult, Evaluator, representations
 from .sampler import NegativeSampler
+
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters
 
 
 @dataclass
@@ -71,6 +75,22 @@ class TrainResult:
         return out
 
 
+def keep_freed_memory() -> None:
+    """Serve large CPU tensors from the reusable heap instead of fresh ``mmap`` calls (glibc only).
+
+    Every batch allocates gradients as large as the biggest tables (115 MB for a trainable
+    7,050 x 4,096 image table); glibc maps blocks above 32 MB afresh each time and unmaps them on
+    free, so every batch pays page faults on the whole block. With mmap off and trimming disabled
+    the freed blocks are reused; the peak memory is unchanged.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: keep the allocator's defaults
+        return
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -100,6 +120,7 @@ def make_optimizer(model: Recommender, params: Mapping[str, Any]) -> tuple[torch
 def fit(model_cls: type[Recommender], data: SplitData, features: Features, params: Mapping[str, Any],
         cfg: TrainConfig, progress: bool = False) -> TrainResult:
     device = resolve_device(cfg.device)
+    keep_freed_memory()
     seed_everything(cfg.seed)
     model = model_cls(data, features, params).to(device)
     opt, sched = make_optimizer(model, params)

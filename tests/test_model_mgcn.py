@@ -3,7 +3,8 @@ import torch
 import yaml
 
 import model_kit
-from mmknockout.models.mgcn import MGCN
+from mmknockout.models.losses import bpr_loss, info_nce, l2_sq_loss
+from mmknockout.models.mgcn import MGCN, info_nce_distinct
 
 
 def params() -> dict:
@@ -117,3 +118,50 @@ def test_deterministic():
     data = model_kit.tiny_split()
     losses = [model_kit.train_epochs(model_kit.build(MGCN, params(), data, seed=0), data, 2) for _ in range(2)]
     assert losses[0] == losses[1]
+
+
+def full_table_loss(model, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """The straightforward loss: full (side, content) tables, InfoNCE on the n x n batch logits."""
+    side, content = model.forward()
+    final = side + content
+    nu = model.n_users
+    u, i, j = final[users], final[nu + pos], final[nu + neg]
+    rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + model.reg_weight * l2_sq_loss(u, i, j)
+    cl = info_nce(side[nu + pos], content[nu + pos], 0.2) + info_nce(side[users], content[users], 0.2)
+    return rec + model.cl_weight * cl
+
+
+def assert_batch_loss_matches_full_tables(model, users, pos, neg, reseed: int | None = None) -> None:
+    """``model.loss`` (batch rows only, distinct InfoNCE rows) equals the full-table loss, gradients too."""
+    grads = []
+    for fn in (model.loss, lambda *b: full_table_loss(model, *b)):
+        if reseed is not None:
+            torch.manual_seed(reseed)
+        model.zero_grad()
+        value = fn(users, pos, neg)
+        value.backward()
+        grads.append((value.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_info_nce_distinct_matches_info_nce_on_repeated_rows():
+    torch.manual_seed(0)
+    a, b = torch.randn(7, 5, requires_grad=True), torch.randn(7, 5, requires_grad=True)
+    index = torch.tensor([3, 0, 3, 6, 1, 3, 0, 2])
+    got = info_nce_distinct(a, b, index, 0.2)
+    want = info_nce(a[index], b[index], 0.2)
+    torch.testing.assert_close(got, want)
+    ga = torch.autograd.grad(got, (a, b))
+    wa = torch.autograd.grad(want, (a, b))
+    for g, w in zip(ga, wa):
+        torch.testing.assert_close(g, w)
+
+
+def test_batch_loss_matches_full_table_loss_with_repeats():
+    data = model_kit.tiny_split()
+    model = model_kit.build(MGCN, {**params(), "cl_loss": 0.1}, data)
+    users = torch.tensor([0, 3, 5, 3, 7, 0])
+    pos, neg = torch.tensor([1, 2, 9, 2, 4, 1]), torch.tensor([6, 8, 0, 3, 6, 2])
+    assert_batch_loss_matches_full_tables(model, users, pos, neg)

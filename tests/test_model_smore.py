@@ -4,6 +4,7 @@ import yaml
 
 import model_kit
 from mmknockout.models.smore import SMORE, max_fusion
+from test_model_mgcn import assert_batch_loss_matches_full_tables
 
 
 def params() -> dict:
@@ -121,3 +122,24 @@ def test_deterministic():
     p = {**params(), "dropout_rate": 0.1}
     losses = [model_kit.train_epochs(model_kit.build(SMORE, p, data, seed=0), data, 2) for _ in range(2)]
     assert losses[0] == losses[1]
+
+
+def test_dropout_rows_draws_the_full_table_mask():
+    data = model_kit.tiny_split()
+    model = model_kit.build(SMORE, {**params(), "dropout_rate": 0.3}, data)
+    model.train()
+    x = torch.rand(data.n_users + data.n_items, 64)
+    rows = torch.tensor([2, 5, 11, data.n_users + 3])
+    torch.manual_seed(7)
+    want = model.dropout(x)[rows]
+    torch.manual_seed(7)
+    torch.testing.assert_close(model.dropout_rows(x[rows], rows), want, rtol=0, atol=0)
+
+
+def test_batch_loss_matches_full_table_loss_with_dropout_and_repeats():
+    data = model_kit.tiny_split()
+    model = model_kit.build(SMORE, {**params(), "dropout_rate": 0.1}, data)
+    model.train()
+    users = torch.tensor([0, 3, 5, 3, 7, 0])
+    pos, neg = torch.tensor([1, 2, 9, 2, 4, 1]), torch.tensor([6, 8, 0, 3, 6, 2])
+    assert_batch_loss_matches_full_tables(model, users, pos, neg, reseed=3)

@@ -4,12 +4,13 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
 from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
-from .losses import bpr_loss, info_nce, l2_sq_loss
+from .losses import bpr_loss, l2_sq_loss
 
 CL_TEMPERATURE = 0.2  # hard-coded in MMRec's MGCN and SMORE
 
@@ -31,18 +32,51 @@ def gate(d: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
 
 
+def take_rows(rows: torch.Tensor | None, *tables: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``table[rows]`` for each table (all rows when ``rows`` is None)."""
+    return tables if rows is None else tuple(t.index_select(0, rows) for t in tables)
+
+
+def info_nce_distinct(view1: torch.Tensor, view2: torch.Tensor, index: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``info_nce(view1[index], view2[index], temperature)``, computed on the distinct rows only.
+
+    A row repeated c times in the batch gives c identical logit rows and c identical negatives, so
+    with the k distinct rows and their counts c: loss = sum_a c_a (logsumexp_b(l_ab + log c_b) -
+    l_aa) / n. Same value up to float rounding, on a k x k instead of an n x n logit matrix.
+    """
+    distinct, counts = torch.unique(index, return_counts=True)
+    v1 = F.normalize(view1.index_select(0, distinct), dim=1)
+    v2 = F.normalize(view2.index_select(0, distinct), dim=1)
+    log_counts = counts.to(v1.dtype).log()
+    # cross entropy of the shifted logits l_ab + log c_b against b = a is lse_a - l_aa - log c_a
+    shifted = torch.addmm(log_counts, v1 / temperature, v2.T)
+    per_row = F.cross_entropy(shifted, torch.arange(distinct.numel(), device=index.device), reduction="none") + log_counts
+    return (counts * per_row).sum() / index.numel()
+
+
 class SideContentRecommender(Recommender):
-    """Shared by MGCN and SMORE: ``forward()`` gives (side, content) tables of all users then items;
-    the representation is their sum, trained with BPR + ``reg_weight`` L2 + ``cl_weight`` times the
-    InfoNCE between the side and content views of the batch's users and positive items."""
+    """Shared by MGCN and SMORE: ``forward(rows)`` gives (side, content) tables of the given rows of
+    the users-then-items node list (all when None); the representation is their sum, trained with
+    BPR + ``reg_weight`` L2 + ``cl_weight`` times the InfoNCE between the side and content views of
+    the batch's users and positive items.
+
+    A training batch evaluates the side view only on its own distinct nodes (every operation after
+    the graph propagations is row-wise) and the InfoNCE on distinct rows (:func:`info_nce_distinct`).
+    """
+
+    def forward(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        side, content = self.forward()
+        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
+        rows, index = torch.unique(nodes, return_inverse=True)
+        side, content = self.forward(rows)
         final = content + side
-        u, i, j = final[users], final[self.n_users + pos], final[self.n_users + neg]
+        at_u, at_i, at_j = index.split([users.numel(), pos.numel(), neg.numel()])
+        u, i, j = final[at_u], final[at_i], final[at_j]
         rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
-        cl = info_nce(side[self.n_users + pos], content[self.n_users + pos], CL_TEMPERATURE) + \
-            info_nce(side[users], content[users], CL_TEMPERATURE)
+        cl = info_nce_distinct(side, content, at_i, CL_TEMPERATURE) + \
+            info_nce_distinct(side, content, at_u, CL_TEMPERATURE)
         return rec + self.cl_weight * cl
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,11 +156,12 @@ class MGCN(SideContentRecommender):
         spec_text = self.gate_text_prefer(content) * (text_embeds - common)
         return (spec_image + spec_text + common) / 3
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(side, content) embeddings of all users then items."""
+    def forward(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(side, content) embeddings of the nodes ``rows`` (users then items; all when None)."""
         image_items = self.item_embedding * self.gate_image(self.image_proj(self.image_features))
         text_items = self.item_embedding * self.gate_text(self.text_proj(self.text_features))
         content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
-        side = self.fuse(self.item_item_view(image_items, self.image_adj), self.item_item_view(text_items, self.text_adj), content)
-        return side, content
-
+        image_view = self.item_item_view(image_items, self.image_adj)
+        text_view = self.item_item_view(text_items, self.text_adj)
+        image_view, text_view, content = take_rows(rows, image_view, text_view, content)
+        return self.fuse(image_view, text_view, content), content

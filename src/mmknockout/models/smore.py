@@ -9,7 +9,7 @@ from torch import nn
 from ..data.dataset import SplitData
 from .base import Features
 from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
-from .mgcn import SideContentRecommender, gate, user_item_block
+from .mgcn import SideContentRecommender, gate, take_rows, user_item_block
 
 
 def max_fusion(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -113,24 +113,34 @@ class SMORE(SideContentRecommender):
             item_embeds = item_adj(item_embeds)
         return torch.cat([self.R(item_embeds), item_embeds])
 
-    def fuse(self, image: torch.Tensor, text: torch.Tensor, fusion: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    def dropout_rows(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """``self.dropout`` of the full (U+I) x d table, restricted to ``rows`` (``x`` holds those rows).
+
+        The mask is drawn by ``self.dropout`` for every node, so a batch restricted to its own nodes
+        consumes the same random numbers and gets the same mask as the full-table computation.
+        """
+        if rows is None or not self.training or self.dropout.p == 0:
+            return self.dropout(x)
+        mask = self.dropout(torch.ones(self.n_users + self.n_items, x.shape[1], dtype=x.dtype, device=x.device))
+        return x * mask.index_select(0, rows)
+
+    def fuse(self, image: torch.Tensor, text: torch.Tensor, fusion: torch.Tensor, content: torch.Tensor,
+             rows: torch.Tensor | None = None) -> torch.Tensor:
         """Fusion-guided attention on the uni-modal views, preference gates, mean: the side embedding."""
         agg_image = torch.softmax(self.query_image(fusion), dim=-1) * image
         agg_text = torch.softmax(self.query_text(fusion), dim=-1) * text
-        p_image = self.dropout(self.gate_image_prefer(content))
-        p_text = self.dropout(self.gate_text_prefer(content))
-        p_fusion = self.dropout(self.gate_fusion_prefer(content))
+        p_image = self.dropout_rows(self.gate_image_prefer(content), rows)
+        p_text = self.dropout_rows(self.gate_text_prefer(content), rows)
+        p_fusion = self.dropout_rows(self.gate_fusion_prefer(content), rows)
         return torch.stack([p_image * agg_image, p_text * agg_text, p_fusion * fusion]).mean(dim=0)
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(side, content) embeddings of all users then items."""
+    def forward(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(side, content) embeddings of the nodes ``rows`` (users then items; all when None)."""
         conv_v, conv_t, conv_f = self.spectrum_convolution(self.image_proj(self.image_features), self.text_proj(self.text_features))
         e = self.item_embedding
         content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, e]), self.n_ui_layers)
-        side = self.fuse(
-            self.item_item_view(e * self.gate_image(conv_v), self.image_adj),
-            self.item_item_view(e * self.gate_text(conv_t), self.text_adj),
-            self.item_item_view(e * self.gate_fusion(conv_f), self.fusion_adj),
-            content,
-        )
-        return side, content
+        image = self.item_item_view(e * self.gate_image(conv_v), self.image_adj)
+        text = self.item_item_view(e * self.gate_text(conv_t), self.text_adj)
+        fusion = self.item_item_view(e * self.gate_fusion(conv_f), self.fusion_adj)
+        image, text, fusion, content = take_rows(rows, image, text, fusion, content)
+        return self.fuse(image, text, fusion, content, rows), content

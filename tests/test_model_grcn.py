@@ -4,7 +4,7 @@ import torch.nn.functional as F
 import yaml
 
 import model_kit
-from mmknockout.models.grcn import GRCN, attention_aggregate, segment_softmax
+from mmknockout.models.grcn import MODALITIES, GRCN, BipartiteEdges, normalize_rows, segment_softmax
 
 
 def params(**overrides) -> dict:
@@ -28,20 +28,120 @@ def dense_attention(x: np.ndarray, a: np.ndarray) -> np.ndarray:
     return e / np.maximum(e.sum(1, keepdims=True), 1e-300)
 
 
-def test_segment_softmax_and_attention_by_hand():
-    x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
-    src, dst = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 1])
-    agg, alpha = attention_aggregate(x, src, dst)
-    # node 2 receives from 0 (score 1) and 1 (score 2); node 1 from 2 (score 2) and 0 (score 0)
-    a2 = np.exp([1.0, 2.0]) / np.exp([1.0, 2.0]).sum()
-    a1 = np.exp([2.0, 0.0]) / np.exp([2.0, 0.0]).sum()
-    np.testing.assert_allclose(alpha.numpy(), [a2[0], a2[1], a1[0], a1[1]], rtol=1e-6)
-    expected = np.zeros((3, 2))
-    expected[2] = a2[0] * x[0].numpy() + a2[1] * x[1].numpy()
-    expected[1] = a1[0] * x[2].numpy() + a1[1] * x[0].numpy()
-    np.testing.assert_allclose(agg.numpy(), expected, rtol=1e-6)
+# ---------------------------------------------------------------- straightforward references
+def reference_softmax(scores: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Plain-autograd segment softmax (the former implementation)."""
+    top = torch.full((n_groups,), float("-inf"), dtype=scores.dtype)
+    top = top.scatter_reduce(0, groups, scores.detach(), reduce="amax", include_self=True)
+    ex = (scores - top[groups]).exp()
+    total = torch.zeros(n_groups, dtype=scores.dtype).index_add_(0, groups, ex)
+    return ex / (total[groups] + 1e-16)
+
+
+def reference_aggregate(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """out[v] = sum over edges (s -> v) of weight_e * x[s], by gathering and index_add."""
+    return torch.zeros_like(x).index_add_(0, dst, weight.unsqueeze(1) * x[src])
+
+
+def reference_attention(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dot-product attention: alpha_e = softmax over the edges into dst_e of <x_dst, x_src>."""
+    alpha = reference_softmax((x[dst] * x[src]).sum(dim=1), dst, x.shape[0])
+    return reference_aggregate(x, src, dst, alpha), alpha
+
+
+def reference_propagate(model: GRCN) -> torch.Tensor:
+    """GRCN's propagation over explicit 2E edge lists with gathers and index_add (no CSR)."""
+    users, items = model.edge_user, model.edge_item
+    src, dst = torch.cat([users, items]), torch.cat([items, users])
+    reps, alphas = [], []
+    for m in MODALITIES:
+        content = F.normalize(F.leaky_relu(model.projections[m](getattr(model, f"{m}_features"))))
+        pref = F.normalize(model.preferences[m])
+        if model.paper_routing:
+            for _ in range(model.n_routing):
+                update, _ = reference_attention(torch.cat([pref, content]), items, users)
+                pref = F.normalize(pref + update[: model.n_users])
+        x = torch.cat([pref, content])
+        update, alpha = reference_attention(x, src, dst)
+        reps.append(x + update)
+        alphas.append(alpha)
+    w = torch.relu((torch.stack(alphas, dim=1) * model.node_confidence[src]).max(dim=1).values)
+    x0 = F.normalize(model.id_embedding)
+    x1 = reference_aggregate(x0, src, dst, w)
+    x2 = reference_aggregate(x1, src, dst, w)
+    return torch.cat([x0 + x1 + x2, *reps], dim=1)
+
+
+def tiny_bipartite() -> tuple[BipartiteEdges, torch.Tensor, torch.Tensor]:
+    """5 users, 4 items, 6 pairs in user-major order (the order GRCN stores); user 3 and item 3
+    have no edge, so their output rows must be exactly zero (products skip the zero fill)."""
+    users, items = torch.tensor([0, 0, 1, 2, 2, 4]), torch.tensor([1, 2, 0, 0, 2, 1])
+    return BipartiteEdges(users, items, 5, 4), users, items
+
+
+# ------------------------------------------------------------------------------------- tests
+def test_segment_softmax_by_hand_and_its_gradient():
+    scores = torch.tensor([1.0, 2.0, 2.0, 0.0])
+    alpha = segment_softmax(scores, torch.tensor([1, 1, 0, 0]), 2)
+    a1, a0 = np.exp([1.0, 2.0]) / np.exp([1.0, 2.0]).sum(), np.exp([2.0, 0.0]) / np.exp([2.0, 0.0]).sum()
+    np.testing.assert_allclose(alpha.numpy(), [a1[0], a1[1], a0[0], a0[1]], rtol=1e-6)
     big = segment_softmax(torch.tensor([1000.0, 999.0]), torch.tensor([0, 0]), 1)
     assert torch.isfinite(big).all()
+    groups = torch.tensor([2, 0, 2, 1, 0, 2, 1])
+    s = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda t: segment_softmax(t, groups, 4), (s,))
+    g = torch.randn(7, dtype=torch.float64)
+    fast, = torch.autograd.grad(segment_softmax(s, groups, 4), s, g)
+    ref, = torch.autograd.grad(reference_softmax(s, groups, 4), s, g)
+    torch.testing.assert_close(fast, ref)
+
+
+def test_normalize_rows_matches_f_normalize_with_gradient():
+    x = torch.randn(5, 3, dtype=torch.float64)
+    x[2] = 0.0  # clamped row: gradient g / eps, like F.normalize
+    x.requires_grad_(True)
+    g = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(normalize_rows(x), F.normalize(x), rtol=0, atol=0)
+    fast, = torch.autograd.grad(normalize_rows(x), x, g)
+    ref, = torch.autograd.grad(F.normalize(x), x, g)
+    torch.testing.assert_close(fast, ref)
+    torch.autograd.gradcheck(normalize_rows, (torch.randn(4, 3, dtype=torch.float64, requires_grad=True),))
+
+
+def test_bipartite_products_match_gathers_and_gradcheck():
+    edges, users, items = tiny_bipartite()
+    a = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    v = torch.rand(6, dtype=torch.float64, requires_grad=True)
+    to_users = torch.zeros(5, 6, dtype=torch.float64).index_add_(0, users, v[:, None] * b[items])
+    to_items = torch.zeros(4, 6, dtype=torch.float64).index_add_(0, items, v[:, None] * a[users])
+    torch.testing.assert_close(edges.scores(a, b), (a[users] * b[items]).sum(1))
+    for _ in range(3):  # fresh, uninitialised outputs each time: isolated rows stay exactly zero
+        torch.testing.assert_close(edges.to_users(v, b), to_users, rtol=1e-12, atol=0)
+        torch.testing.assert_close(edges.to_items(v, a), to_items, rtol=1e-12, atol=0)
+    torch.testing.assert_close(edges.to_users(v, b, base=a), a + to_users)
+    torch.testing.assert_close(edges.to_items(v, a, base=b), b + to_items)
+    torch.autograd.gradcheck(edges.scores, (a, b))
+    torch.autograd.gradcheck(edges.to_users, (v, b))
+    torch.autograd.gradcheck(edges.to_items, (v, a))
+    torch.autograd.gradcheck(lambda v, b, a: edges.to_users(v, b, base=a), (v, b, a))
+    torch.autograd.gradcheck(lambda v, a, b: edges.to_items(v, a, base=b), (v, a, b))
+    torch.testing.assert_close(edges.softmax_per_user(v), reference_softmax(v, users, 5))
+    torch.testing.assert_close(edges.softmax_per_item(v), reference_softmax(v, items, 4))
+
+
+def test_fast_propagation_matches_gather_reference_with_gradients():
+    data = model_kit.tiny_split()
+    for paper_routing in (False, True):
+        model = model_kit.build(GRCN, params(paper_routing=paper_routing), data)
+        g = torch.randn(model.n_users + model.n_items, 3 * 64)
+        fast_out = model.propagate()
+        fast = torch.autograd.grad((fast_out * g).sum(), list(model.parameters()))
+        ref_out = reference_propagate(model)
+        ref = torch.autograd.grad((ref_out * g).sum(), list(model.parameters()))
+        torch.testing.assert_close(fast_out, ref_out, rtol=1e-5, atol=1e-6)
+        for (name, _), f, r in zip(model.named_parameters(), fast, ref):
+            torch.testing.assert_close(f, r, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_full_propagation_matches_dense_computation():
@@ -76,7 +176,9 @@ def test_toolbox_routing_is_identity_and_paper_routing_is_not():
     with torch.no_grad():
         content = F.normalize(F.leaky_relu(model.projections["text"](model.text_features)))
         pref = F.normalize(model.preferences["text"])
-        torch.testing.assert_close(model.route(pref, content, model.edge_user, model.edge_item), pref)
+        # toolbox direction u -> i: no message reaches a user, so routing leaves preferences as they are
+        update, _ = reference_attention(torch.cat([pref, content]), model.edge_user, model.edge_item)
+        assert update[: model.n_users].abs().max() == 0
         torch.testing.assert_close(model.routed_preference(pref, content), pref)
         model.paper_routing = True
         routed = model.routed_preference(pref, content)

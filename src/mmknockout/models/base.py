@@ -85,9 +85,9 @@ class StackedTableRecommender(Recommender):
 
         rep = self.propagate()
         pos_nodes, neg_nodes = pos + self.n_users, neg + self.n_users
-        u = rep.index_select(0, users)
-        scores_pos, scores_neg = (u * rep.index_select(0, pos_nodes)).sum(1), (u * rep.index_select(0, neg_nodes)).sum(1)
-        return bpr_loss(scores_pos, scores_neg) + self.regulariser(users, torch.cat([pos_nodes, neg_nodes]))
+        # one gather: its backward fills one zero table instead of three
+        u, i, j = rep.index_select(0, torch.cat([users, pos_nodes, neg_nodes])).split([users.numel(), pos.numel(), neg.numel()])
+        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.regulariser(users, torch.cat([pos_nodes, neg_nodes]))
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         rep = self.propagate()

@@ -1,15 +1,18 @@
 """GRCN: graph-refined convolution, where content attention re-weights the user-item graph."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import graph  # noqa: F401  (its import silences torch's CSR "beta" warning)
 from ..data.dataset import SplitData
 from .base import Features, StackedTableRecommender
+
+# torch flags its CSR support as beta on first use; the operations used here are stable (as graph.py)
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 #: modality order of the toolbox: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")
@@ -18,14 +21,53 @@ MODALITIES = ("image", "text")
 def segment_softmax(scores: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
     """Softmax of edge ``scores`` within each group (edges sharing a target node), vectorised.
 
-    The group maximum is subtracted for stability (without gradient, it cancels exactly); an empty
-    denominator cannot occur because every edge belongs to its own group, and 1e-16 guards the sum.
+    The group maximum is subtracted for stability (it cancels exactly); an empty denominator
+    cannot occur because every edge belongs to its own group, and 1e-16 guards the sum. The
+    gradient is the softmax Jacobian, ``alpha * (g - sum_group(alpha * g))``.
     """
-    top = torch.full((n_groups,), float("-inf"), dtype=scores.dtype, device=scores.device)
-    top = top.scatter_reduce(0, groups, scores.detach(), reduce="amax", include_self=True)
-    ex = (scores - top[groups]).exp()
-    total = torch.zeros(n_groups, dtype=scores.dtype, device=scores.device).index_add_(0, groups, ex)
-    return ex / (total[groups] + 1e-16)
+    return _SegmentSoftmax.apply(scores, groups, n_groups)
+
+
+class _SegmentSoftmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+        top = torch.full((n_groups,), float("-inf"), dtype=scores.dtype, device=scores.device)
+        top = top.scatter_reduce(0, groups, scores, reduce="amax", include_self=True)
+        ex = (scores - top.index_select(0, groups)).exp_()
+        total = torch.zeros(n_groups, dtype=scores.dtype, device=scores.device).index_add_(0, groups, ex)
+        alpha = ex.div_(total.add_(1e-16).index_select(0, groups))
+        ctx.save_for_backward(alpha, groups)
+        ctx.n_groups = n_groups
+        return alpha
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        alpha, groups = ctx.saved_tensors
+        weighted = alpha * grad
+        total = torch.zeros(ctx.n_groups, dtype=grad.dtype, device=grad.device).index_add_(0, groups, weighted)
+        return torch.addcmul(weighted, alpha, total.index_select(0, groups), value=-1), None, None
+
+
+def normalize_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``F.normalize(x)`` (rows over ``max(||x||, eps)``, the same forward operations) with a fused
+    gradient ``(g - y <g, y>) / max(||x||, eps)`` (no projection on rows whose norm is clamped)."""
+    return _NormalizeRows.apply(x, eps)
+
+
+class _NormalizeRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
+        norm = x.norm(dim=1, keepdim=True)
+        denom = norm.clamp_min(eps)
+        y = x / denom
+        ctx.save_for_backward(y, denom, norm >= eps)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        y, denom, unclamped = ctx.saved_tensors
+        along = (grad * y).sum(dim=1, keepdim=True) * unclamped
+        return torch.addcmul(grad, y, along, value=-1).div_(denom), None
 
 
 class BipartiteEdges(nn.Module):
@@ -41,23 +83,25 @@ class BipartiteEdges(nn.Module):
         super().__init__()
         self.n_users, self.n_items = n_users, n_items
         order = torch.argsort(items * n_users + users)  # item-major position -> edge index
-        self.register_buffer("users", users, persistent=False)
+        self.register_buffer("users", users, persistent=False)  # softmax groups
         self.register_buffer("items", items, persistent=False)
-        self.register_buffer("user_ptr", self._pointers(users, n_users), persistent=False)
-        self.register_buffer("item_ptr", self._pointers(items, n_items), persistent=False)
         self.register_buffer("item_order", order, persistent=False)
-        self.register_buffer("users_item_major", users[order], persistent=False)
+        # CSR structure with int32 indices (what the sparse kernels use; saves a conversion per call)
+        self.register_buffer("user_ptr", self._pointers(users, n_users), persistent=False)
+        self.register_buffer("user_cols", items.int(), persistent=False)
+        self.register_buffer("item_ptr", self._pointers(items, n_items), persistent=False)
+        self.register_buffer("item_cols", users[order].int(), persistent=False)
 
     @staticmethod
     def _pointers(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
-        return torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)])
+        return torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)]).int()
 
     def by_user(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.user_ptr, self.items, values, (self.n_users, self.n_items),
+        return torch.sparse_csr_tensor(self.user_ptr, self.user_cols, values, (self.n_users, self.n_items),
                                        check_invariants=False)
 
     def by_item(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.item_ptr, self.users_item_major, values[self.item_order],
+        return torch.sparse_csr_tensor(self.item_ptr, self.item_cols, values.index_select(0, self.item_order),
                                        (self.n_items, self.n_users), check_invariants=False)
 
     def dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -65,17 +109,26 @@ class BipartiteEdges(nn.Module):
         pattern = self.by_user(a.new_zeros(self.users.numel()))
         return torch.sparse.sampled_addmm(pattern, a, b.t()).values()
 
+    @staticmethod
+    def product(matrix: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """``base + matrix @ x``. Without ``base`` the product is written in place into an
+        uninitialised tensor (``beta=0`` ignores its contents, as ``torch.addmm`` documents), which
+        skips the zero fill and the copy of ``matrix @ x``."""
+        if base is None:
+            return x.new_empty(matrix.shape[0], x.shape[1]).addmm_(matrix, x, beta=0)
+        return torch.addmm(base, matrix, x)
+
     def scores(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Differentiable ``<a[u_e], b[i_e]>`` for user rows ``a`` [U, d] and item rows ``b`` [I, d]."""
         return _EdgeDots.apply(a, b, self)
 
-    def to_users(self, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``out[u] = sum over edges (u, i) of values_e * x[i]`` for item rows ``x`` [I, d]."""
-        return _EdgeProduct.apply(values, x, self, True)
+    def to_users(self, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """``base[u] + sum over edges (u, i) of values_e * x[i]`` for item rows ``x`` [I, d]."""
+        return _EdgeProduct.apply(values, x, base, self, True)
 
-    def to_items(self, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``out[i] = sum over edges (u, i) of values_e * x[u]`` for user rows ``x`` [U, d]."""
-        return _EdgeProduct.apply(values, x, self, False)
+    def to_items(self, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """``base[i] + sum over edges (u, i) of values_e * x[u]`` for user rows ``x`` [U, d]."""
+        return _EdgeProduct.apply(values, x, base, self, False)
 
     def softmax_per_user(self, scores: torch.Tensor) -> torch.Tensor:
         return segment_softmax(scores, self.users, self.n_users)
@@ -98,21 +151,22 @@ class _EdgeDots(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         a, b = ctx.saved_tensors
         edges = ctx.edges
-        grad_a = edges.by_user(grad) @ b if ctx.needs_input_grad[0] else None
-        grad_b = edges.by_item(grad) @ a if ctx.needs_input_grad[1] else None
+        grad_a = edges.product(edges.by_user(grad), b) if ctx.needs_input_grad[0] else None
+        grad_b = edges.product(edges.by_item(grad), a) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b, None
 
 
 class _EdgeProduct(torch.autograd.Function):
-    """Sum aggregation with per-edge ``values`` towards users (``A_v @ x``) or items
-    (``A_v^T @ x``); gradients for both ``x`` (the transposed product) and ``values``
-    (``<grad[target], x[source]>`` per edge)."""
+    """``base + A_v @ x`` with per-edge ``values`` towards users (``A_v`` is U x I) or items (its
+    transpose); gradients for ``x`` (the transposed product), ``values`` (``<grad[target],
+    x[source]>`` per edge) and ``base`` (``grad`` itself)."""
 
     @staticmethod
-    def forward(ctx, values: torch.Tensor, x: torch.Tensor, edges: BipartiteEdges, to_users: bool) -> torch.Tensor:
+    def forward(ctx, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None, edges: BipartiteEdges,
+                to_users: bool) -> torch.Tensor:
         ctx.save_for_backward(values, x)
         ctx.edges, ctx.to_users = edges, to_users
-        return (edges.by_user(values) if to_users else edges.by_item(values)) @ x
+        return edges.product(edges.by_user(values) if to_users else edges.by_item(values), x, base)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -123,8 +177,8 @@ class _EdgeProduct(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_values = edges.dots(grad, x) if to_users else edges.dots(x, grad)
         if ctx.needs_input_grad[1]:
-            grad_x = (edges.by_item(values) if to_users else edges.by_user(values)) @ grad
-        return grad_values, grad_x, None, None
+            grad_x = edges.product(edges.by_item(values) if to_users else edges.by_user(values), grad)
+        return grad_values, grad_x, grad if ctx.needs_input_grad[2] else None, None, None
 
 
 class GRCN(StackedTableRecommender):
@@ -207,7 +261,7 @@ class GRCN(StackedTableRecommender):
         """``n_layers`` routing iterations with ``i -> u`` messages (softmax over each user's items)."""
         for _ in range(self.n_routing):
             alpha = self.edges.softmax_per_user(self.edges.scores(preference, content))
-            preference = F.normalize(preference + self.edges.to_users(alpha, content))
+            preference = normalize_rows(self.edges.to_users(alpha, content, base=preference))
         return preference
 
     def routed_preference(self, preference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
@@ -220,27 +274,27 @@ class GRCN(StackedTableRecommender):
     def modality_branch(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Content representation ``r^m`` [(U+I), c] and per-edge attention ``alpha^m`` [2E]
         (``u -> i`` edges first, then ``i -> u``)."""
-        content = F.normalize(F.leaky_relu(self.projections[m](getattr(self, f"{m}_features"))))
-        preference = self.routed_preference(F.normalize(self.preferences[m]), content)
+        content = normalize_rows(F.leaky_relu(self.projections[m](getattr(self, f"{m}_features"))))
+        preference = self.routed_preference(normalize_rows(self.preferences[m]), content)
         scores = self.edges.scores(preference, content)  # <x_v, x_s> is the same both ways
         to_item, to_user = self.edges.softmax_per_item(scores), self.edges.softmax_per_user(scores)
-        rep = torch.cat([preference + self.edges.to_users(to_user, content),
-                         content + self.edges.to_items(to_item, preference)])
+        rep = torch.cat([self.edges.to_users(to_user, content, base=preference),
+                         self.edges.to_items(to_item, preference, base=content)])
         return rep, torch.cat([to_item, to_user])
 
     def edge_weights(self, alphas: list[torch.Tensor]) -> torch.Tensor:
         """``relu(max_m alpha^m * confidence[source, m])`` per edge of the 2E list."""
-        scaled = torch.stack(alphas, dim=1) * self.node_confidence[self.edge_source]
+        scaled = torch.stack(alphas, dim=1) * self.node_confidence.index_select(0, self.edge_source)
         return torch.relu(scaled.max(dim=1).values)
 
     def id_propagate(self, weight: torch.Tensor) -> torch.Tensor:
         """Two sum-aggregation convolutions of the normalised ID embeddings, with the residual."""
         to_item, to_user = weight.chunk(2)
-        layers = [F.normalize(self.id_embedding)]
-        for _ in range(2):
-            users, items = layers[-1].split([self.n_users, self.n_items])
-            layers.append(torch.cat([self.edges.to_users(to_user, items), self.edges.to_items(to_item, users)]))
-        return layers[0] + layers[1] + layers[2]
+        x0 = normalize_rows(self.id_embedding)
+        users, items = x0.split([self.n_users, self.n_items])
+        users1, items1 = self.edges.to_users(to_user, items), self.edges.to_items(to_item, users)
+        return torch.cat([self.edges.to_users(to_user, items1, base=users + users1),
+                          self.edges.to_items(to_item, users1, base=items + items1)])
 
     def propagate(self) -> torch.Tensor:
         """Full representation table [(U+I), d + 2c]: ID rep, image rep, text rep."""

@@ -90,3 +90,40 @@ def test_deterministic():
         model = model_kit.build(BM3, params(), data, seed=0)
         runs.append(model_kit.train_epochs(model, data, 2))
     assert runs[0] == runs[1]
+
+
+def _reference_loss(model, users, pos):
+    """The loss on full tables: every latent projected and perturbed, then the batch rows read."""
+    from mmknockout.models.bm3 import alignment_loss
+    from mmknockout.models.losses import emb_norm_loss
+
+    user_h, item_h = model.propagate()
+    modal_h = model.modal_latents()
+    user_t, item_t = model.targets(user_h), model.targets(item_h)
+    modal_t = {m: model.targets(h) for m, h in modal_h.items()}
+    g = model.predictor
+    loss = alignment_loss(g(user_h[users]), item_t[pos]) + alignment_loss(g(item_h[pos]), user_t[users])
+    modal = sum(alignment_loss(g(h[pos]), item_t[pos]) + alignment_loss(g(h[pos]), modal_t[m][pos])
+                for m, h in modal_h.items())
+    return loss + model.reg_weight * emb_norm_loss(user_h, item_h) + model.cl_weight * modal
+
+
+def test_batch_rows_path_matches_full_tables_with_same_dropout():
+    data = model_kit.tiny_split()
+    model = model_kit.build(BM3, params(dropout=0.5, n_layers=2), data)
+    users, pos = torch.tensor([0, 3, 7, 7, 12]), torch.tensor([1, 4, 8, 1, 1])
+    results = []
+    for compute in (model.loss, lambda u, p, n: _reference_loss(model, u, p)):
+        torch.manual_seed(5)  # the same dropout draws
+        model.zero_grad(set_to_none=True)
+        value = compute(users, pos, pos)
+        value.backward()
+        results.append((value.item(), {n: p.grad.clone() for n, p in model.named_parameters()}, torch.rand(1)))
+    assert abs(results[0][0] - results[1][0]) < 1e-6
+    for name, grad in results[1][1].items():
+        torch.testing.assert_close(results[0][1][name], grad, atol=1e-7, rtol=1e-5, msg=name)
+    torch.testing.assert_close(results[0][2], results[1][2])  # the RNG stream stays aligned
+    # rows outside the batch get an exactly-zero feature gradient
+    untouched = torch.ones(data.n_items, dtype=torch.bool)
+    untouched[pos] = False
+    assert torch.count_nonzero(results[0][1]["feature_tables.image"][untouched]) == 0

@@ -103,3 +103,62 @@ def test_deterministic():
         model = model_kit.build(SLMRec, params(), data, seed=0)
         runs.append(model_kit.train_epochs(model, data, 2))
     assert runs[0] == runs[1]
+
+
+def _reference_loss(model, users, pos):
+    """The loss as written in the paper: full propagation, in-batch InfoNCE on the expanded batch."""
+    import torch.nn.functional as F
+
+    from mmknockout.models.losses import info_nce
+
+    def plain_nce(a, b, t):
+        return F.cross_entropy(a @ b.T / t, torch.arange(a.shape[0]))
+
+    branches = model.propagate()
+    user_reps, item_reps = model.fuse(branches)
+    main = info_nce(user_reps[users], item_reps[pos], model.temp)
+    x_id = model.g_i_iv(branches["id"][1][pos])
+    x_v = model.g_v_iv(branches["image"][1][pos])
+    x_t = model.g_t_ivat(branches["text"][1][pos])
+    fac = plain_nce(x_id, x_v, model.ssl_temp) + plain_nce(model.g_iva_ivat(model.g_iv_iva(x_id)), x_t, model.ssl_temp)
+    return main + model.ssl_alpha * fac
+
+
+def test_batch_path_matches_full_propagation_with_repeats():
+    data = model_kit.tiny_split()
+    model = model_kit.build(SLMRec, params(ssl_temp=0.5, ssl_alpha=0.3), data)
+    # repeated users and items, as in real batches
+    users, pos = torch.tensor([0, 5, 5, 9, 11, 0, 30]), torch.tensor([3, 1, 3, 2, 7, 3, 1])
+    branches = model.propagate()
+    ids = torch.tensor([2, 9, 17]), torch.tensor([0, 6, 39])
+    fast = model.batch_branches(*ids)
+    for name, (u, i) in branches.items():
+        torch.testing.assert_close(fast[name][0], u[ids[0]], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(fast[name][1], i[ids[1]], atol=1e-6, rtol=1e-5)
+
+    grads = []
+    for compute in (lambda: model.loss(users, pos, pos), lambda: _reference_loss(model, users, pos)):
+        model.zero_grad()
+        value = compute()
+        value.backward()
+        grads.append((value.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    assert abs(grads[0][0] - grads[1][0]) < 1e-5
+    for name, grad in grads[1][1].items():
+        torch.testing.assert_close(grads[0][1][name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_counted_info_nce_equals_expanded_batch():
+    import torch.nn.functional as F
+
+    from mmknockout.models.slmrec import counted_info_nce
+
+    torch.manual_seed(0)
+    a, b = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    batch = torch.tensor([0, 2, 2, 5, 0, 2])
+    distinct, at, counts = torch.unique(batch, return_inverse=True, return_counts=True)
+    expected = F.cross_entropy(a[batch] @ b[batch].T / 0.3, torch.arange(6))
+    got = counted_info_nce(a[distinct], b[distinct], torch.arange(3), counts.double(), 0.3, weights=counts.double())
+    torch.testing.assert_close(got, expected)
+    rows = torch.randn(6, 4, dtype=torch.float64)  # distinct rows, repeated columns
+    expected = F.cross_entropy(rows @ b[batch].T / 0.3, torch.arange(6))
+    torch.testing.assert_close(counted_info_nce(rows, b[distinct], at, counts.double(), 0.3), expected)

@@ -18,6 +18,40 @@ def alignment_loss(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1.0 - F.cosine_similarity(online, target.detach(), dim=-1).mean()
 
 
+class Scratch:
+    """A reused flat tensor lent out as ``rows x cols`` blocks.
+
+    On CPU a fresh tensor of tens of MB per batch costs more in page faults than filling it; a
+    block is only read by the batch that wrote it (autograd flags a reuse before its backward).
+    """
+
+    def __init__(self) -> None:
+        self.flat: torch.Tensor | None = None
+
+    def block(self, rows: int, like: torch.Tensor) -> torch.Tensor:
+        need = rows * like.shape[1]
+        flat = self.flat
+        if flat is None or flat.numel() < need or flat.device != like.device or flat.dtype != like.dtype:
+            flat = self.flat = like.new_empty(need)
+        return flat[:need].view(rows, like.shape[1])
+
+
+class GatherRows(torch.autograd.Function):
+    """``table[rows]`` for distinct ``rows``, written into a :class:`Scratch` block; the gradient
+    is ``grad`` at ``rows`` and zero elsewhere, as for plain indexing."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, rows: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        ctx.table_shape = table.shape
+        return torch.index_select(table, 0, rows, out=scratch.block(rows.numel(), table))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (rows,) = ctx.saved_tensors
+        return grad.new_zeros(ctx.table_shape).index_copy_(0, rows, grad), None, None
+
+
 class BM3(Recommender):
     r"""BM3 (Zhou, Zhou, Zhang, Liu, Cao, Wang, Miao; WWW 2023, https://arxiv.org/abs/2207.05969).
 
@@ -39,6 +73,11 @@ class BM3(Recommender):
 
     The regulariser is MMRec's EmbLoss on the *full* online user and item matrices, as in bm3.py.
     Scores: :math:`(g h_u)^\top (g h_i)`; the features never enter the score.
+
+    A training batch projects the feature rows of its distinct positive items only (the loss reads
+    no other modal latent, and their feature gradient is zero either way); each dropout mask is
+    still drawn for the full table, as in the toolbox, and applied to the rows read: same draws,
+    same values.
 
     Params: ``embedding_size`` (64), ``n_layers``, ``reg_weight``, ``dropout``, ``cl_weight``.
 
@@ -66,6 +105,7 @@ class BM3(Recommender):
         self.projections = nn.ModuleDict({m: nn.Linear(features[m].shape[1], d) for m in self.modalities})
         for proj in self.projections.values():
             nn.init.xavier_normal_(proj.weight)
+        self.scratch = {m: Scratch() for m in self.modalities}  # for the batch's feature rows
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,26 +114,44 @@ class BM3(Recommender):
         out = lightgcn_propagate(self.adj, ego, self.n_layers)
         return out[: self.n_users], out[self.n_users:] + self.item_embedding
 
-    def modal_latents(self) -> dict[str, torch.Tensor]:
-        return {m: self.projections[m](self.feature_tables[m]) for m in self.modalities}
+    def modal_latents(self, items: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Modal latents of all items, or of the rows ``items`` only."""
+        def rows(m: str) -> torch.Tensor:
+            table = self.feature_tables[m]
+            return table if items is None else GatherRows.apply(table, items, self.scratch[m])
+
+        return {m: self.projections[m](rows(m)) for m in self.modalities}
 
     def targets(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout-perturbed, gradient-free copy of a latent (always perturbed, as in the toolbox)."""
         with torch.no_grad():
             return F.dropout(x.detach(), p=self.dropout, training=True)
 
+    def target_noise(self, rows: int) -> torch.Tensor:
+        """The factor :meth:`targets` multiplies a ``rows x d`` latent by: ``dropout(ones)``.
+
+        It makes the same random draw as :meth:`targets` on a tensor of that shape, so a batch can
+        perturb only the rows it reads, ``x[r] * noise[r]``, and get :meth:`targets`' values.
+        """
+        return self.targets(self.user_embedding.new_ones(rows, self.embedding_size))
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_h, item_h = self.propagate()
-        modal_h = self.modal_latents()
-        user_t, item_t = self.targets(user_h), self.targets(item_h)
-        modal_t = {m: self.targets(h) for m, h in modal_h.items()}
-        item_t_batch = item_t[pos]
-        id_loss = (alignment_loss(self.predictor(user_h[users]), item_t_batch)
-                   + alignment_loss(self.predictor(item_h[pos]), user_t[users]))
+        # noise for the full tables, drawn in the toolbox's order (users, items, then each modality)
+        user_noise, item_noise = self.target_noise(self.n_users), self.target_noise(self.n_items)
+        modal_noise = {m: self.target_noise(self.n_items) for m in self.modalities}
+        # modal latents are per item: computed for the batch's distinct positive items only
+        items, item_at = torch.unique(pos, return_inverse=True)
+        modal_h = self.modal_latents(items)
+        user_batch, item_batch = user_h[users], item_h[pos]
+        item_t_batch = item_batch.detach() * item_noise[pos]
+        id_loss = (alignment_loss(self.predictor(user_batch), item_t_batch)
+                   + alignment_loss(self.predictor(item_batch), user_batch.detach() * user_noise[users]))
         modal_loss = user_h.new_zeros(())
         for m, h in modal_h.items():
-            online = self.predictor(h[pos])
-            modal_loss = modal_loss + alignment_loss(online, item_t_batch) + alignment_loss(online, modal_t[m][pos])
+            online = self.predictor(h)[item_at]
+            target = (h.detach() * modal_noise[m][items])[item_at]
+            modal_loss = modal_loss + alignment_loss(online, item_t_batch) + alignment_loss(online, target)
         return id_loss + self.reg_weight * emb_norm_loss(user_h, item_h) + self.cl_weight * modal_loss
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,20 +10,58 @@ from torch import nn
 from ..data.dataset import SplitData
 from .base import Features, Recommender
 from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency
-from .losses import info_nce
+
+Branches = dict[str, tuple[torch.Tensor, torch.Tensor]]  # branch -> (user rows, item rows)
+BRANCH_ORDER = ("id", "image", "text")
 
 
-def raw_info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """In-batch InfoNCE on *unnormalised* dot products (row i of view1 matches row i of view2)."""
-    logits = view1 @ view2.T / temperature
-    labels = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits, labels)
+def counted_info_nce(view1: torch.Tensor, view2: torch.Tensor, target: torch.Tensor, counts: torch.Tensor,
+                     temperature: float, weights: torch.Tensor | None = None) -> torch.Tensor:
+    r"""In-batch InfoNCE on dot products, with the batch's repeated columns stored once.
+
+    ``view2`` holds the distinct columns and ``counts`` how often each occurs in the batch, so the
+    normaliser :math:`\log\sum_j e^{s_{rj}}` over batch columns is :math:`\log\sum_k c_k e^{s_{rk}}`.
+    Row ``r`` matches column ``target[r]``; ``weights`` (default 1) count a row standing for several
+    identical batch rows. Equal to the plain in-batch InfoNCE on the expanded batch.
+    """
+    log_counts = counts.log()
+    # cross-entropy against logits + log c_k is lse - s_rt - log c_t; the constant log c_t is added back
+    logits = (view1 / temperature) @ view2.T + log_counts
+    per_row = F.cross_entropy(logits, target, reduction="none") + log_counts[target]
+    if weights is None:
+        return per_row.mean()
+    return (per_row * weights).sum() / weights.sum()
 
 
 def xavier_linear(d_in: int, d_out: int) -> nn.Linear:
     layer = nn.Linear(d_in, d_out)
     nn.init.xavier_uniform_(layer.weight)
     return layer
+
+
+def lightgcn_parity_sums(adj: GraphOperator, ego: torch.Tensor, n_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums of LightGCN's even-numbered (0, 2, ..) and odd-numbered layers (together: the layer sum)."""
+    even, odd, layer = ego, None, ego
+    for depth in range(1, n_layers + 1):
+        layer = adj(layer)
+        if depth % 2:
+            odd = layer if odd is None else odd + layer
+        else:
+            even = even + layer
+    return even, torch.zeros_like(ego) if odd is None else odd
+
+
+@torch.no_grad()
+def spread_item_input(adj: GraphOperator, item_input: torch.Tensor, n_users: int, n_layers: int,
+                      chunk: int = 512) -> torch.Tensor:
+    """LightGCN layer mean of the fixed input ``[0; item_input]``, in column chunks to bound memory."""
+    out = item_input.new_empty(n_users + item_input.shape[0], item_input.shape[1])
+    zeros = item_input.new_zeros(n_users, min(chunk, item_input.shape[1]))
+    for start in range(0, item_input.shape[1], chunk):
+        block = item_input[:, start:start + chunk]
+        ego = torch.cat([zeros[:, : block.shape[1]], block])
+        out[:, start:start + chunk] = lightgcn_propagate(adj, ego, n_layers)
+    return out
 
 
 class SLMRec(Recommender):
@@ -47,6 +85,13 @@ class SLMRec(Recommender):
       :math:`L_v = \mathrm{InfoNCE}(a, b)`; coarse level :math:`c = g_{iva,ivat}(g_{iv,iva}(a))`,
       :math:`e = g_{t,ivat}(i^t)` (both d/2), :math:`L_t = \mathrm{InfoNCE}(c, e)`.
     * Total: :math:`L + \alpha_{ssl}(L_v + L_t)`. ``weight_decay`` (1e-4) is applied by the optimiser.
+
+    Training computes the same quantities, only at the batch's users and positive items, without
+    projecting every item's features (see :meth:`batch_branches`): LightGCN is linear, so with
+    :math:`P` its layer-mean operator, :math:`P[0; \hat X_m W_m^\top + 1 b_m^\top] = (P[0; \hat X_m])
+    W_m^\top + (P[0; 1]) b_m^\top`, whose fixed factors are precomputed once (for 4096-d image
+    features a (users + items) x 4096 float table). Repeated items of a batch enter the in-batch
+    InfoNCE once, with their counts. Evaluation (:meth:`representations`) runs the plain propagation.
 
     Params: ``embedding_size`` (d = ``recdim``, 64), ``layer_num``, ``temp``, ``ssl_temp``,
     ``ssl_alpha``. ``reg`` is accepted and unused, as in the toolbox.
@@ -78,40 +123,90 @@ class SLMRec(Recommender):
         self.g_iva_ivat = xavier_linear(d, d // 2)
         self.g_t_ivat = xavier_linear(d, d // 2)
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        # fixed factors of the modality branches, P[0; x_m] and P[0; 1] (training path only)
+        for name in ("image", "text"):
+            spread = spread_item_input(self.adj, getattr(self, f"{name}_feat"), self.n_users, self.n_layers)
+            self.register_buffer(f"{name}_spread", spread, persistent=False)
+        ones = torch.ones(self.n_items, 1)
+        self.register_buffer("bias_spread", spread_item_input(self.adj, ones, self.n_users, self.n_layers), persistent=False)
+        self._scratch: dict[str, torch.Tensor] = {}  # see gather_rows
 
     def branch(self, item_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LightGCN on [shared user embeddings; one item input], split into (users, items)."""
         out = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, item_input]), self.n_layers)
         return out[: self.n_users], out[self.n_users:]
 
-    def propagate(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def propagate(self) -> Branches:
         return {
             "id": self.branch(self.item_embedding),
             "image": self.branch(self.image_dense(self.image_feat)),
             "text": self.branch(self.text_dense(self.text_feat)),
         }
 
-    def fuse(self, branches: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        order = ("id", "image", "text")
-        users = self.user_fusion(torch.cat([branches[k][0] for k in order], dim=1))
-        items = self.item_fusion(torch.cat([branches[k][1] for k in order], dim=1))
+    def batch_branches(self, users: torch.Tensor, items: torch.Tensor) -> Branches:
+        """The rows ``users`` and ``items`` of :meth:`propagate`'s three branches.
+
+        The graph is bipartite, so :math:`A^l [E_u; E_i]` takes its user rows from :math:`E_u` and
+        its item rows from :math:`E_i` when l is even, and the reverse when l is odd: one
+        propagation of the ID input gives both the :math:`P[E_u; 0]` part that all branches share
+        and the ID branch's own :math:`P[0; E_i]`. The modality parts use the precomputed factors.
+        """
+        n_users = users.numel()
+        nodes = torch.cat([users, items + self.n_users])
+        even, odd = lightgcn_parity_sums(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_layers)
+        even, odd = even.index_select(0, nodes) / (self.n_layers + 1), odd.index_select(0, nodes) / (self.n_layers + 1)
+        shared = torch.cat([even[:n_users], odd[n_users:]])
+        parts = {"id": torch.cat([odd[:n_users], even[n_users:]]),
+                 "image": self.modal_part("image", nodes), "text": self.modal_part("text", nodes)}
+        rows = {k: shared + part for k, part in parts.items()}
+        return {k: (r[:n_users], r[n_users:]) for k, r in rows.items()}
+
+    def modal_part(self, name: str, nodes: torch.Tensor) -> torch.Tensor:
+        """Rows ``nodes`` of :math:`P[0; \\hat X W^\\top + 1 b^\\top]` from the precomputed factors."""
+        dense: nn.Linear = getattr(self, f"{name}_dense")
+        return F.linear(self.gather_rows(name, nodes), dense.weight) + self.bias_spread[nodes] * dense.bias
+
+    def gather_rows(self, name: str, rows: torch.Tensor) -> torch.Tensor:
+        """Rows of the fixed table ``{name}_spread``, written into a scratch tensor reused per table.
+
+        On CPU a fresh 50 MB tensor per batch costs more in page faults than the copy itself; the
+        scratch is only read by this batch's backward pass (autograd would flag any earlier reuse).
+        """
+        table: torch.Tensor = getattr(self, f"{name}_spread")
+        need = rows.numel() * table.shape[1]
+        scratch = self._scratch.get(name)
+        if scratch is None or scratch.numel() < need or scratch.device != table.device or scratch.dtype != table.dtype:
+            scratch = self._scratch[name] = table.new_empty(need)
+        return torch.index_select(table, 0, rows, out=scratch[:need].view(rows.numel(), table.shape[1]))
+
+    def fuse(self, branches: Branches) -> tuple[torch.Tensor, torch.Tensor]:
+        users = self.user_fusion(torch.cat([branches[k][0] for k in BRANCH_ORDER], dim=1))
+        items = self.item_fusion(torch.cat([branches[k][1] for k in BRANCH_ORDER], dim=1))
         return users, items
 
-    def fac_loss(self, branches: dict[str, tuple[torch.Tensor, torch.Tensor]], items: torch.Tensor) -> torch.Tensor:
-        """Fine (ID vs image) then coarse (ID+image space vs text) item-level InfoNCE."""
-        x_id = self.g_i_iv(branches["id"][1][items])
-        x_v = self.g_v_iv(branches["image"][1][items])
-        fine = raw_info_nce(x_id, x_v, self.ssl_temp)
+    def fac_loss(self, branches: Branches, counts: torch.Tensor) -> torch.Tensor:
+        """Fine (ID vs image) then coarse (ID+image space vs text) item-level InfoNCE.
+
+        ``branches`` hold the batch's distinct positive items, ``counts`` their multiplicities.
+        """
+        target = torch.arange(counts.numel(), device=counts.device)
+        x_id = self.g_i_iv(branches["id"][1])
+        x_v = self.g_v_iv(branches["image"][1])
+        fine = counted_info_nce(x_id, x_v, target, counts, self.ssl_temp, weights=counts)
         x_ivt = self.g_iva_ivat(self.g_iv_iva(x_id))
-        x_t = self.g_t_ivat(branches["text"][1][items])
-        coarse = raw_info_nce(x_ivt, x_t, self.ssl_temp)
+        x_t = self.g_t_ivat(branches["text"][1])
+        coarse = counted_info_nce(x_ivt, x_t, target, counts, self.ssl_temp, weights=counts)
         return fine + coarse
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        branches = self.propagate()
+        user_ids, user_at = torch.unique(users, return_inverse=True)
+        item_ids, item_at, counts = torch.unique(pos, return_inverse=True, return_counts=True)
+        counts = counts.float()
+        branches = self.batch_branches(user_ids, item_ids)
         user_reps, item_reps = self.fuse(branches)
-        main = info_nce(user_reps[users], item_reps[pos], self.temp)
-        return main + self.ssl_alpha * self.fac_loss(branches, pos)
+        main = counted_info_nce(F.normalize(user_reps, dim=1)[user_at], F.normalize(item_reps, dim=1),
+                                item_at, counts, self.temp)
+        return main + self.ssl_alpha * self.fac_loss(branches, counts)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.fuse(self.propagate())

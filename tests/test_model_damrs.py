@@ -4,7 +4,8 @@ import torch.nn.functional as F
 import yaml
 
 import model_kit
-from mmknockout.models.damrs import DAMRS, binary_kl, denoised_knn_indices
+from mmknockout.models import damrs
+from mmknockout.models.damrs import DAMRS, denoised_knn_indices, row_topk_indices, symmetric_binary_kl
 
 
 def params(**over) -> dict:
@@ -73,15 +74,17 @@ def test_representation_averages_the_three_item_views():
 
 
 def test_loss_terms_match_hand_computation():
-    # KL of Bernoullis
-    lp, lq = torch.tensor([0.3, -2.0]), torch.tensor([1.0, 0.5])
+    # symmetric KL of Bernoullis, both directions written out as in DA-MRS
+    lp, lq = torch.tensor([0.3, -2.0, 4.0]), torch.tensor([1.0, 0.5, -3.0])
     p, q = torch.sigmoid(lp), torch.sigmoid(lq)
-    ref = p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
-    torch.testing.assert_close(binary_kl(lp, lq), ref)
+    kl = lambda a, b: a * torch.log(a / b) + (1 - a) * torch.log((1 - a) / (1 - b))  # noqa: E731
+    torch.testing.assert_close(symmetric_binary_kl(lp, lq), kl(p, q) + kl(q, p))
     # pseudo labels and neighbour discrimination on 2 batch items x 25 items
     g = torch.Generator().manual_seed(0)
     probs = [torch.rand(2, 25, generator=g) for _ in range(3)]
+    own = probs[2].clone()
     mm, single = DAMRS.pseudo_labels(*probs)
+    assert torch.equal(probs[2], own)  # restored after the in-place masking
     fused = (probs[0] + probs[1] + 2 * probs[2]).numpy()
     assert set(mm[0].tolist()) == set(np.argsort(-fused[0])[:10].tolist())
     rest = probs[2][0].numpy().copy()
@@ -93,7 +96,8 @@ def test_loss_terms_match_hand_computation():
     s_mm = np.take_along_axis(e, mm.numpy(), 1).sum(1)
     s_single = np.take_along_axis(e, single.numpy(), 1).sum(1)
     expected = np.mean(-np.log(s_mm / e.sum(1) + 1e-9) - np.log(s_single / (e.sum(1) - s_mm) + 1e-9))
-    got = DAMRS.neighbour_discrimination(mm, single, emb, all_emb).item()
+    blocks = [torch.tensor(e[:1], dtype=torch.float32), torch.tensor(e[1:], dtype=torch.float32)]
+    got = DAMRS.neighbour_discrimination(mm, single, F.normalize(emb, dim=1), F.normalize(all_emb, dim=1), blocks).item()
     assert abs(got - expected) < 1e-4 * abs(expected)
     # confidence weights of the BPR terms
     u = torch.randn(3, 4, generator=g)
@@ -137,3 +141,49 @@ def test_deterministic():
     data = model_kit.tiny_split()
     losses = [model_kit.train_epochs(model_kit.build(DAMRS, params(), data, seed=3), data, 2) for _ in range(2)]
     assert losses[0] == losses[1]
+
+
+def test_row_topk_prefilter_selects_the_top_values():
+    g = torch.Generator().manual_seed(1)
+    for n in (25, 103, 7050):
+        x = torch.rand(40, n, generator=g)
+        x[:5] = torch.round(x[:5] * 4) / 4  # many ties
+        x[5] = 1.0
+        got = row_topk_indices(x, 10)
+        assert all(len(set(r.tolist())) == 10 for r in got)  # distinct columns
+        distinct = torch.stack([torch.randperm(n, generator=g) for _ in range(8)]).float()  # no ties: same indices
+        assert torch.equal(row_topk_indices(distinct, 10).sort(1).values, torch.topk(distinct, 10, dim=1).indices.sort(1).values)
+        torch.testing.assert_close(x.gather(1, got).sort(1).values, torch.topk(x, 10, dim=1).values.sort(1).values, rtol=0, atol=0)
+
+
+def reference_neighbour_loss(items: torch.Tensor, views: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """DA-MRS's neighbour discrimination written plainly: full softmax matrices, scatter, autograd."""
+    with torch.no_grad():
+        probs = [torch.softmax(F.normalize(h[items], dim=1) @ F.normalize(h, dim=1).T, dim=1) for h in views]
+    total = 0.0
+    for own in range(3):
+        a, b = (m for m in range(3) if m != own)
+        mm_pos = torch.topk(probs[a] + probs[b] + 2 * probs[own], 10, dim=1).indices
+        single_pos = torch.topk(probs[own].scatter(1, mm_pos, 0.0), 10, dim=1).indices
+        z, z_all = F.normalize(views[own][items], dim=1), F.normalize(views[own], dim=1)
+        e = torch.exp(z @ z_all.T / 0.2)
+        mm, single, all_ = e.gather(1, mm_pos).sum(1), e.gather(1, single_pos).sum(1), e.sum(1)
+        total = total + (-torch.log(mm / all_ + 1e-9) - torch.log(single / (all_ - mm) + 1e-9)).mean()
+    return total / 3
+
+
+def test_blocked_neighbour_loss_matches_plain_reference(monkeypatch):
+    monkeypatch.setattr(damrs, "ROW_BLOCK", 4)  # several blocks and a ragged last one
+    data = model_kit.tiny_split(n_items=150)
+    model = model_kit.build(DAMRS, params(), data)
+    g = torch.Generator().manual_seed(2)
+    items = torch.randperm(150, generator=g)[:11].sort().values
+    grads = []
+    for fn in (model.neighbour_loss, reference_neighbour_loss):
+        views = tuple(torch.randn(150, 8, generator=torch.Generator().manual_seed(m), requires_grad=True) for m in range(3))
+        loss = fn(items, views)
+        loss.backward()
+        grads.append((loss.detach(), [v.grad for v in views]))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b)

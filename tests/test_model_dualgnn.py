@@ -9,6 +9,7 @@ import yaml
 import model_kit
 from mmknockout.data.dataset import NeighbourGraph
 from mmknockout.models.dualgnn import DualGNN, urn_positions
+from mmknockout.models.graph import normalized_adjacency
 
 
 def params(**overrides) -> dict:
@@ -27,11 +28,15 @@ def sparse_user_graph_data():
     return data
 
 
+def dense_adjacency(data) -> np.ndarray:
+    return normalized_adjacency(data.train_users, data.train_items, data.n_users, data.n_items).to_dense().numpy()
+
+
 def test_propagation_matches_dense_computation():
     data = sparse_user_graph_data()
     model = model_kit.build(DualGNN, params(user_graph_k=6), data)
     n_u = data.n_users
-    a = model.adj.to_dense().numpy()
+    a = dense_adjacency(data)
     deg = np.zeros(n_u + data.n_items)
     np.add.at(deg, data.train_users, 1)
     np.add.at(deg, data.train_items + n_u, 1)
@@ -45,7 +50,7 @@ def test_propagation_matches_dense_computation():
             reps[m] = x + a @ x + a @ (a @ x)
         w = model.user_weight.numpy()[:, :, 0]
         users = w[:, :1] * reps["image"][:n_u] + w[:, 1:] * reps["text"][:n_u]
-        s = model.user_user.to_dense().numpy()
+        s = model.user_graph_dense().numpy()
         expected_users = users + s @ users
         u, i = model.representations()
     np.testing.assert_allclose(i.numpy(), (reps["image"] + reps["text"])[n_u:], rtol=1e-4, atol=1e-5)
@@ -121,3 +126,37 @@ def test_deterministic():
     data = sparse_user_graph_data()
     losses = [model_kit.train_epochs(model_kit.build(DualGNN, params(), data, seed=0), data, 2) for _ in range(2)]
     assert losses[0] == losses[1]
+
+
+def reference_loss(model, data, users, pos, neg) -> torch.Tensor:
+    """The loss straight from the equations: dense graphs on the full (U+I) table, every row."""
+    a = torch.as_tensor(dense_adjacency(data))
+    s = model.user_graph_dense()
+    reps = {}
+    for m in ("image", "text"):
+        f = getattr(model, f"{m}_features")
+        x = F.normalize(torch.cat([model.preferences[m], model.mlp_out[m](F.leaky_relu(model.mlp_in[m](f)))]))
+        reps[m] = x + a @ x + a @ (a @ x)
+    n_u = model.n_users
+    stacked = torch.stack([reps["image"][:n_u], reps["text"][:n_u]], dim=2)
+    fused = torch.bmm(stacked, model.user_weight).squeeze(2)
+    u = (fused + s @ fused)[users]
+    items = (reps["image"] + reps["text"])[n_u:]
+    diff = (u * items[pos]).sum(1) - (u * items[neg]).sum(1)
+    p = model.preferences
+    reg = (p["image"][users] ** 2).mean() + (p["text"][users] ** 2).mean() + \
+        (model.user_weight ** 2).mean() + (model.item_weight ** 2).mean()
+    return -torch.log2(torch.sigmoid(diff)).mean() + model.reg_weight * reg
+
+
+def test_batch_loss_and_gradients_match_full_dense_computation():
+    data = sparse_user_graph_data()
+    model = model_kit.build(DualGNN, params(user_graph_k=6, reg_weight=0.1), data)
+    users, pos, neg = torch.tensor([0, 3, 3, 17]), torch.tensor([1, 2, 3, 1]), torch.tensor([4, 2, 9, 30])
+    fast = model.loss(users, pos, neg)
+    fast_grads = torch.autograd.grad(fast, list(model.parameters()))
+    slow = reference_loss(model, data, users, pos, neg)
+    slow_grads = torch.autograd.grad(slow, list(model.parameters()))
+    torch.testing.assert_close(fast, slow)
+    for (name, _), x, y in zip(model.named_parameters(), fast_grads, slow_grads):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-7, msg=name)

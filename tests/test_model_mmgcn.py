@@ -2,8 +2,10 @@ import numpy as np
 import torch
 import yaml
 
+import torch.nn.functional as F
+
 import model_kit
-from mmknockout.models.mmgcn import MMGCN, mean_adjacency
+from mmknockout.models.mmgcn import MMGCN, BipartiteBlocks, SparseOperator, mean_adjacency, mean_square, row_normalize
 from mmknockout.models.graph import bipartite_adjacency
 
 
@@ -31,6 +33,10 @@ def test_mean_adjacency_averages_neighbours():
     np.testing.assert_allclose(m, expected)
 
 
+def dense_mean_adjacency(data) -> np.ndarray:
+    return mean_adjacency(bipartite_adjacency(data.train_users, data.train_items, data.n_users, data.n_items)).to_dense().numpy()
+
+
 def branch_by_hand(branch, features: np.ndarray, id_emb: np.ndarray, a_mean: np.ndarray) -> np.ndarray:
     if branch.project is not None:
         features = features @ branch.project.weight.numpy().T + branch.project.bias.numpy()
@@ -46,7 +52,7 @@ def test_representation_is_mean_of_three_layer_branches():
     data = model_kit.tiny_split()
     feats = model_kit.tiny_features(data.n_items)
     model = model_kit.build(MMGCN, params(), data, feats)
-    a_mean = model.adj_mean.to_dense().numpy()
+    a_mean = dense_mean_adjacency(data)
     with torch.no_grad():
         id_emb = model.id_embedding.numpy()
         v = branch_by_hand(model.branches["image"], feats["image"], id_emb, a_mean)
@@ -107,3 +113,82 @@ def test_deterministic():
     data = model_kit.tiny_split()
     losses = [model_kit.train_epochs(model_kit.build(MMGCN, params(), data, seed=0), data, 2) for _ in range(2)]
     assert losses[0] == losses[1]
+
+
+# ------------------------------------------------------------------ fast paths vs references
+def test_sparse_operator_matches_dense_product_and_gradient():
+    torch.manual_seed(0)
+    dense = torch.rand(7, 5) * (torch.rand(7, 5) < 0.4)
+    dense[3] = 0  # an empty row
+    op = SparseOperator(dense.to_sparse())
+    torch.testing.assert_close(op.to_dense(), dense)
+    x = torch.randn(5, 3, requires_grad=True)
+    g = torch.randn(7, 3)
+    op(x).backward(g)
+    torch.testing.assert_close(x.grad, dense.T @ g)
+    with torch.no_grad():
+        torch.testing.assert_close(op(x), dense @ x)
+
+
+def test_bipartite_blocks_reassemble_the_adjacency():
+    data = model_kit.tiny_split()
+    full = dense_mean_adjacency(data)
+    blocks = BipartiteBlocks(mean_adjacency(bipartite_adjacency(data.train_users, data.train_items, data.n_users,
+                                                                data.n_items)), data.n_users)
+    u = data.n_users
+    np.testing.assert_allclose(blocks.to_users.to_dense().numpy(), full[:u, u:], rtol=1e-6)
+    np.testing.assert_allclose(blocks.to_items.to_dense().numpy(), full[u:, :u], rtol=1e-6)
+    assert not full[:u, :u].any() and not full[u:, u:].any()
+
+
+def test_row_normalize_and_mean_square_match_autograd_references():
+    torch.manual_seed(0)
+    x = torch.randn(6, 4)
+    x[2] = 0  # zero row: clamped norm, as F.normalize
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g = torch.randn(6, 4)
+    row_normalize(a).backward(g)
+    F.normalize(b).backward(g)
+    torch.testing.assert_close(a.grad, b.grad)
+    torch.testing.assert_close(row_normalize(x), F.normalize(x))
+    a.grad, b.grad = None, None
+    mean_square(a).backward()
+    b.pow(2).mean().backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    torch.testing.assert_close(mean_square(x), x.pow(2).mean())
+
+
+def reference_loss(model, data, feats, users, pos, neg) -> torch.Tensor:
+    """The loss straight from the equations: dense graph on the full (U+I) table, every row."""
+    a = torch.as_tensor(dense_mean_adjacency(data), dtype=torch.float32)
+    outs = []
+    for m, branch in model.branches.items():
+        f = torch.as_tensor(feats[m])
+        items = branch.project(f) if branch.project is not None else f
+        x = F.normalize(torch.cat([branch.preference, items]))
+        for w, lin, gate in zip(branch.conv_weights, branch.linears, branch.gates):
+            h = F.leaky_relu(a @ (x @ w))
+            x_hat = F.leaky_relu(lin(x)) + model.id_embedding
+            x = F.leaky_relu(gate(torch.cat([h, x_hat], dim=1)))
+        outs.append(x)
+    rep = torch.stack(outs).mean(0)
+    u, n_u = rep[users], model.n_users
+    diff = (u * rep[pos + n_u]).sum(1) - (u * rep[neg + n_u]).sum(1)
+    items = torch.cat([pos, neg]) + n_u
+    reg = (model.id_embedding[torch.cat([users, users])] ** 2 + model.id_embedding[items] ** 2).mean() + \
+        (model.branches["image"].preference ** 2).mean()
+    return -F.logsigmoid(diff).mean() + model.reg_weight * reg
+
+
+def test_batch_loss_and_gradients_match_full_dense_computation():
+    data = model_kit.tiny_split()
+    feats = model_kit.tiny_features(data.n_items)
+    model = model_kit.build(MMGCN, params(reg_weight=0.1), data, feats)
+    users, pos, neg = torch.tensor([0, 5, 5, 17]), torch.tensor([1, 2, 3, 1]), torch.tensor([4, 2, 9, 30])
+    fast = model.loss(users, pos, neg)
+    fast_grads = torch.autograd.grad(fast, list(model.parameters()))
+    slow = reference_loss(model, data, feats, users, pos, neg)
+    slow_grads = torch.autograd.grad(slow, list(model.parameters()))
+    torch.testing.assert_close(fast, slow)
+    for (name, _), a, b in zip(model.named_parameters(), fast_grads, slow_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7, msg=name)

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..data.dataset import SplitData
 from ..errors import InputError
@@ -18,6 +19,9 @@ N_PSEUDO = 10
 TEMPERATURE = 0.2
 #: entries within this distance of the matrix mean count as "not below the mean" (float round-off)
 MEAN_TOL = 1e-6
+#: batch items per block of the B x n similarity matrices of the neighbour loss (small temporaries
+#: are reused by the allocator; whole B x n matrices would be freshly mapped in every batch)
+ROW_BLOCK = 256
 
 
 def denoised_knn_indices(text: torch.Tensor, image: torch.Tensor, k: int, chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -51,16 +55,63 @@ def denoised_knn_indices(text: torch.Tensor, image: torch.Tensor, k: int, chunk_
     return torch.cat(rows), torch.cat(t_cols), torch.cat(v_cols)
 
 
-def binary_kl(logit_p: torch.Tensor, logit_q: torch.Tensor) -> torch.Tensor:
-    """Element-wise KL(Bern(p) || Bern(q)) for p = sigmoid(logit_p), q = sigmoid(logit_q).
+def symmetric_binary_kl(logit_p: torch.Tensor, logit_q: torch.Tensor) -> torch.Tensor:
+    """Element-wise KL(Bern(p) || Bern(q)) + KL(Bern(q) || Bern(p)), p = sigmoid(logit_p), q = sigmoid(logit_q).
 
-    Written with log-sigmoids, which equals DA-MRS's ``p log p - p log q + (1-p) log(1-p) - ...``
-    but cannot produce ``log 0`` when a probability saturates.
+    DA-MRS writes both KLs out (``p log p - p log q + (1-p) log(1-p) - ...``); their sum is exactly
+    ``(p - q) * (logit(p) - logit(q))``, which needs no logarithm (so no ``log 0`` either).
     """
-    p = torch.sigmoid(logit_p)
-    log_p, log_1p = F.logsigmoid(logit_p), F.logsigmoid(-logit_p)
-    log_q, log_1q = F.logsigmoid(logit_q), F.logsigmoid(-logit_q)
-    return p * (log_p - log_q) + (1 - p) * (log_1p - log_1q)
+    return (torch.sigmoid(logit_p) - torch.sigmoid(logit_q)) * (logit_p - logit_q)
+
+
+def row_topk_indices(x: torch.Tensor, k: int, groups: int = 10) -> torch.Tensor:
+    """Column indices of the k largest entries of every row: a valid ``torch.topk(x, k).indices``.
+
+    Prefilter: with ``m = n // groups``, group c holds columns ``c, c + m, ..., c + (groups-1) m``;
+    the k groups with the largest maxima hold the top-k values (were a top-k entry outside them,
+    their k maxima would all be at least as large), so the exact top-k runs only on those
+    ``k * groups`` candidates plus the ``< groups`` tail columns. Among tied values the chosen
+    indices may differ from ``torch.topk``'s (which are unspecified too).
+    """
+    n = x.shape[1]
+    m = n // groups
+    if m <= k or x.stride(1) != 1:
+        return torch.topk(x, k, dim=1).indices
+    slices = x.as_strided((x.shape[0], groups, m), (x.stride(0), m, 1))  # [b, j, c] = x[b, c + j m]
+    top_groups = torch.topk(slices.amax(1), k, dim=1).indices
+    offsets = torch.arange(0, groups * m, m, device=x.device)
+    tail = torch.arange(groups * m, n, device=x.device).expand(x.shape[0], -1)
+    cand = torch.cat([(top_groups.unsqueeze(2) + offsets).flatten(1), tail], dim=1)
+    return cand.gather(1, torch.topk(x.gather(1, cand), k, dim=1).indices)
+
+
+class _RowExpSum(torch.autograd.Function):
+    """``total_i = sum_j E_ij`` for ``E = exp(z @ y.T / TEMPERATURE)``, given E (detached) as
+    consecutive row blocks.
+
+    The gradient forms no new B x n matrix: with ``w = g / TEMPERATURE``,
+    ``dz = diag(w) E y`` and ``dy = E^T diag(w) z``.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, y: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
+        ctx.save_for_backward(z, y)
+        ctx.blocks = blocks
+        return torch.cat([e.sum(1) for e in blocks])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        z, y = ctx.saved_tensors
+        w = (grad / TEMPERATURE).unsqueeze(1)
+        dz = torch.cat([e @ y for e in ctx.blocks]) * w if ctx.needs_input_grad[0] else None
+        dy = None
+        if ctx.needs_input_grad[1]:
+            zw, dy, start = z * w, torch.zeros_like(y), 0
+            for e in ctx.blocks:
+                dy.addmm_(e.T, zw[start:start + e.shape[0]])
+                start += e.shape[0]
+        return dz, dy, None
 
 
 class DAMRS(Recommender):
@@ -166,41 +217,69 @@ class DAMRS(Recommender):
 
     # ----- losses -------------------------------------------------------------------------------
     @staticmethod
-    def neighbour_probabilities(batch_emb: torch.Tensor, all_emb: torch.Tensor) -> torch.Tensor:
-        """Row softmax of the cosine similarities of batch items to all items."""
-        return torch.softmax(F.normalize(batch_emb, dim=1) @ F.normalize(all_emb, dim=1).T, dim=1)
-
-    @staticmethod
     def pseudo_labels(p_a: torch.Tensor, p_b: torch.Tensor, p_own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-10 of the fused probabilities, and top-10 of the own view outside those."""
-        mm_pos = torch.topk(p_a + p_b + 2 * p_own, N_PSEUDO, dim=1).indices
-        single_pos = torch.topk(p_own.scatter(1, mm_pos, 0.0), N_PSEUDO, dim=1).indices
+        """Top-10 of the fused probabilities, and top-10 of the own view outside those.
+
+        ``p_own`` is modified in place for the second top-k and restored afterwards (no B x n
+        copy): the result is that of ``topk(p_own.scatter(1, mm_pos, 0))``.
+        """
+        fused = p_a + p_b
+        fused.add_(p_own, alpha=2)  # == p_a + p_b + 2 * p_own bit for bit (2x is exact)
+        mm_pos = row_topk_indices(fused, N_PSEUDO)
+        kept = p_own.gather(1, mm_pos)
+        single_pos = row_topk_indices(p_own.scatter_(1, mm_pos, 0.0), N_PSEUDO)
+        p_own.scatter_(1, mm_pos, kept)
         return mm_pos, single_pos
 
     @staticmethod
-    def neighbour_discrimination(mm_pos: torch.Tensor, single_pos: torch.Tensor, batch_emb: torch.Tensor, all_emb: torch.Tensor) -> torch.Tensor:
-        z = F.normalize(batch_emb, dim=1)
-        z_all = F.normalize(all_emb, dim=1)
+    def neighbour_discrimination(mm_pos: torch.Tensor, single_pos: torch.Tensor, z: torch.Tensor, z_all: torch.Tensor, exp_blocks: list[torch.Tensor]) -> torch.Tensor:
+        """InfoNCE-like loss of one view; ``z, z_all`` are the L2-normalised batch / all item
+        embeddings, ``exp_blocks`` the row blocks of ``exp(z @ z_all.T / TEMPERATURE)`` (detached,
+        the gradient of their row sums is analytic)."""
         mm = torch.exp((z.unsqueeze(1) * z_all[mm_pos]).sum(2) / TEMPERATURE).sum(1)
         single = torch.exp((z.unsqueeze(1) * z_all[single_pos]).sum(2) / TEMPERATURE).sum(1)
-        total = torch.exp(z @ z_all.T / TEMPERATURE).sum(1)
+        total = _RowExpSum.apply(z, z_all, exp_blocks)
         return (-torch.log(mm / total + 1e-9) - torch.log(single / (total - mm) + 1e-9)).mean()
 
+    @classmethod
+    @torch.no_grad()
+    def similarity_blocks(cls, z: list[torch.Tensor], z_all: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]]]:
+        """Per view: pseudo-labels of the batch items and ``exp(cos / TEMPERATURE)`` in blocks.
+
+        Works on ``ROW_BLOCK`` batch items at a time, so the B x n temporaries stay small; one
+        cosine block per view serves both its row softmax (pseudo-labels, indices only) and,
+        overwritten in place, the exponentiated similarities of the loss.
+        """
+        mm_pos: list[list[torch.Tensor]] = [[], [], []]
+        single_pos: list[list[torch.Tensor]] = [[], [], []]
+        exp_blocks: list[list[torch.Tensor]] = [[], [], []]
+        z_all_t = [za.T.contiguous() for za in z_all]  # row-major right operand: faster products
+        for start in range(0, z[0].shape[0], ROW_BLOCK):
+            cos = [zb[start:start + ROW_BLOCK] @ zt for zb, zt in zip(z, z_all_t)]
+            probs = [torch.softmax(c, dim=1) for c in cos]
+            for own in range(3):
+                a, b = (m for m in range(3) if m != own)
+                mm, single = cls.pseudo_labels(probs[a], probs[b], probs[own])
+                mm_pos[own].append(mm)
+                single_pos[own].append(single)
+                exp_blocks[own].append(cos[own].div_(TEMPERATURE).exp_())
+        return [torch.cat(x) for x in mm_pos], [torch.cat(x) for x in single_pos], exp_blocks
+
     def neighbour_loss(self, items: torch.Tensor, views: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        with torch.no_grad():  # only the indices of the pseudo-labels are used
-            probs = [self.neighbour_probabilities(h[items], h) for h in views]
+        """Mean over the three views of the neighbour-discrimination loss of the batch items."""
+        z_all = [F.normalize(h, dim=1) for h in views]
+        z = [za[items] for za in z_all]
+        mm_pos, single_pos, exp_blocks = self.similarity_blocks(z, z_all)
         total = 0.0
         for own in range(3):
-            a, b = (m for m in range(3) if m != own)
-            mm_pos, single_pos = self.pseudo_labels(probs[a], probs[b], probs[own])
-            total = total + self.neighbour_discrimination(mm_pos, single_pos, views[own][items], views[own])
+            total = total + self.neighbour_discrimination(mm_pos[own], single_pos[own], z[own], z_all[own], exp_blocks[own])
         return total / 3.0
 
     def kl_loss(self, users: torch.Tensor, items: torch.Tensor, user_emb: torch.Tensor, item_cf: torch.Tensor, views: tuple[torch.Tensor, ...]) -> torch.Tensor:
         u = user_emb[users]
         logit_g = u @ F.normalize(item_cf[items], dim=-1).T
         logit_m = u @ F.normalize((sum(views) / 3.0)[items], dim=-1).T
-        return (binary_kl(logit_g, logit_m) + binary_kl(logit_m, logit_g)).mean()
+        return symmetric_binary_kl(logit_g, logit_m).mean()
 
     @staticmethod
     def sample_weights(u: torch.Tensor, views: tuple[torch.Tensor, ...], pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

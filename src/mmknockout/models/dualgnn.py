@@ -1,4 +1,3 @@
-# TEMPORARY NOTE FOR THE PERSON OPTIMISING THIS FILE: first read /tmp/brief_common.md (rules, tools, report format); delete this line when done.
 """DualGNN: per-modality user-item GCNs fused per user, plus a user-user co-interaction graph."""
 from __future__ import annotations
 
@@ -12,8 +11,9 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import GraphOperator, normalized_adjacency, sparse_from_edges
+from .graph import normalized_adjacency
 from .losses import bpr_loss
+from .mmgcn import BipartiteBlocks, mean_square, row_normalize
 
 #: modality order of the toolbox's fusion weights: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")
@@ -73,6 +73,12 @@ class DualGNN(Recommender):
     Degenerate features: constant or all-zero rows give every item the same content vector
     (zero stays zero: ``F.normalize`` has an eps), so items differ only through the graph; no NaN.
 
+    Computation (same values, fewer operations): the graph is bipartite, so users and items are
+    kept as separate halves and the two hops are regrouped by linearity:
+    :math:`r^m_u = x^m_u + A_{ui}(x^m_i + A_{iu} x^m_u)` (both modalities in one 2d-wide product)
+    and :math:`r_i = \sum_m (x^m_i + A_{iu} x^m_u) + A_{iu} A_{ui} \sum_m x^m_i`; a training batch
+    applies the user-user graph only at its own users (``embedding_bag`` over the sampled lists).
+
     Params: ``embedding_size`` (64), ``user_graph_k`` (40), ``aggr_mode`` (only ``add``),
     ``reg_weight``. Not reproduced: the toolbox's modality-drop edge lists (built but never used by
     its forward) and its scoring from the last training batch (we propagate afresh).
@@ -87,7 +93,8 @@ class DualGNN(Recommender):
         self.k = int(self.param("user_graph_k"))
         if self.param("aggr_mode") != "add":
             raise InputError(f"DualGNN: aggr_mode must be 'add', got {self.param('aggr_mode')!r}")
-        self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.graph = BipartiteBlocks(
+            normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items), self.n_users)
 
         self.mlp_in = nn.ModuleDict()
         self.mlp_out = nn.ModuleDict()
@@ -105,50 +112,69 @@ class DualGNN(Recommender):
         self.register_buffer("neighbour_ids", ids)
         self.register_buffer("neighbour_counts", counts)
         self.register_buffer("n_neighbours", (ids >= 0).sum(dim=1))
-        self.user_user = GraphOperator(self.sample_user_graph())
+        # this epoch's user-user lists: [U, k] neighbour ids and weights (re-drawn every epoch)
+        self.register_buffer("epoch_ids", torch.empty(0, dtype=torch.long), persistent=False)
+        self.register_buffer("epoch_weights", torch.empty(0), persistent=False)
+        self.sample_user_graph()
 
     # ----------------------------------------------------------------------------- user graph
-    def sample_user_graph(self) -> torch.Tensor:
-        """This epoch's sparse U x U aggregation matrix (softmax weights of the padded lists)."""
+    def sample_user_graph(self) -> None:
+        """Draw this epoch's padded neighbour lists and their softmax weights."""
         pos = urn_positions(self.n_neighbours, self.k)
         ids = self.neighbour_ids.gather(1, pos)
         weights = F.softmax(self.neighbour_counts.gather(1, pos), dim=1)
         has = (self.n_neighbours > 0).unsqueeze(1)
-        ids = torch.where(has, ids, torch.zeros_like(ids))
-        weights = torch.where(has, weights, torch.zeros_like(weights))
-        rows = torch.arange(self.n_users, device=ids.device).repeat_interleave(self.k)
-        return sparse_from_edges(rows, ids.reshape(-1), weights.reshape(-1), (self.n_users, self.n_users))
+        self.epoch_ids = torch.where(has, ids, torch.zeros_like(ids))
+        self.epoch_weights = torch.where(has, weights, torch.zeros_like(weights))
 
     def on_epoch_start(self, epoch: int) -> None:
-        self.user_user = GraphOperator(self.sample_user_graph())
+        self.sample_user_graph()
+
+    def user_graph_dense(self) -> torch.Tensor:
+        """This epoch's U x U aggregation matrix (repeated neighbours summed); for inspection."""
+        dense = torch.zeros(self.n_users, self.n_users, device=self.epoch_ids.device)
+        return dense.scatter_add_(1, self.epoch_ids, self.epoch_weights)
+
+    def user_graph_sum(self, fused: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        r""":math:`\sum_k s_{uk} \bar r_{n_{uk}}` from ``fused`` = :math:`\bar r` [U, d], for ``rows``
+        (all users when None)."""
+        ids, weights = self.epoch_ids, self.epoch_weights
+        if rows is not None:
+            ids, weights = ids.index_select(0, rows), weights.index_select(0, rows)
+        return F.embedding_bag(ids, fused, per_sample_weights=weights, mode="sum")
 
     # ---------------------------------------------------------------------------- propagation
-    def modality_rep(self, m: str) -> torch.Tensor:
-        """:math:`x + Ax + A^2x` for one modality, [(U+I), d]."""
+    def modality_input(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
+        r""":math:`x = \mathrm{norm}([P_m; \tilde f])` as (user rows, item rows)."""
         content = self.mlp_out[m](F.leaky_relu(self.mlp_in[m](getattr(self, f"{m}_features"))))
-        x = F.normalize(torch.cat([self.preferences[m], content]))
-        h1 = self.adj(x)
-        h2 = self.adj(h1)
-        return x + h1 + h2
+        return row_normalize(self.preferences[m]), row_normalize(content)
+
+    def fused_halves(self) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""(:math:`\bar r_u` [U, d], the users before the user-user graph; item reps [I, d])."""
+        (v_u, v_i), (t_u, t_i) = (self.modality_input(m) for m in MODALITIES)
+        hop = torch.cat([v_i, t_i], dim=1) + self.graph.to_items(torch.cat([v_u, t_u], dim=1))  # x_i + A_iu x_u
+        reps = self.graph.to_users(hop)  # A_ui x_i + A_ui A_iu x_u, both modalities side by side
+        (r_v, r_t), (hop_v, hop_t) = reps.split(self.embedding_size, dim=1), hop.split(self.embedding_size, dim=1)
+        w_v, w_t = self.user_weight.unbind(1)
+        users = (v_u + r_v) * w_v + (t_u + r_t) * w_t
+        items = hop_v + hop_t + self.graph.to_items(self.graph.to_users(v_i + t_i))
+        return users, items
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(user reps [U, d], item reps [I, d])."""
-        v, t = (self.modality_rep(m) for m in MODALITIES)
-        items = (v + t)[self.n_users:]
-        stacked = torch.stack([v[: self.n_users], t[: self.n_users]], dim=2)  # [U, d, 2]
-        users = torch.bmm(stacked, self.user_weight).squeeze(2)
-        users = users + self.user_user(users)
-        return users, items
+        users, items = self.fused_halves()
+        return users + self.user_graph_sum(users), items
 
     # ------------------------------------------------------------------------------ training
     def regulariser(self, users: torch.Tensor) -> torch.Tensor:
-        pref = sum(self.preferences[m][users].pow(2).mean() for m in MODALITIES)
-        return self.reg_weight * (pref + self.user_weight.pow(2).mean() + self.item_weight.pow(2).mean())
+        pref = sum(self.preferences[m].index_select(0, users).pow(2).mean() for m in MODALITIES)
+        return self.reg_weight * (pref + mean_square(self.user_weight) + mean_square(self.item_weight))
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        user_reps, item_reps = self.propagate()
-        u = user_reps[users]
-        scores_pos, scores_neg = (u * item_reps[pos]).sum(1), (u * item_reps[neg]).sum(1)
+        fused, item_reps = self.fused_halves()
+        u = fused.index_select(0, users) + self.user_graph_sum(fused, users)
+        scores_pos = (u * item_reps.index_select(0, pos)).sum(1)
+        scores_neg = (u * item_reps.index_select(0, neg)).sum(1)
         return bpr_loss(scores_pos, scores_neg) / math.log(2) + self.regulariser(users)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

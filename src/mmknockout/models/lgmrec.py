@@ -1,11 +1,12 @@
 """LGMRec: local (modal graph) and global (hypergraph) embeddings on top of LightGCN."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..data.dataset import SplitData
 from ..errors import InputError
@@ -14,17 +15,87 @@ from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency, spar
 from .losses import bpr_loss, emb_norm_loss
 
 GUMBEL_TAU = 0.2  # Gumbel-softmax and contrastive temperature, hard-coded in the toolbox
+#: anchor rows per block of the anchors x candidates logits (small, reusable temporaries)
+ROW_BLOCK = 256
 
 
 def xavier_matrix(rows: int, cols: int) -> nn.Parameter:
     return nn.Parameter(nn.init.xavier_uniform_(torch.empty(rows, cols)))
 
 
-def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, tau: float) -> torch.Tensor:
-    """Summed InfoNCE of cosine similarities: anchor row b vs its positive, against all candidates."""
-    a, p, c = F.normalize(anchor, dim=1), F.normalize(positive, dim=1), F.normalize(candidates, dim=1)
+class _BoundedLogSumExp(torch.autograd.Function):
+    """``lse_i = log sum_j exp(a_i . b_j)`` for logits of small magnitude (here cosines / tau, at
+    most 5), so no max shift is needed. Row blocks of ``E = exp(a b^T)`` are kept for the gradient
+    ``dA = diag(w) E B``, ``dB = E^T diag(w) A`` with ``w = g / s`` (no further B x n matrix); the
+    products are written with the wide dimension last (``(B^T E^T)^T``), which MKL runs faster."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        blocks = [torch.mm(a[s:s + ROW_BLOCK], b.T).exp_() for s in range(0, a.shape[0], ROW_BLOCK)]
+        sums = torch.cat([e.sum(1) for e in blocks])
+        ctx.save_for_backward(a, b, sums)
+        ctx.blocks = blocks
+        return sums.log()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        a, b, sums = ctx.saved_tensors
+        w = (grad / sums).unsqueeze(1)
+        da = db_t = None
+        if ctx.needs_input_grad[0]:
+            b_t = b.T.contiguous()
+            da = torch.cat([b_t @ e.T for e in ctx.blocks], dim=1).T * w
+        if ctx.needs_input_grad[1]:
+            aw_t, db_t = (a * w).T, b.new_zeros(b.shape[1], b.shape[0])
+            for s, e in zip(range(0, a.shape[0], ROW_BLOCK), ctx.blocks):
+                db_t.addmm_(aw_t[:, s:s + ROW_BLOCK], e)
+        return da, None if db_t is None else db_t.T
+
+
+class _FixedProjection(torch.autograd.Function):
+    """``x @ w`` for a fixed feature matrix x (no gradient); ``dw = (g^T x)^T``, which MKL runs
+    faster than autograd's ``x^T g`` for a tall x."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x @ w
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        (x,) = ctx.saved_tensors
+        return None, (grad.T @ x).T
+
+
+def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, tau: float,
+                      factors: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Summed InfoNCE of cosine similarities: anchor row b vs its positive, against all candidates.
+
+    ``factors = (H, L)`` with ``candidates == H @ L`` (hyperedge assignments, hyperedge
+    embeddings): with fewer hyperedges than embedding dimensions, the logits are computed as
+    ``(a L^T) (H / ||H L||)^T``, the same values through a thinner product.
+    """
+    a, p = F.normalize(anchor, dim=1), F.normalize(positive, dim=1)
     pos = (a * p).sum(dim=1) / tau
-    return (torch.logsumexp(a @ c.T / tau, dim=1) - pos).sum()
+    if factors is not None and factors[1].shape[0] < factors[1].shape[1]:
+        assign, edge = factors
+        norm = candidates.norm(dim=1, keepdim=True).clamp_min(1e-12)  # as F.normalize
+        left, right = (a @ edge.T) / tau, assign / norm
+    else:
+        left, right = a / tau, F.normalize(candidates, dim=1)
+    return (_BoundedLogSumExp.apply(left, right) - pos).sum()
+
+
+class Hyper(NamedTuple):
+    """Hypergraph output of one modality: ``z_user = user_h @ edge``, ``z_item = item_h @ edge``
+    with the (dropped-out) assignments and the last layer's hyperedge embeddings."""
+    z_user: torch.Tensor
+    z_item: torch.Tensor
+    user_h: torch.Tensor
+    item_h: torch.Tensor
+    edge: torch.Tensor
 
 
 class LGMRec(Recommender):
@@ -105,23 +176,28 @@ class LGMRec(Recommender):
     def collaborative(self) -> torch.Tensor:
         return lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
 
-    def local_modal(self, m: str) -> torch.Tensor:
+    def project(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X_m W_m, X_m V_m)`` from one product with ``[W_m | V_m]``: one pass over the features,
+        and one ``X^T G`` for both weight gradients (a 4-column ``X^T G`` alone is very slow)."""
+        d_feat = self.local_trs[m].shape[1]
+        out = _FixedProjection.apply(self.feat(m), torch.cat([self.local_trs[m], self.hyper_trs[m]], dim=1))
+        return out[:, :d_feat], out[:, d_feat:]
+
+    def local_modal(self, item_f: torch.Tensor) -> torch.Tensor:
         """Modal graph embedding: projected item features, user means, n_mm_layers propagations."""
-        item_f = self.feat(m) @ self.local_trs[m]
         user_f = self.ui(item_f) * self.inv_user_degree
         out = torch.cat([user_f, item_f])
         for _ in range(self.n_mm_layers):
             out = self.adj(out)
         return out
 
-    def hyperedges(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def hyperedges(self, item_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Soft Gumbel-softmax hyperedge assignments of items and users (torch global RNG)."""
-        item_logits = self.feat(m) @ self.hyper_trs[m]
         user_logits = self.ui(item_logits)
         return (F.gumbel_softmax(item_logits, tau=GUMBEL_TAU, hard=False, dim=1),
                 F.gumbel_softmax(user_logits, tau=GUMBEL_TAU, hard=False, dim=1))
 
-    def hypergraph(self, item_h: torch.Tensor, user_h: torch.Tensor, item_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hypergraph(self, item_h: torch.Tensor, user_h: torch.Tensor, item_emb: torch.Tensor) -> Hyper:
         """Hypergraph message passing item -> hyperedge -> (item, user); dropout on assignments."""
         p = 1.0 - self.keep_rate
         item_h = F.dropout(item_h, p=p, training=self.training)
@@ -130,24 +206,37 @@ class LGMRec(Recommender):
         for _ in range(self.n_hyper_layer):
             edge = item_h.T @ z_item
             z_item = item_h @ edge
-            z_user = user_h @ edge
-        return z_user, z_item
+        return Hyper(user_h @ edge, z_item, user_h, item_h, edge)
 
-    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-        assignments = {m: self.hyperedges(m) for m in self.modal_names}  # image first, as the toolbox
+    def branches(self) -> tuple[torch.Tensor, list[torch.Tensor], dict[str, Hyper]]:
+        """CF embeddings, local modal embeddings (one per modality) and hypergraph outputs, all
+        rows (users, then items); Gumbel noise and dropout drawn in the toolbox's order."""
+        proj = {m: self.project(m) for m in self.modal_names}
+        assignments = {m: self.hyperedges(proj[m][1]) for m in self.modal_names}  # image first, as the toolbox
         cf = self.collaborative()
-        local = sum(F.normalize(self.local_modal(m), dim=1) for m in self.modal_names)
+        local = [self.local_modal(proj[m][0]) for m in self.modal_names]
         hyper = {m: self.hypergraph(*assignments[m], cf[self.n_users:]) for m in self.modal_names}
-        glob = sum(torch.cat(hyper[m]) for m in self.modal_names)
-        all_embs = cf + local + self.alpha * F.normalize(glob, dim=1)
+        return cf, local, hyper
+
+    def combine(self, cf: torch.Tensor, local: list[torch.Tensor], glob: torch.Tensor) -> torch.Tensor:
+        """Final embeddings of the given rows: ``E^cf + sum_m bar E^m + alpha * bar(sum_m Z^m)``."""
+        return cf + sum(F.normalize(x, dim=1) for x in local) + self.alpha * F.normalize(glob, dim=1)
+
+    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Hyper]]:
+        cf, local, hyper = self.branches()
+        glob = sum(torch.cat([h.z_user, h.z_item]) for h in hyper.values())
+        all_embs = self.combine(cf, local, glob)
         return all_embs[: self.n_users], all_embs[self.n_users:], hyper
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        user_e, item_e, hyper = self.forward_all()
-        u, i, j = user_e[users], item_e[pos], item_e[neg]
-        (uv, iv), (ut, it) = hyper["image"], hyper["text"]
-        hcl = (hyper_contrastive(uv[users], ut[users], ut, GUMBEL_TAU)
-               + hyper_contrastive(iv[pos], it[pos], it, GUMBEL_TAU))
+        cf, local, hyper = self.branches()
+        items = torch.cat([pos, neg])
+        nodes = torch.cat([users, items + self.n_users])  # the final embeddings are row-wise: only these rows
+        glob = sum(torch.cat([h.z_user[users], h.z_item[items]]) for h in hyper.values())
+        u, i, j = self.combine(cf[nodes], [x[nodes] for x in local], glob).split([len(users), len(pos), len(neg)])
+        v, t = hyper["image"], hyper["text"]
+        hcl = (hyper_contrastive(v.z_user[users], t.z_user[users], t.z_user, GUMBEL_TAU, (t.user_h, t.edge))
+               + hyper_contrastive(v.z_item[pos], t.z_item[pos], t.z_item, GUMBEL_TAU, (t.item_h, t.edge)))
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.cl_weight * hcl + self.reg_weight * emb_norm_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

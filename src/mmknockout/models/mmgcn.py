@@ -1,4 +1,3 @@
-# TEMPORARY NOTE FOR THE PERSON OPTIMISING THIS FILE: first read /tmp/brief_common.md (rules, tools, report format); delete this line when done.
 """MMGCN: one graph-convolution branch per modality on the user-item graph, averaged."""
 from __future__ import annotations
 
@@ -9,10 +8,60 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import SplitData
-from .base import Features, StackedTableRecommender
-from .graph import GraphOperator, bipartite_adjacency, sparse_from_edges
+from .base import Features, Recommender, unique_items
+from .graph import bipartite_adjacency, sparse_from_edges
+from .losses import bpr_loss
 
 N_GRAPH_LAYERS = 3  # hard-coded in the toolbox, whatever the config's n_layers says
+
+Halves = tuple[torch.Tensor, torch.Tensor]  # (user rows, item rows) of one node table
+NORM_EPS = 1e-12  # F.normalize's default
+
+
+class _RowNormalize(torch.autograd.Function):
+    """``F.normalize(x, dim=1)`` with a one-pass backward ``(g - y (g . y)) / max(||x||, eps)``.
+
+    Same values as ``F.normalize``; where the norm is clamped to eps the gradient is ``g / eps``,
+    as there. Autograd's own graph for ``F.normalize`` allocates several full-size temporaries.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        scale = norm.clamp_min(NORM_EPS)
+        y = x / scale
+        ctx.save_for_backward(y, scale, norm > NORM_EPS)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        y, scale, above = ctx.saved_tensors
+        along = torch.linalg.vecdot(grad, y, dim=1).unsqueeze(1) * above
+        return torch.addcmul(grad, y, along, value=-1).div_(scale)
+
+
+def row_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm (``F.normalize(x, dim=1)``), cheaper to differentiate."""
+    return _RowNormalize.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.normalize(x)
+
+
+class _MeanSquare(torch.autograd.Function):
+    """``x.pow(2).mean()`` with a one-pass backward ``2 x g / n``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        flat = x.reshape(-1)
+        return torch.dot(flat, flat) / flat.numel()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return x * (2 * grad / x.numel())
+
+
+def mean_square(x: torch.Tensor) -> torch.Tensor:
+    return _MeanSquare.apply(x)
 
 
 def mean_adjacency(adj: torch.Tensor) -> torch.Tensor:
@@ -24,6 +73,74 @@ def mean_adjacency(adj: torch.Tensor) -> torch.Tensor:
     return sparse_from_edges(rows, cols, adj.values() * inv[rows], tuple(adj.shape))
 
 
+def _bag_product(x: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``A @ x`` for a CSR matrix given as (column indices, row offsets, values): one weighted
+    bag-sum per row. ``embedding_bag`` runs a fused gather-and-sum kernel, several times faster
+    than torch's CSR-times-dense product on CPU; the summation order per row is fixed."""
+    return F.embedding_bag(cols, x, offsets, mode="sum", per_sample_weights=values)
+
+
+class _BagProduct(torch.autograd.Function):
+    """``A @ x`` with gradient ``A^T @ g`` (the transpose is stored the same way); x only."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, *csr: torch.Tensor) -> torch.Tensor:
+        ctx.transpose = csr[3:]
+        return _bag_product(x.contiguous(), *csr[:3])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return (_bag_product(grad.contiguous(), *ctx.transpose),) + (None,) * 6
+
+
+class SparseOperator(nn.Module):
+    """A fixed sparse matrix applied to dense rows, ``op(x) = A @ x``, through ``embedding_bag``.
+
+    Drop-in for :class:`GraphOperator` (same values up to float rounding); A and A^T are stored
+    as CSR triples so that neither direction converts or transposes anything.
+    """
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        super().__init__()
+        matrix = matrix.coalesce().float()
+        self.shape = tuple(matrix.shape)
+        for name, m in (("", matrix), ("t_", matrix.t().coalesce())):
+            csr = m.to_sparse_csr()
+            self.register_buffer(f"{name}cols", csr.col_indices(), persistent=False)
+            self.register_buffer(f"{name}offsets", csr.crow_indices()[:-1].contiguous(), persistent=False)
+            self.register_buffer(f"{name}values", csr.values(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        csr = (self.cols, self.offsets, self.values)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _BagProduct.apply(x, *csr, self.t_cols, self.t_offsets, self.t_values)
+        return _bag_product(x.contiguous(), *csr)
+
+    def to_dense(self) -> torch.Tensor:
+        return _bag_product(torch.eye(self.shape[1], device=self.values.device), self.cols, self.offsets, self.values)
+
+
+class BipartiteBlocks(nn.Module):
+    """The two non-zero blocks of a (U+I) x (U+I) user-item adjacency ``A`` (users first).
+
+    ``to_users`` (U x I) maps item rows to users, ``to_items`` (I x U) user rows to items; the
+    user-user and item-item blocks are zero, so ``A @ [x_u; x_i] = [to_users(x_i); to_items(x_u)]``.
+    """
+
+    def __init__(self, adj: torch.Tensor, n_users: int) -> None:
+        super().__init__()
+        adj = adj.coalesce()
+        rows, cols = adj.indices()
+        values = adj.values()
+        n_items = adj.shape[0] - n_users
+        user_rows = rows < n_users
+        self.to_users = SparseOperator(sparse_from_edges(
+            rows[user_rows], cols[user_rows] - n_users, values[user_rows], (n_users, n_items)))
+        item_rows = ~user_rows
+        self.to_items = SparseOperator(sparse_from_edges(
+            rows[item_rows] - n_users, cols[item_rows], values[item_rows], (n_items, n_users)))
+
+
 def _frozen_or_trainable(module: nn.Module, name: str, value: torch.Tensor, trainable: bool) -> None:
     if trainable:
         module.register_parameter(name, nn.Parameter(value))
@@ -31,8 +148,21 @@ def _frozen_or_trainable(module: nn.Module, name: str, value: torch.Tensor, trai
         module.register_buffer(name, value)
 
 
+def _gated(gate: nn.Linear, h: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """``lrelu(G [h; x_hat] + b)`` as two products, without building the concatenation."""
+    d = h.shape[1]
+    return F.leaky_relu(torch.addmm(F.linear(x_hat, gate.weight[:, d:], gate.bias), h, gate.weight[:, :d].t()),
+                        inplace=True)
+
+
 class MMGCNBranch(nn.Module):
-    """One modality's three-layer GCN with ID-embedding injection (paper eqs. 1-5, concat mode)."""
+    """One modality's three-layer GCN with ID-embedding injection (paper eqs. 1-5, concat mode).
+
+    Works on the user and item halves of the node table separately: on a bipartite graph the
+    aggregation of users reads only items and vice versa, so each half can use the cheaper order
+    of ``A (x W) = (A x) W``: users aggregate the *projected* items (``I d^2`` flops instead of
+    ``U d^2``), items project their *aggregated* users (``I d^2`` instead of ``U d^2``).
+    """
 
     def __init__(self, n_users: int, dim_feat: int, dim_id: int, latent: int | None, trainable: bool) -> None:
         super().__init__()
@@ -49,17 +179,39 @@ class MMGCNBranch(nn.Module):
             nn.init.xavier_normal_(layer.weight)
         nn.init.xavier_normal_(self.gates[0].weight)  # the toolbox re-initialises only the first gate
 
-    def forward(self, features: torch.Tensor, id_embedding: torch.Tensor, adj_mean: GraphOperator) -> torch.Tensor:
-        items = self.project(features) if self.project is not None else features
-        x = F.normalize(torch.cat([self.preference, items]))
-        for weight, linear, gate in zip(self.conv_weights, self.linears, self.gates):
-            h = F.leaky_relu(adj_mean(x @ weight))
-            x_hat = F.leaky_relu(linear(x)) + id_embedding
-            x = F.leaky_relu(gate(torch.cat([h, x_hat], dim=1)))
-        return x
+    def layer(self, index: int, x: Halves, ids: Halves, graph: BipartiteBlocks) -> Halves:
+        """One full layer on both halves."""
+        weight, linear, gate = self.conv_weights[index], self.linears[index], self.gates[index]
+        x_u, x_i = x
+        h_u = F.leaky_relu(graph.to_users(x_i @ weight), inplace=True)
+        h_i = F.leaky_relu(graph.to_items(x_u) @ weight, inplace=True)
+        return (_gated(gate, h_u, F.leaky_relu(linear(x_u), inplace=True) + ids[0]),
+                _gated(gate, h_i, F.leaky_relu(linear(x_i), inplace=True) + ids[1]))
+
+    def layer_at(self, index: int, x: Halves, ids: Halves, graph: BipartiteBlocks, rows: Halves) -> Halves:
+        """One layer evaluated only at the given user and item rows (``ids`` already selected)."""
+        weight, linear, gate = self.conv_weights[index], self.linears[index], self.gates[index]
+        x_u, x_i = x
+        users, items = rows
+        h_u = F.leaky_relu(graph.to_users(x_i).index_select(0, users) @ weight, inplace=True)
+        h_i = F.leaky_relu(graph.to_items(x_u).index_select(0, items) @ weight, inplace=True)
+        return (_gated(gate, h_u, F.leaky_relu(linear(x_u.index_select(0, users)), inplace=True) + ids[0]),
+                _gated(gate, h_i, F.leaky_relu(linear(x_i.index_select(0, items)), inplace=True) + ids[1]))
+
+    def forward(self, item_input: torch.Tensor, ids: Halves, graph: BipartiteBlocks,
+                rows: Halves | None = None) -> Halves:
+        """Final (user, item) rows; all of them, or only ``rows`` (then ``ids`` are the full halves)."""
+        x = (row_normalize(self.preference), item_input)
+        last = len(self.conv_weights) - 1
+        for index in range(last):
+            x = self.layer(index, x, ids, graph)
+        if rows is None:
+            return self.layer(last, x, ids, graph)
+        picked = (ids[0].index_select(0, rows[0]), ids[1].index_select(0, rows[1]))
+        return self.layer_at(last, x, picked, graph, rows)
 
 
-class MMGCN(StackedTableRecommender):
+class MMGCN(Recommender):
     r"""MMGCN (Wei, Wang, Nie, He, Hong & Chua, ACM MM 2019, https://doi.org/10.1145/3343031.3351034),
     as implemented in the MMRec toolbox.
 
@@ -78,12 +230,16 @@ class MMGCN(StackedTableRecommender):
     Loss: BPR + ``reg_weight`` * (mean of :math:`E_{id}^2` over the batch users, positives and
     negatives + mean of the whole image preference table squared).
 
-    Frozen tensors (``trainable_embeddings: false``, the default): the toolbox creates
-    :math:`E_{id}` and :math:`P_m` as plain tensors, not parameters, so the optimiser never updates
-    them and the study measured a model whose ID embeddings and preferences are fixed random
-    vectors. We reproduce that (they are buffers); consequently the regulariser is a constant and
-    ``reg_weight`` does not change training. ``trainable_embeddings: true`` gives the paper's
-    learned variant.
+    Computation (same values, fewer operations): the graph is bipartite, so users and items are
+    kept as separate halves and each half aggregates in its cheaper order (see
+    :class:`MMGCNBranch`); a training batch evaluates the last layer only at its own users and
+    items, the only rows the loss reads.
+
+    Frozen tensors (``trainable_embeddings: false``): the toolbox creates :math:`E_{id}` and
+    :math:`P_m` as plain tensors, not parameters, so the optimiser never updates them and the
+    study measured a model whose ID embeddings and preferences are fixed random vectors. That
+    variant is available (they are buffers; the regulariser is then a constant and ``reg_weight``
+    does not change training); ``trainable_embeddings: true`` gives the paper's learned variant.
 
     Degenerate features: constant or all-zero rows give every item the same input row (zero stays
     zero: ``F.normalize`` has an eps), so items differ only through :math:`E_{id}` and the graph;
@@ -101,23 +257,40 @@ class MMGCN(StackedTableRecommender):
         trainable = bool(self.param("trainable_embeddings"))
         latent = int(self.param("visual_latent"))
         adj = bipartite_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
-        self.adj_mean = GraphOperator(mean_adjacency(adj))
+        self.graph = BipartiteBlocks(mean_adjacency(adj), self.n_users)
         _frozen_or_trainable(self, "id_embedding",
                              nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, d)), trainable)
         self.branches = nn.ModuleDict({
             "image": MMGCNBranch(self.n_users, features["image"].shape[1], d, latent, trainable),
             "text": MMGCNBranch(self.n_users, features["text"].shape[1], d, None, trainable),
         })
-        for m in self.branches:
-            self.register_buffer(f"{m}_features", features[m].float().clone())
+        for m, branch in self.branches.items():
+            raw = features[m].float().clone()
+            # a branch without projection reads constant item rows: normalise them once
+            self.register_buffer(f"{m}_features", raw if branch.project is not None else F.normalize(raw))
 
-    def propagate(self) -> torch.Tensor:
-        """Mean over modalities of the branch outputs, [(U+I), d]."""
-        outs = [branch(getattr(self, f"{m}_features"), self.id_embedding, self.adj_mean)
-                for m, branch in self.branches.items()]
-        return torch.stack(outs).mean(dim=0)
+    def item_input(self, m: str) -> torch.Tensor:
+        """Normalised item rows of the branch input :math:`x^0` (stored when constant)."""
+        features, project = getattr(self, f"{m}_features"), self.branches[m].project
+        return row_normalize(project(features)) if project is not None else features
+
+    def propagate(self, rows: Halves | None = None) -> Halves:
+        """Mean over modalities of the branch outputs: (users, items), all rows or only ``rows``."""
+        ids = self.id_embedding.split([self.n_users, self.n_items])
+        outs = [branch(self.item_input(m), ids, self.graph, rows) for m, branch in self.branches.items()]
+        return (outs[0][0] + outs[1][0]) / 2, (outs[0][1] + outs[1][1]) / 2
 
     def regulariser(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         both_users = torch.cat([users, users])
-        emb = (self.id_embedding[both_users].pow(2) + self.id_embedding[items].pow(2)).mean()
-        return self.reg_weight * (emb + self.branches["image"].preference.pow(2).mean())
+        emb = (self.id_embedding[both_users].pow(2) + self.id_embedding[items + self.n_users].pow(2)).mean()
+        return self.reg_weight * (emb + mean_square(self.branches["image"].preference))
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        items, pos_at, neg_at = unique_items(pos, neg)
+        u, i = self.propagate((users, items))
+        scores_pos = (u * i.index_select(0, pos_at)).sum(1)
+        scores_neg = (u * i.index_select(0, neg_at)).sum(1)
+        return bpr_loss(scores_pos, scores_neg) + self.regulariser(users, torch.cat([pos, neg]))
+
+    def representations(self) -> Halves:
+        return self.propagate()

@@ -1,5 +1,6 @@
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mmknockout.models import graph
 
@@ -39,7 +40,7 @@ def test_graph_operator_product_and_gradient_match_dense():
     assert op.nnz == int((a != 0).sum())
     torch.testing.assert_close(op.to_dense(), a)
     rows, cols = op.indices()
-    torch.testing.assert_close(a[rows, cols], op.matrix.values())
+    torch.testing.assert_close(a[rows, cols], op.values)
 
 
 def test_knn_graph_weighted_and_unweighted():
@@ -77,3 +78,15 @@ def test_knn_chunking_is_invisible():
     a = graph.knn_indices(x, 5, chunk_size=7)[0]
     b = graph.knn_indices(x, 5, chunk_size=1000)[0]
     assert torch.equal(a, b)
+
+
+def test_row_normalize_matches_f_normalize_with_gradient():
+    x = torch.randn(5, 3, dtype=torch.float64)
+    x[2] = 0.0  # clamped row: gradient g / eps, like F.normalize
+    x.requires_grad_(True)
+    g = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(graph.row_normalize(x), F.normalize(x), rtol=0, atol=0)
+    fast, = torch.autograd.grad(graph.row_normalize(x), x, g)
+    ref, = torch.autograd.grad(F.normalize(x), x, g)
+    torch.testing.assert_close(fast, ref)
+    torch.autograd.gradcheck(graph.row_normalize, (torch.randn(4, 3, dtype=torch.float64, requires_grad=True),))

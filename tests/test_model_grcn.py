@@ -4,7 +4,7 @@ import torch.nn.functional as F
 import yaml
 
 import model_kit
-from mmknockout.models.grcn import MODALITIES, GRCN, BipartiteEdges, normalize_rows, segment_softmax
+from mmknockout.models.grcn import MODALITIES, GRCN, BipartiteEdges, segment_softmax
 
 
 def params(**overrides) -> dict:
@@ -94,18 +94,6 @@ def test_segment_softmax_by_hand_and_its_gradient():
     fast, = torch.autograd.grad(segment_softmax(s, groups, 4), s, g)
     ref, = torch.autograd.grad(reference_softmax(s, groups, 4), s, g)
     torch.testing.assert_close(fast, ref)
-
-
-def test_normalize_rows_matches_f_normalize_with_gradient():
-    x = torch.randn(5, 3, dtype=torch.float64)
-    x[2] = 0.0  # clamped row: gradient g / eps, like F.normalize
-    x.requires_grad_(True)
-    g = torch.randn(5, 3, dtype=torch.float64)
-    torch.testing.assert_close(normalize_rows(x), F.normalize(x), rtol=0, atol=0)
-    fast, = torch.autograd.grad(normalize_rows(x), x, g)
-    ref, = torch.autograd.grad(F.normalize(x), x, g)
-    torch.testing.assert_close(fast, ref)
-    torch.autograd.gradcheck(normalize_rows, (torch.randn(4, 3, dtype=torch.float64, requires_grad=True),))
 
 
 def test_bipartite_products_match_gathers_and_gradcheck():

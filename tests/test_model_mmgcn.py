@@ -5,7 +5,9 @@ import yaml
 import torch.nn.functional as F
 
 import model_kit
-from mmknockout.models.mmgcn import MMGCN, BipartiteBlocks, SparseOperator, mean_adjacency, mean_square, row_normalize
+from mmknockout.models.graph import BipartiteBlocks, GraphOperator, row_normalize
+from mmknockout.models.losses import mean_square
+from mmknockout.models.mmgcn import MMGCN, mean_adjacency
 from mmknockout.models.graph import bipartite_adjacency
 
 
@@ -120,7 +122,7 @@ def test_sparse_operator_matches_dense_product_and_gradient():
     torch.manual_seed(0)
     dense = torch.rand(7, 5) * (torch.rand(7, 5) < 0.4)
     dense[3] = 0  # an empty row
-    op = SparseOperator(dense.to_sparse())
+    op = GraphOperator(dense.to_sparse())
     torch.testing.assert_close(op.to_dense(), dense)
     x = torch.randn(5, 3, requires_grad=True)
     g = torch.randn(7, 3)

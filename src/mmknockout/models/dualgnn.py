@@ -11,9 +11,8 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import normalized_adjacency
-from .losses import bpr_loss
-from .mmgcn import BipartiteBlocks, mean_square, row_normalize
+from .graph import BipartiteBlocks, normalized_adjacency, row_normalize
+from .losses import bpr_loss, mean_square
 
 #: modality order of the toolbox's fusion weights: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # torch flags its CSR support as beta on first use; the operations used here are stable
@@ -57,51 +58,65 @@ def normalized_adjacency(users, items, n_users: int, n_items: int) -> torch.Tens
     return sym_normalize(bipartite_adjacency(users, items, n_users, n_items))
 
 
-class _SparseProduct(torch.autograd.Function):
-    """``A @ x`` with gradient ``A^T @ g`` for x only; A and A^T are both given as CSR."""
+def _bag_product(x: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``A @ x`` for a CSR matrix given as (column indices, row offsets, values): one weighted
+    bag-sum per row. ``embedding_bag`` runs a fused gather-and-sum kernel, 2-3x faster than torch's
+    CSR-times-dense product on CPU, with a fixed summation order per row."""
+    return F.embedding_bag(cols, x.contiguous(), offsets, mode="sum", per_sample_weights=values.to(x.dtype))
+
+
+class _BagProduct(torch.autograd.Function):
+    """``A @ x`` with gradient ``A^T @ g`` (the transpose stored the same way); for x only."""
 
     @staticmethod
-    def forward(ctx, matrix: torch.Tensor, transpose: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.transpose = transpose
-        return matrix @ x
+    def forward(ctx, x: torch.Tensor, *csr: torch.Tensor) -> torch.Tensor:
+        ctx.transpose = csr[3:]
+        return _bag_product(x, *csr[:3])
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
-        return None, None, ctx.transpose @ grad
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return (_bag_product(grad, *ctx.transpose),) + (None,) * 6
 
 
 class GraphOperator(nn.Module):
     """A fixed sparse matrix applied to dense features: ``op(x) = A @ x``.
 
-    Stored in CSR together with its transpose, so that neither the forward product nor its
-    gradient converts or transposes the matrix (torch's own COO product does both, about 3x
-    slower). The matrix itself carries no gradient.
+    A and its transpose are stored as CSR triples (column indices, row offsets, values), so that
+    neither the product nor its gradient converts or transposes anything. The matrix itself
+    carries no gradient.
     """
 
     def __init__(self, matrix: torch.Tensor) -> None:
         super().__init__()
         matrix = matrix.coalesce().float()
         self.shape = tuple(matrix.shape)
-        self.register_buffer("matrix", matrix.to_sparse_csr(), persistent=False)
-        self.register_buffer("transpose", matrix.t().coalesce().to_sparse_csr(), persistent=False)
+        for prefix, m in (("", matrix), ("t_", matrix.t().coalesce())):
+            csr = m.to_sparse_csr()
+            self.register_buffer(f"{prefix}cols", csr.col_indices(), persistent=False)
+            self.register_buffer(f"{prefix}offsets", csr.crow_indices()[:-1].contiguous(), persistent=False)
+            self.register_buffer(f"{prefix}values", csr.values(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        csr = (self.cols, self.offsets, self.values)
         if torch.is_grad_enabled() and x.requires_grad:
-            return _SparseProduct.apply(self.matrix, self.transpose, x)
-        return self.matrix @ x
-
-    def to_dense(self) -> torch.Tensor:
-        return self.matrix.to_dense()
+            return _BagProduct.apply(x, *csr, self.t_cols, self.t_offsets, self.t_values)
+        return _bag_product(x, *csr)
 
     def indices(self) -> torch.Tensor:
         """(row, col) of the stored entries, row-major, as a 2 x nnz tensor."""
-        rows = torch.repeat_interleave(torch.arange(self.shape[0], device=self.matrix.device),
-                                       self.matrix.crow_indices().diff())
-        return torch.stack([rows, self.matrix.col_indices()])
+        lengths = torch.diff(self.offsets, append=self.offsets.new_tensor([self.nnz]))
+        rows = torch.repeat_interleave(torch.arange(self.shape[0], device=self.cols.device), lengths)
+        return torch.stack([rows, self.cols])
 
     @property
     def nnz(self) -> int:
-        return self.matrix.col_indices().numel()
+        return self.cols.numel()
+
+    def to_sparse_coo(self) -> torch.Tensor:
+        return torch.sparse_coo_tensor(self.indices(), self.values, self.shape, check_invariants=False).coalesce()
+
+    def to_dense(self) -> torch.Tensor:
+        return self.to_sparse_coo().to_dense()
 
 
 def lightgcn_propagate(adj: GraphOperator, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
@@ -164,3 +179,54 @@ def sparse_dropout_edges(adj: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Sub-graph of ``adj`` keeping the edges where the boolean mask ``keep`` is true."""
     rows, cols = adj.indices()
     return sparse_from_edges(rows[keep], cols[keep], adj.values()[keep], tuple(adj.shape))
+
+
+class BipartiteBlocks(nn.Module):
+    """The two non-zero blocks of a (U+I) x (U+I) user-item adjacency ``A`` (users first).
+
+    ``to_users`` (U x I) maps item rows to users, ``to_items`` (I x U) user rows to items; the
+    user-user and item-item blocks are zero, so ``A @ [x_u; x_i] = [to_users(x_i); to_items(x_u)]``.
+    """
+
+    def __init__(self, adj: torch.Tensor, n_users: int) -> None:
+        super().__init__()
+        adj = adj.coalesce()
+        rows, cols = adj.indices()
+        values = adj.values()
+        n_items = adj.shape[0] - n_users
+        user_rows = rows < n_users
+        self.to_users = GraphOperator(sparse_from_edges(
+            rows[user_rows], cols[user_rows] - n_users, values[user_rows], (n_users, n_items)))
+        item_rows = ~user_rows
+        self.to_items = GraphOperator(sparse_from_edges(
+            rows[item_rows] - n_users, cols[item_rows], values[item_rows], (n_items, n_users)))
+
+
+NORM_EPS = 1e-12  # F.normalize's default
+
+
+class _RowNormalize(torch.autograd.Function):
+    """``F.normalize(x, dim=1)`` with a one-pass backward ``(g - y (g . y)) / max(||x||, eps)``.
+
+    Same values as ``F.normalize``; where the norm is clamped to eps the gradient is ``g / eps``,
+    as there. Autograd's own graph for ``F.normalize`` allocates several full-size temporaries.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        scale = norm.clamp_min(NORM_EPS)
+        y = x / scale
+        ctx.save_for_backward(y, scale, norm > NORM_EPS)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        y, scale, above = ctx.saved_tensors
+        along = torch.linalg.vecdot(grad, y, dim=1).unsqueeze(1) * above
+        return torch.addcmul(grad, y, along, value=-1).div_(scale)
+
+
+def row_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm (``F.normalize(x, dim=1)``), cheaper to differentiate."""
+    return _RowNormalize.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.normalize(x)

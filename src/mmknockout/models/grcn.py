@@ -1,7 +1,6 @@
 """GRCN: graph-refined convolution, where content attention re-weights the user-item graph."""
 from __future__ import annotations
 
-import warnings
 from typing import Any, Mapping
 
 import torch
@@ -10,9 +9,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, StackedTableRecommender
-
-# torch flags its CSR support as beta on first use; the operations used here are stable (as graph.py)
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+from .graph import row_normalize
 
 #: modality order of the toolbox: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")
@@ -46,28 +43,6 @@ class _SegmentSoftmax(torch.autograd.Function):
         weighted = alpha * grad
         total = torch.zeros(ctx.n_groups, dtype=grad.dtype, device=grad.device).index_add_(0, groups, weighted)
         return torch.addcmul(weighted, alpha, total.index_select(0, groups), value=-1), None, None
-
-
-def normalize_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """``F.normalize(x)`` (rows over ``max(||x||, eps)``, the same forward operations) with a fused
-    gradient ``(g - y <g, y>) / max(||x||, eps)`` (no projection on rows whose norm is clamped)."""
-    return _NormalizeRows.apply(x, eps)
-
-
-class _NormalizeRows(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
-        norm = x.norm(dim=1, keepdim=True)
-        denom = norm.clamp_min(eps)
-        y = x / denom
-        ctx.save_for_backward(y, denom, norm >= eps)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        y, denom, unclamped = ctx.saved_tensors
-        along = (grad * y).sum(dim=1, keepdim=True) * unclamped
-        return torch.addcmul(grad, y, along, value=-1).div_(denom), None
 
 
 class BipartiteEdges(nn.Module):
@@ -261,7 +236,7 @@ class GRCN(StackedTableRecommender):
         """``n_layers`` routing iterations with ``i -> u`` messages (softmax over each user's items)."""
         for _ in range(self.n_routing):
             alpha = self.edges.softmax_per_user(self.edges.scores(preference, content))
-            preference = normalize_rows(self.edges.to_users(alpha, content, base=preference))
+            preference = row_normalize(self.edges.to_users(alpha, content, base=preference))
         return preference
 
     def routed_preference(self, preference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
@@ -274,8 +249,8 @@ class GRCN(StackedTableRecommender):
     def modality_branch(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Content representation ``r^m`` [(U+I), c] and per-edge attention ``alpha^m`` [2E]
         (``u -> i`` edges first, then ``i -> u``)."""
-        content = normalize_rows(F.leaky_relu(self.projections[m](getattr(self, f"{m}_features"))))
-        preference = self.routed_preference(normalize_rows(self.preferences[m]), content)
+        content = row_normalize(F.leaky_relu(self.projections[m](getattr(self, f"{m}_features"))))
+        preference = self.routed_preference(row_normalize(self.preferences[m]), content)
         scores = self.edges.scores(preference, content)  # <x_v, x_s> is the same both ways
         to_item, to_user = self.edges.softmax_per_item(scores), self.edges.softmax_per_user(scores)
         rep = torch.cat([self.edges.to_users(to_user, content, base=preference),
@@ -290,7 +265,7 @@ class GRCN(StackedTableRecommender):
     def id_propagate(self, weight: torch.Tensor) -> torch.Tensor:
         """Two sum-aggregation convolutions of the normalised ID embeddings, with the residual."""
         to_item, to_user = weight.chunk(2)
-        x0 = normalize_rows(self.id_embedding)
+        x0 = row_normalize(self.id_embedding)
         users, items = x0.split([self.n_users, self.n_items])
         users1, items1 = self.edges.to_users(to_user, items), self.edges.to_items(to_item, users)
         return torch.cat([self.edges.to_users(to_user, items1, base=users + users1),

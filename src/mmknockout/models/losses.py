@@ -27,3 +27,22 @@ def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> to
     v1, v2 = F.normalize(view1, dim=1), F.normalize(view2, dim=1)
     logits = v1 @ v2.T / temperature
     return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+
+
+class _MeanSquare(torch.autograd.Function):
+    """``x.pow(2).mean()`` with a one-pass backward ``2 x g / n``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        flat = x.reshape(-1)
+        return torch.dot(flat, flat) / flat.numel()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return x * (2 * grad / x.numel())
+
+
+def mean_square(x: torch.Tensor) -> torch.Tensor:
+    return _MeanSquare.apply(x)

@@ -9,61 +9,12 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender, unique_items
-from .graph import bipartite_adjacency, sparse_from_edges
-from .losses import bpr_loss
+from .graph import BipartiteBlocks, bipartite_adjacency, row_normalize, sparse_from_edges
+from .losses import bpr_loss, mean_square
 
 N_GRAPH_LAYERS = 3  # hard-coded in the toolbox, whatever the config's n_layers says
 
 Halves = tuple[torch.Tensor, torch.Tensor]  # (user rows, item rows) of one node table
-NORM_EPS = 1e-12  # F.normalize's default
-
-
-class _RowNormalize(torch.autograd.Function):
-    """``F.normalize(x, dim=1)`` with a one-pass backward ``(g - y (g . y)) / max(||x||, eps)``.
-
-    Same values as ``F.normalize``; where the norm is clamped to eps the gradient is ``g / eps``,
-    as there. Autograd's own graph for ``F.normalize`` allocates several full-size temporaries.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-        scale = norm.clamp_min(NORM_EPS)
-        y = x / scale
-        ctx.save_for_backward(y, scale, norm > NORM_EPS)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        y, scale, above = ctx.saved_tensors
-        along = torch.linalg.vecdot(grad, y, dim=1).unsqueeze(1) * above
-        return torch.addcmul(grad, y, along, value=-1).div_(scale)
-
-
-def row_normalize(x: torch.Tensor) -> torch.Tensor:
-    """Rows scaled to unit L2 norm (``F.normalize(x, dim=1)``), cheaper to differentiate."""
-    return _RowNormalize.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.normalize(x)
-
-
-class _MeanSquare(torch.autograd.Function):
-    """``x.pow(2).mean()`` with a one-pass backward ``2 x g / n``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        flat = x.reshape(-1)
-        return torch.dot(flat, flat) / flat.numel()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return x * (2 * grad / x.numel())
-
-
-def mean_square(x: torch.Tensor) -> torch.Tensor:
-    return _MeanSquare.apply(x)
-
-
 def mean_adjacency(adj: torch.Tensor) -> torch.Tensor:
     """Row-normalised ``D^-1 A``: each node averages its neighbours (isolated nodes get zero)."""
     adj = adj.coalesce()
@@ -71,74 +22,6 @@ def mean_adjacency(adj: torch.Tensor) -> torch.Tensor:
     deg = torch.sparse.sum(adj, dim=1).to_dense()
     inv = torch.where(deg > 0, 1.0 / deg.clamp_min(1e-30), torch.zeros_like(deg))
     return sparse_from_edges(rows, cols, adj.values() * inv[rows], tuple(adj.shape))
-
-
-def _bag_product(x: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``A @ x`` for a CSR matrix given as (column indices, row offsets, values): one weighted
-    bag-sum per row. ``embedding_bag`` runs a fused gather-and-sum kernel, several times faster
-    than torch's CSR-times-dense product on CPU; the summation order per row is fixed."""
-    return F.embedding_bag(cols, x, offsets, mode="sum", per_sample_weights=values)
-
-
-class _BagProduct(torch.autograd.Function):
-    """``A @ x`` with gradient ``A^T @ g`` (the transpose is stored the same way); x only."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, *csr: torch.Tensor) -> torch.Tensor:
-        ctx.transpose = csr[3:]
-        return _bag_product(x.contiguous(), *csr[:3])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        return (_bag_product(grad.contiguous(), *ctx.transpose),) + (None,) * 6
-
-
-class SparseOperator(nn.Module):
-    """A fixed sparse matrix applied to dense rows, ``op(x) = A @ x``, through ``embedding_bag``.
-
-    Drop-in for :class:`GraphOperator` (same values up to float rounding); A and A^T are stored
-    as CSR triples so that neither direction converts or transposes anything.
-    """
-
-    def __init__(self, matrix: torch.Tensor) -> None:
-        super().__init__()
-        matrix = matrix.coalesce().float()
-        self.shape = tuple(matrix.shape)
-        for name, m in (("", matrix), ("t_", matrix.t().coalesce())):
-            csr = m.to_sparse_csr()
-            self.register_buffer(f"{name}cols", csr.col_indices(), persistent=False)
-            self.register_buffer(f"{name}offsets", csr.crow_indices()[:-1].contiguous(), persistent=False)
-            self.register_buffer(f"{name}values", csr.values(), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        csr = (self.cols, self.offsets, self.values)
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _BagProduct.apply(x, *csr, self.t_cols, self.t_offsets, self.t_values)
-        return _bag_product(x.contiguous(), *csr)
-
-    def to_dense(self) -> torch.Tensor:
-        return _bag_product(torch.eye(self.shape[1], device=self.values.device), self.cols, self.offsets, self.values)
-
-
-class BipartiteBlocks(nn.Module):
-    """The two non-zero blocks of a (U+I) x (U+I) user-item adjacency ``A`` (users first).
-
-    ``to_users`` (U x I) maps item rows to users, ``to_items`` (I x U) user rows to items; the
-    user-user and item-item blocks are zero, so ``A @ [x_u; x_i] = [to_users(x_i); to_items(x_u)]``.
-    """
-
-    def __init__(self, adj: torch.Tensor, n_users: int) -> None:
-        super().__init__()
-        adj = adj.coalesce()
-        rows, cols = adj.indices()
-        values = adj.values()
-        n_items = adj.shape[0] - n_users
-        user_rows = rows < n_users
-        self.to_users = SparseOperator(sparse_from_edges(
-            rows[user_rows], cols[user_rows] - n_users, values[user_rows], (n_users, n_items)))
-        item_rows = ~user_rows
-        self.to_items = SparseOperator(sparse_from_edges(
-            rows[item_rows] - n_users, cols[item_rows], values[item_rows], (n_items, n_users)))
 
 
 def _frozen_or_trainable(module: nn.Module, name: str, value: torch.Tensor, trainable: bool) -> None:

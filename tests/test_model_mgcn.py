@@ -4,7 +4,8 @@ import yaml
 
 import model_kit
 from mmknockout.models.losses import bpr_loss, info_nce, l2_sq_loss
-from mmknockout.models.mgcn import MGCN, info_nce_distinct
+from mmknockout.models.losses import info_nce_distinct
+from mmknockout.models.mgcn import MGCN
 
 
 def params() -> dict:

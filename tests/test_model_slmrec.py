@@ -150,7 +150,7 @@ def test_batch_path_matches_full_propagation_with_repeats():
 def test_counted_info_nce_equals_expanded_batch():
     import torch.nn.functional as F
 
-    from mmknockout.models.slmrec import counted_info_nce
+    from mmknockout.models.losses import counted_info_nce
 
     torch.manual_seed(0)
     a, b = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)

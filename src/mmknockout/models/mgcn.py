@@ -4,13 +4,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
 from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
-from .losses import bpr_loss, l2_sq_loss
+from .losses import bpr_loss, info_nce_distinct, l2_sq_loss
 
 CL_TEMPERATURE = 0.2  # hard-coded in MMRec's MGCN and SMORE
 
@@ -35,23 +34,6 @@ def gate(d: int) -> nn.Sequential:
 def take_rows(rows: torch.Tensor | None, *tables: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """``table[rows]`` for each table (all rows when ``rows`` is None)."""
     return tables if rows is None else tuple(t.index_select(0, rows) for t in tables)
-
-
-def info_nce_distinct(view1: torch.Tensor, view2: torch.Tensor, index: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``info_nce(view1[index], view2[index], temperature)``, computed on the distinct rows only.
-
-    A row repeated c times in the batch gives c identical logit rows and c identical negatives, so
-    with the k distinct rows and their counts c: loss = sum_a c_a (logsumexp_b(l_ab + log c_b) -
-    l_aa) / n. Same value up to float rounding, on a k x k instead of an n x n logit matrix.
-    """
-    distinct, counts = torch.unique(index, return_counts=True)
-    v1 = F.normalize(view1.index_select(0, distinct), dim=1)
-    v2 = F.normalize(view2.index_select(0, distinct), dim=1)
-    log_counts = counts.to(v1.dtype).log()
-    # cross entropy of the shifted logits l_ab + log c_b against b = a is lse_a - l_aa - log c_a
-    shifted = torch.addmm(log_counts, v1 / temperature, v2.T)
-    per_row = F.cross_entropy(shifted, torch.arange(distinct.numel(), device=index.device), reduction="none") + log_counts
-    return (counts * per_row).sum() / index.numel()
 
 
 class SideContentRecommender(Recommender):

@@ -10,27 +10,10 @@ from torch import nn
 from ..data.dataset import SplitData
 from .base import Features, Recommender
 from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency
+from .losses import counted_info_nce
 
 Branches = dict[str, tuple[torch.Tensor, torch.Tensor]]  # branch -> (user rows, item rows)
 BRANCH_ORDER = ("id", "image", "text")
-
-
-def counted_info_nce(view1: torch.Tensor, view2: torch.Tensor, target: torch.Tensor, counts: torch.Tensor,
-                     temperature: float, weights: torch.Tensor | None = None) -> torch.Tensor:
-    r"""In-batch InfoNCE on dot products, with the batch's repeated columns stored once.
-
-    ``view2`` holds the distinct columns and ``counts`` how often each occurs in the batch, so the
-    normaliser :math:`\log\sum_j e^{s_{rj}}` over batch columns is :math:`\log\sum_k c_k e^{s_{rk}}`.
-    Row ``r`` matches column ``target[r]``; ``weights`` (default 1) count a row standing for several
-    identical batch rows. Equal to the plain in-batch InfoNCE on the expanded batch.
-    """
-    log_counts = counts.log()
-    # cross-entropy against logits + log c_k is lse - s_rt - log c_t; the constant log c_t is added back
-    logits = (view1 / temperature) @ view2.T + log_counts
-    per_row = F.cross_entropy(logits, target, reduction="none") + log_counts[target]
-    if weights is None:
-        return per_row.mean()
-    return (per_row * weights).sum() / weights.sum()
 
 
 def xavier_linear(d_in: int, d_out: int) -> nn.Linear:

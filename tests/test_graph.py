@@ -90,3 +90,14 @@ def test_row_normalize_matches_f_normalize_with_gradient():
     ref, = torch.autograd.grad(F.normalize(x), x, g)
     torch.testing.assert_close(fast, ref)
     torch.autograd.gradcheck(graph.row_normalize, (torch.randn(4, 3, dtype=torch.float64, requires_grad=True),))
+
+
+def test_stable_topk_equals_the_head_of_a_stable_sort():
+    gen = torch.Generator().manual_seed(0)
+    distinct = torch.randn(6, 50, generator=gen)
+    ties = torch.randint(0, 3, (6, 50), generator=gen).float()  # many ties, also at the k-th value
+    ties[0] = 0.0  # a constant row
+    for scores in (distinct, ties):
+        values, order = torch.sort(scores, dim=1, descending=True, stable=True)
+        idx, top = graph.stable_topk(scores, 7)
+        assert torch.equal(idx, order[:, :7]) and torch.equal(top, values[:, :7])

@@ -11,7 +11,7 @@ from torch.autograd.function import once_differentiable
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import GraphOperator, cosine_normalize, lightgcn_propagate, neighbour_graph_adjacency, normalized_adjacency, sparse_from_edges, sym_normalize
+from .graph import GraphOperator, cosine_normalize, lightgcn_propagate, neighbour_graph_adjacency, normalized_adjacency, sparse_from_edges, stable_topk, sym_normalize
 
 #: pseudo-positive neighbours per item in the neighbour-discrimination loss (fixed in DA-MRS)
 N_PSEUDO = 10
@@ -45,8 +45,7 @@ def denoised_knn_indices(text: torch.Tensor, image: torch.Tensor, k: int, chunk_
         below = (st.double() < mean_t - MEAN_TOL) | (sv.double() < mean_v - MEAN_TOL)
         st, sv = st.masked_fill(below, 0.0), sv.masked_fill(below, 0.0)
         count = (st != 0).sum(1).clamp_max(k)
-        t_top = torch.sort(st, dim=1, descending=True, stable=True)[1][:, :k]
-        v_top = torch.sort(sv, dim=1, descending=True, stable=True)[1][:, :k]
+        t_top, v_top = stable_topk(st, k)[0], stable_topk(sv, k)[0]
         keep = torch.arange(k, device=st.device).unsqueeze(0) < count.unsqueeze(1)
         r = torch.arange(start, start + st.shape[0], device=st.device).unsqueeze(1).expand(-1, k)
         rows.append(r[keep])

@@ -142,11 +142,28 @@ def knn_indices(features: torch.Tensor, k: int, chunk_size: int = 1024) -> tuple
     k = min(k, n)
     idx_parts, sim_parts = [], []
     for start in range(0, n, chunk_size):
-        sim = x[start:start + chunk_size] @ x.T
-        values, order = torch.sort(sim, dim=1, descending=True, stable=True)
-        idx_parts.append(order[:, :k])
-        sim_parts.append(values[:, :k])
+        idx, values = stable_topk(x[start:start + chunk_size] @ x.T, k)
+        idx_parts.append(idx)
+        sim_parts.append(values)
     return torch.cat(idx_parts), torch.cat(sim_parts)
+
+
+def stable_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(indices, values)`` of the k largest entries per row, ordered by value and then by lower
+    index: exactly the first k columns of a stable descending sort, without sorting whole rows.
+
+    ``torch.topk`` finds the candidates; a row whose k-th value is tied with entries outside them
+    (constant or zero features) falls back to the full stable sort.
+    """
+    values, candidates = torch.topk(scores, k, dim=1)
+    candidates = candidates.sort(dim=1).values  # index order first, so the stable sort breaks ties by index
+    values, order = torch.sort(scores.gather(1, candidates), dim=1, descending=True, stable=True)
+    indices = candidates.gather(1, order)
+    tied = ((scores >= values[:, -1:]).sum(dim=1) > k).nonzero().squeeze(1)
+    if tied.numel():
+        full_values, full_order = torch.sort(scores.index_select(0, tied), dim=1, descending=True, stable=True)
+        values[tied], indices[tied] = full_values[:, :k], full_order[:, :k]
+    return indices, values
 
 
 def knn_graph(features: torch.Tensor, k: int, weighted: bool, chunk_size: int = 1024) -> torch.Tensor:

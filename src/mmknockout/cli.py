@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="seconds per epoch / evaluation and peak memory per model (Baby-shaped data)")
     s.add_argument("--models", help="comma-separated (default: every registered model)")
     s.add_argument("--scales", default="1,2,4", help="interaction multiples of Baby")
-    s.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
+    s.add_argument("--epochs", type=int, default=1, help="timed whole epochs after one warm-up epoch, at the first scale")
     s.add_argument("--bench-threads", type=int, default=2), s.add_argument("--device", default="cpu")
     s.add_argument("--out", default="benchmarks/out")
 

@@ -198,25 +198,28 @@ def sparse_dropout_edges(adj: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return sparse_from_edges(rows[keep], cols[keep], adj.values()[keep], tuple(adj.shape))
 
 
-class BipartiteBlocks(nn.Module):
-    """The two non-zero blocks of a (U+I) x (U+I) user-item adjacency ``A`` (users first).
+def bipartite_blocks(adj: torch.Tensor, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The user x item and item x user blocks of a (U+I) x (U+I) user-item adjacency (users
+    first), as sparse U x I and I x U matrices; the user-user and item-item blocks are zero."""
+    adj = adj.coalesce()
+    rows, cols = adj.indices()
+    values = adj.values()
+    n_items = adj.shape[0] - n_users
+    to_users = (rows < n_users) & (cols >= n_users)
+    to_items = (rows >= n_users) & (cols < n_users)
+    return (sparse_from_edges(rows[to_users], cols[to_users] - n_users, values[to_users], (n_users, n_items)),
+            sparse_from_edges(rows[to_items] - n_users, cols[to_items], values[to_items], (n_items, n_users)))
 
-    ``to_users`` (U x I) maps item rows to users, ``to_items`` (I x U) user rows to items; the
-    user-user and item-item blocks are zero, so ``A @ [x_u; x_i] = [to_users(x_i); to_items(x_u)]``.
-    """
+
+class BipartiteBlocks(nn.Module):
+    """A user-item adjacency ``A`` as its two non-zero blocks (:func:`bipartite_blocks`):
+    ``to_users`` (U x I) maps item rows to users, ``to_items`` (I x U) user rows to items, so
+    ``A @ [x_u; x_i] = [to_users(x_i); to_items(x_u)]``."""
 
     def __init__(self, adj: torch.Tensor, n_users: int) -> None:
         super().__init__()
-        adj = adj.coalesce()
-        rows, cols = adj.indices()
-        values = adj.values()
-        n_items = adj.shape[0] - n_users
-        user_rows = rows < n_users
-        self.to_users = GraphOperator(sparse_from_edges(
-            rows[user_rows], cols[user_rows] - n_users, values[user_rows], (n_users, n_items)))
-        item_rows = ~user_rows
-        self.to_items = GraphOperator(sparse_from_edges(
-            rows[item_rows] - n_users, cols[item_rows], values[item_rows], (n_items, n_users)))
+        to_users, to_items = bipartite_blocks(adj, n_users)
+        self.to_users, self.to_items = GraphOperator(to_users), GraphOperator(to_items)
 
 
 NORM_EPS = 1e-12  # F.normalize's default

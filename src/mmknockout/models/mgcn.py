@@ -8,22 +8,10 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .graph import GraphOperator, bipartite_blocks, knn_graph, lightgcn_propagate, normalized_adjacency
 from .losses import bpr_loss, info_nce_distinct, l2_sq_loss
 
 CL_TEMPERATURE = 0.2  # hard-coded in MMRec's MGCN and SMORE
-
-
-def user_item_block(adj: torch.Tensor, n_users: int) -> torch.Tensor:
-    """The user x item block of a (U+I) x (U+I) adjacency, as a sparse n_users x n_items matrix.
-
-    Private helper (not in :mod:`.graph`): MGCN and SMORE map item views to users with the block
-    :math:`D_u^{-1/2} R D_i^{-1/2}` of the symmetrically normalised user-item graph.
-    """
-    rows, cols = adj.indices()
-    keep = (rows < n_users) & (cols >= n_users)
-    n_items = adj.shape[0] - n_users
-    return sparse_from_edges(rows[keep], cols[keep] - n_users, adj.values()[keep], (n_users, n_items))
 
 
 def gate(d: int) -> nn.Sequential:
@@ -122,7 +110,7 @@ class MGCN(SideContentRecommender):
         self.text_adj = GraphOperator(knn_graph(features["text"], self.knn_k, weighted=True))
         adj = normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
         self.adj = GraphOperator(adj)
-        self.R = GraphOperator(user_item_block(adj, self.n_users))
+        self.R = GraphOperator(bipartite_blocks(adj, self.n_users)[0])
 
     def item_item_view(self, item_embeds: torch.Tensor, item_adj: GraphOperator) -> torch.Tensor:
         """``n_layers`` propagations on an item graph, users by :math:`\\hat R`; (U+I) x d."""

@@ -8,8 +8,8 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features
-from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
-from .mgcn import SideContentRecommender, gate, take_rows, user_item_block
+from .graph import GraphOperator, bipartite_blocks, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .mgcn import SideContentRecommender, gate, take_rows
 
 
 def max_fusion(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,7 @@ class SMORE(SideContentRecommender):
         self.fusion_adj = GraphOperator(max_fusion(image_adj, text_adj))
         adj = normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
         self.adj = GraphOperator(adj)
-        self.R = GraphOperator(user_item_block(adj, self.n_users))
+        self.R = GraphOperator(bipartite_blocks(adj, self.n_users)[0])
 
     def spectrum_convolution(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Uni-modal filters and the cross-modal product filter in the frequency domain."""

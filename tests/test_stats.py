@@ -6,6 +6,7 @@ import pytest
 from scipy import stats as sps
 
 from mmknockout.analysis import stats
+from mmknockout.errors import InputError
 
 
 def test_ci95_is_the_t_interval_half_width():
@@ -96,25 +97,44 @@ def test_significance_several_seeds():
 
 def test_diverged_knockout_has_no_p(tmp_path):
     records = [_record("LATTICE", "baseline", 999, 0.03), _record("LATTICE", "dual-zeros", 999, None, "diverged")]
-    df = stats.significance(records, ["NDCG@10"], root=tmp_path)
+    df = stats.significance(records, ["NDCG@10"], per_user={})
     assert math.isnan(df.iloc[0]["mean_knockout"]) and math.isnan(df.iloc[0]["p_users"])
 
 
-def test_per_user_files_are_read_from_run_dirs(tmp_path):
+def _write_per_user(tmp_path, records, shifts):
+    files = []
+    for r, shift in zip(records, shifts):
+        path = tmp_path / stats.per_user_file(r)
+        path.parent.mkdir(parents=True)
+        np.savez(path, **_per_user(5, shift))
+        files.append(str(path))
+    return files
+
+
+def test_per_user_files_are_read_from_the_declared_inputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     records = [_record("VBPR", "baseline", 999, 0.03), _record("VBPR", "text-noise", 999, 0.02)]
-    for r, shift in zip(records, (0.0, -0.02)):
-        d = tmp_path / stats.run_dir(r)
-        d.mkdir(parents=True)
-        np.savez(d / "per_user.npz", **_per_user(5, shift))
-    row = stats.significance(records, ["NDCG@10"], root=tmp_path).iloc[0]
+    _write_per_user(tmp_path, records, (0.0, -0.02))
+    files = [stats.per_user_file(r) for r in records]
+    row = stats.significance(records, ["NDCG@10"], stats.per_user_of(records, files)).iloc[0]
     assert 0 <= row["p_users"] < 0.05
     out = tmp_path / "sig.csv"
-    stats.write_significance(stats.significance(records, ["NDCG@10", "Recall@10"], root=tmp_path), out)
+    stats.write_significance(stats.significance(records, ["NDCG@10", "Recall@10"], stats.per_user_of(records, files)), out)
     first = out.read_bytes()
-    stats.write_significance(stats.significance(records, ["NDCG@10", "Recall@10"], root=tmp_path), out)
+    stats.write_significance(stats.significance(records, ["NDCG@10", "Recall@10"], stats.per_user_of(records, files)), out)
     assert out.read_bytes() == first
     back = stats.read_significance(out)
     assert back.loc[0, "change %"] == pytest.approx(-33.3)
+
+
+def test_undeclared_or_missing_per_user_file_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    records = [_record("VBPR", "baseline", 999, 0.03), _record("VBPR", "text-noise", 999, 0.02)]
+    _write_per_user(tmp_path, records[:1], (0.0,))
+    with pytest.raises(InputError, match="not an input of this step"):
+        stats.per_user_of(records, [stats.per_user_file(records[0])])
+    with pytest.raises(InputError, match="cannot read per-user metrics"):
+        stats.per_user_of(records, [stats.per_user_file(r) for r in records])
 
 
 def test_format_p():

@@ -87,7 +87,7 @@ def test_table2_lists_models_that_lose_on_image_noise():
 
 def test_table3_models_and_conditions_in_order():
     ko = make_knockout(datasets=("baby",))
-    t3 = tables.table3(make_significance(ko), {"baby": "default"})
+    t3 = tables.bm3_slmrec_vbpr(make_significance(ko), {"baby": "default"})
     assert list(t3["model"].unique()) == ["BM3", "VBPR"]  # SLMRec not run
     assert list(t3["condition"][:3]) == ["text-noise", "image-noise", "dual-noise"]
     assert t3.loc[2, "NDCG@10 change"] == "+2.9% (p<0.001)"
@@ -178,10 +178,10 @@ def test_ours_vs_published():
 def test_encoder_swap_one_and_two_feature_sets():
     ko = make_knockout(datasets=("baby",), feature_sets=("default", "vit"))
     summary = tables.seed_summary(ko, tables.STUDY_METRICS)
-    one = tables.encoder_swap(summary, {"baby": ["default"]})
+    one = tables.encoder_swap_table(summary, {"baby": ["default"]})
     assert list(one.columns) == ["dataset", "model", "family"] + [f"{m} default" for m in tables.STUDY_METRICS]
     assert list(one["model"]) == ["BPR", "VBPR", "BM3", "FREEDOM"]
-    two = tables.encoder_swap(summary, {"baby": ["default", "vit"]})
+    two = tables.encoder_swap_table(summary, {"baby": ["default", "vit"]})
     assert two.loc[two["model"] == "BM3", "NDCG@10 vit change %"].item() == "+10.2"
 
 

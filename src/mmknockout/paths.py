@@ -1,34 +1,85 @@
-"""The file layout of the workflow, in one place for the Snakefile and the CLI.
+"""The file layout of the workflow, in one place for the rules, the report, the analysis and the CLI.
 
-Every path is relative to the working directory (the repository root for the workflow).
+Every path is relative to the working directory (the repository root for the workflow). Patterns use
+Snakemake wildcards (``{dataset}``); :func:`fill` substitutes them. Logs and benchmark records of a
+step mirror its output's wildcards under ``logs/<step>/`` and ``benchmarks/<step>/``.
 """
+
 from __future__ import annotations
 
+RESULTS = "results"
 RAW = "resources/raw/{dataset}/{file}"
-DATA = "results/data/{dataset}"
+REFERENCE = "resources/reference"
+REFERENCE_INDEX = REFERENCE + "/tables.csv"
+REFERENCE_TABLE = REFERENCE + "/table{table}_{name}.csv"
+
+# data stage
+DATA = RESULTS + "/data/{dataset}"
 INTER = DATA + "/{dataset}.inter"
 STATS = DATA + "/stats.json"
 ITEM_MAP = DATA + "/i_id_mapping.csv"
 USER_MAP = DATA + "/u_id_mapping.csv"
-ITEM_TEXT = DATA + "/item_text.tsv"
-TEXT_FEATURES = DATA + "/features/text_{encoder}.npy"
-IMAGE_FEATURES = DATA + "/features/image_{encoder}.npy"
-IMAGE_MISSING = DATA + "/features/image_{encoder}_missing.txt"
 USER_GRAPH = DATA + "/user_graph.npz"
 ITEM_GRAPH = DATA + "/item_graph.npz"
-RUN = "results/runs/{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}"
-METRICS = RUN + "/metrics.json"
-HISTORY = RUN + "/history.csv"
-PER_USER = RUN + "/per_user.npz"
 IMAGES = DATA + "/images"
 IMAGES_INDEX = DATA + "/images_index.tsv"
 IMAGES_FAILED = DATA + "/images_failed.tsv"
-SELECTED = "results/selected/{dataset}/{feature_set}/{model}/{condition}/seed{seed}.json"
-TABLES = "results/tables"
-FIGURES = "results/figures"
+
+# features stage
+TEXT_FEATURES = DATA + "/features/text_{encoder}.npy"
+ITEM_TEXT = DATA + "/item_text_{encoder}.tsv"
+IMAGE_FEATURES = DATA + "/features/image_{encoder}.npy"
+IMAGE_MISSING = DATA + "/features/image_{encoder}_missing.txt"
+
+# training stage: one directory per (dataset, feature set, model, condition, grid point, seed)
+RUN_KEY = "{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}"
+SELECTION_KEY = "{dataset}/{feature_set}/{model}/{condition}/seed{seed}"
+RUN = RESULTS + "/runs/" + RUN_KEY
+METRICS = RUN + "/metrics.json"
+HISTORY = RUN + "/history.csv"
+PER_USER = RUN + "/per_user.npz"
+SELECTED = RESULTS + "/selected/" + SELECTION_KEY + ".json"
+
+# analysis stage
+TABLES = RESULTS + "/tables"
+FIGURES = RESULTS + "/figures"
+KNOCKOUT_TABLE = TABLES + "/knockout.csv"
+KNOCKOUT_FIGURE = FIGURES + "/knockout_change.png"
+SIGNIFICANCE = TABLES + "/significance.csv"
+TABLE2 = TABLES + "/table2_vision_sensitive.csv"
+TABLE2_TEX = TABLES + "/table2_vision_sensitive.tex"
+TABLE3 = TABLES + "/table3_bm3_slmrec_vbpr.csv"
+TABLE3_TEX = TABLES + "/table3_bm3_slmrec_vbpr.tex"
+ENCODER_SWAP = TABLES + "/encoder_swap.csv"
+APPENDIX = TABLES + "/appendix/table{table}_{name}.csv"
+APPENDIX_TEX = TABLES + "/appendix/table{table}_{name}.tex"
+OURS_VS_PUBLISHED = TABLES + "/ours_vs_published.csv"
+OURS_VS_PUBLISHED_FIGURE = FIGURES + "/ours_vs_published.png"
+FIG1 = FIGURES + "/fig1_knockout_{dataset}.png"
+FIG2 = FIGURES + "/fig2_noise_vs_constant.png"
+FIG3 = FIGURES + "/fig3_embeddings_{dataset}_{feature_set}.png"
+EMBEDDING_STATS = TABLES + "/embedding_stats_{dataset}_{feature_set}.csv"
+SWEEP_TABLE = TABLES + "/vbpr_sweeps.csv"
+FIG4 = FIGURES + "/fig4_vbpr_sweeps.png"
+RUNTIME = TABLES + "/runtime.csv"
+REPORT = RESULTS + "/report.html"
+
+# per-step records
 LOGS = "logs"
 BENCHMARKS = "benchmarks"
+BENCH_OUT = BENCHMARKS + "/out"
 
 
-def fill(pattern: str, **values) -> str:
+def log(step: str, key: str) -> str:
+    """The log file of one job of ``step``: ``logs/<step>/<key>.log``."""
+    return f"{LOGS}/{step}/{key}.log"
+
+
+def benchmark(step: str, key: str) -> str:
+    """Snakemake's resource record of one job of ``step``: ``benchmarks/<step>/<key>.tsv``."""
+    return f"{BENCHMARKS}/{step}/{key}.tsv"
+
+
+def fill(pattern: str, **values: object) -> str:
+    """Substitute wildcards; ``{name}`` left out of ``values`` is an error."""
     return pattern.format(**values)

@@ -1,6 +1,6 @@
 """One training run: load the split and features, apply the knockout, train, write the record.
 
-Outputs in ``out_dir`` (each written atomically): ``metrics.json`` (validation and test metrics
+Outputs (each written atomically): ``metrics.json`` (validation and test metrics
 at the best validation epoch, status, timings, parameters, seed, environment), ``history.csv``
 (one row per epoch) and ``per_user.npz`` (per-user test metrics, for paired tests).
 """
@@ -23,31 +23,31 @@ from .features import load_feature_matrix
 from .io import atomic_path, write_json, write_npz
 from .knockout import Condition
 from .models.registry import get_model_class
+from .spec import RunSpec
 from .train.trainer import TrainConfig, fit
 
 
-def train_run(*, dataset: str, model: str, params: Mapping[str, Any], params_id: str, condition: str,
-              condition_spec: Mapping[str, Any] | None, seed: int, inter: str | Path,
-              features: Mapping[str, str | Path | None], training: Mapping[str, Any], out_dir: str | Path,
-              user_graph: str | Path | None = None, item_graph: str | Path | None = None,
-              feature_set: str = "default", progress: bool = False) -> dict[str, Any]:
+def train_run(spec: RunSpec, *, inter: str | Path, features: Mapping[str, str | Path | None],
+              user_graph: str | Path | None, item_graph: str | Path | None, metrics: str | Path,
+              history: str | Path, per_user: str | Path, progress: bool = False) -> dict[str, Any]:
+    """Train and evaluate one run; write its record, history and per-user metrics to the given files."""
     started = time.time()
-    model_cls = get_model_class(model)
-    cfg = TrainConfig.from_mapping({**training, "seed": seed})
+    model_cls = get_model_class(spec.model)
+    cfg = TrainConfig.from_mapping({**spec.training, "seed": spec.seed})
     data = SplitData.from_inter(inter)
     if "user_graph" in model_cls.requires:
-        data.user_graph = _load_graph(user_graph, "user graph", model)
+        data.user_graph = _load_graph(user_graph, "user graph", spec.model)
     if "item_graph" in model_cls.requires:
-        data.item_graph = _load_graph(item_graph, "item graph", model)
-    raw = {m: load_feature_matrix(features[m], data.n_items, m) for m in model_cls.modalities if _given(features, m, model)}
-    knocked = Condition.parse(condition, condition_spec).apply(raw)
+        data.item_graph = _load_graph(item_graph, "item graph", spec.model)
+    raw = {m: load_feature_matrix(features[m], data.n_items, m) for m in model_cls.modalities
+           if _given(features, m, spec.model)}
+    knocked = Condition.parse(spec.condition, spec.condition_spec).apply(raw)
     tensors = {m: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for m, x in knocked.items()}
-    result = fit(model_cls, data, tensors, params, cfg, progress=progress)
+    result = fit(model_cls, data, tensors, spec.params, cfg, progress=progress)
 
-    out_dir = Path(out_dir)
     record = {
-        "dataset": dataset, "feature_set": feature_set, "model": model, "condition": condition,
-        "params_id": params_id, "params": dict(params), "seed": seed,
+        "dataset": spec.dataset, "feature_set": spec.feature_set, "model": spec.model, "condition": spec.condition,
+        "params_id": spec.params_id, "params": dict(spec.params), "seed": spec.seed,
         "status": "diverged" if result.diverged else "ok",
         **result.summary(),
         "training": {k: v for k, v in vars(cfg).items()},
@@ -57,13 +57,23 @@ def train_run(*, dataset: str, model: str, params: Mapping[str, Any], params_id:
         },
         "environment": environment(cfg.device),
     }
-    with atomic_path(out_dir / "history.csv") as tmp:
+    with atomic_path(history) as tmp:
         pd.DataFrame(result.history).to_csv(tmp, index=False)
-    per_user = result.test_per_user
-    write_npz(out_dir / "per_user.npz", users=per_user.users if per_user else np.zeros(0, np.int64),
-              **({k: v for k, v in per_user.per_user.items()} if per_user else {}))
-    write_json(out_dir / "metrics.json", record)
+    test = result.test_per_user
+    write_npz(per_user, users=test.users if test else np.zeros(0, np.int64),
+              **({k: v for k, v in test.per_user.items()} if test else {}))
+    write_json(metrics, record)
     return record
+
+
+def train_step(*, spec: Mapping[str, Any], inter: str, metrics: str, history: str, per_user: str,
+               text: str | None = None, image: str | None = None, user_graph: str | None = None,
+               item_graph: str | None = None, threads: int | None = None) -> None:
+    """Workflow step: one training run; the inputs a model does not read are simply not given."""
+    if threads:
+        torch.set_num_threads(threads)  # oversubscribed OpenMP threads slow small jobs tenfold
+    train_run(RunSpec.from_dict(spec), inter=inter, features={"text": text, "image": image}, user_graph=user_graph,
+              item_graph=item_graph, metrics=metrics, history=history, per_user=per_user, progress=True)
 
 
 def _given(features: Mapping[str, Any], modality: str, model: str) -> bool:

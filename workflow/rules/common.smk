@@ -1,24 +1,34 @@
-"""Config validation, target lists and input functions shared by every rule file."""
+"""Config validation, the study plan and the input functions shared by every rule file.
 
-import json
+Rules run package code through ``workflow/scripts/step.py``: a rule's named inputs, outputs and
+params are the keyword arguments of its entry function (``mmknockout.workflow.STEPS``); unnamed
+inputs only order jobs. Every file name comes from ``mmknockout.paths``.
+"""
+
 import re
 
-from mmknockout.cli import run_spec
-
-from mmknockout.analysis.sweeps import sweep_runs
+from snakemake.utils import validate
 
 from mmknockout import config as cfg
 from mmknockout import paths
+from mmknockout.data.download import load_registry
 from mmknockout.errors import InputError
-from mmknockout.models.registry import FEATURE_FREE, REQUIRES
+from mmknockout.io import remove_stale_temporaries
+from mmknockout.models.registry import REQUIRES, FEATURE_FREE
+from mmknockout.plan import StudyPlan
+from mmknockout.spec import run_spec
 
 try:
+    cfg.check_config_files(workflow.configfiles)
+    validate(config, workflow.source_path("../../config/schema.yaml"))  # fills the schema's defaults
     cfg.validate_config(config)
+    REGISTRY_FILE = "resources/datasets.yaml"
+    REGISTRY = load_registry(REGISTRY_FILE)["datasets"]
+    PLAN = StudyPlan(config)
 except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
-REGISTRY_FILE = "resources/datasets.yaml"
-REGISTRY = cfg.load_yaml(REGISTRY_FILE)["datasets"]
+STEP = "../scripts/step.py"
 NEVER = "(?!x)x"  # a regex that matches nothing
 
 
@@ -29,24 +39,32 @@ def datasets_of(source):
 for _ds in datasets_of("registry"):
     if _ds not in REGISTRY:
         raise WorkflowError(
-            f"config field 'datasets.{_ds}': not in resources/datasets.yaml (known: {', '.join(sorted(REGISTRY))}); "
+            f"config field 'datasets.{_ds}': not in {REGISTRY_FILE} (known: {', '.join(sorted(REGISTRY))}); "
             "use source: mmrec with a path for your own data"
         )
 
 
 def pattern_of(names):
-    return "|".join(names) if names else NEVER
-
-
-CONDITIONS = cfg.all_conditions(config)
-SWEEPS = config.get("sweeps") or {}
-SWEEP_RUNS = sweep_runs(SWEEPS)
+    """A wildcard constraint matching exactly ``names``."""
+    return "|".join(re.escape(n) for n in names) if names else NEVER
 
 
 wildcard_constraints:
-    dataset=pattern_of(list(config["datasets"])),
+    dataset=pattern_of(config["datasets"]),
+    feature_set=pattern_of(config["feature_sets"]),
+    model=pattern_of(config["models"]),
+    condition=pattern_of(cfg.all_conditions(config)),
     seed=r"\d+",
-    condition=pattern_of([re.escape(c) for c in CONDITIONS]),
+
+
+onstart:
+    for _tmp in remove_stale_temporaries(paths.RESULTS):
+        print(f"removed a temporary file left by an interrupted job: {_tmp}")
+
+
+def uses_gpu(wildcards):
+    """1 when the config asks for a CUDA device, so schedulers reserve the GPU; 0 on CPU configs."""
+    return 1 if config["training"]["device"].startswith("cuda") else 0
 
 
 def text_encoder(wildcards):
@@ -57,15 +75,10 @@ def image_encoder(wildcards):
     return config["encoders"]["image"][wildcards.encoder]
 
 
-def uses_gpu(wildcards):
-    """1 when the config asks for a CUDA device, so schedulers reserve the GPU; 0 on CPU configs."""
-    return 1 if str(config["training"].get("device", "cpu")).startswith("cuda") else 0
-
-
 def raw_entry(dataset, role):
     files = REGISTRY[dataset]["files"]
     if role not in files:
-        raise WorkflowError(f"resources/datasets.yaml: dataset '{dataset}' lists no '{role}' file")
+        raise WorkflowError(f"{REGISTRY_FILE}: dataset '{dataset}' lists no '{role}' file")
     return files[role]
 
 
@@ -73,20 +86,16 @@ def raw_path(dataset, role):
     return paths.fill(paths.RAW, dataset=dataset, file=raw_entry(dataset, role)["file"])
 
 
-def raw_role(wildcards):
-    """The registry role (ratings, metadata, image_features) of a raw file name."""
-    for role, entry in REGISTRY[wildcards.dataset]["files"].items():
+def raw_file_entry(wildcards):
+    """The registry entry of a raw file name."""
+    for entry in REGISTRY[wildcards.dataset]["files"].values():
         if entry["file"] == wildcards.file:
-            return role
-    raise WorkflowError(f"resources/datasets.yaml: dataset '{wildcards.dataset}' has no file named '{wildcards.file}'")
+            return entry
+    raise WorkflowError(f"{REGISTRY_FILE}: dataset '{wildcards.dataset}' has no file named '{wildcards.file}'")
 
 
-def feature_set(ds_fs):
-    return config["feature_sets"][ds_fs]
-
-
-def feature_paths(dataset, fs):
-    spec = feature_set(fs)
+def feature_paths(dataset, feature_set):
+    spec = config["feature_sets"][feature_set]
     return {
         "text": paths.fill(paths.TEXT_FEATURES, dataset=dataset, encoder=spec["text"]),
         "image": paths.fill(paths.IMAGE_FEATURES, dataset=dataset, encoder=spec["image"]),
@@ -98,66 +107,25 @@ def train_inputs(wildcards):
     inputs = {"inter": paths.fill(paths.INTER, dataset=wildcards.dataset)}
     if wildcards.model not in FEATURE_FREE:
         inputs.update(feature_paths(wildcards.dataset, wildcards.feature_set))
+    graph_files = {"user_graph": paths.USER_GRAPH, "item_graph": paths.ITEM_GRAPH}
     for graph in REQUIRES.get(wildcards.model, ()):
-        inputs[graph] = paths.fill(paths.USER_GRAPH if graph == "user_graph" else paths.ITEM_GRAPH, dataset=wildcards.dataset)
+        inputs[graph] = paths.fill(graph_files[graph], dataset=wildcards.dataset)
     return inputs
 
 
-def run_spec_json(wildcards):
-    """Everything the training job needs, as JSON: a changed value re-runs exactly the affected jobs."""
-    spec = run_spec(config, wildcards.model, wildcards.params, wildcards.condition, wildcards.feature_set,
-                    int(wildcards.seed))
-    return json.dumps(spec, sort_keys=True)
-
-
-def select_grid_point(records, out, metric, selection):
-    from mmknockout.analysis.selection import read_json, select
-    from mmknockout.io import write_json
-
-    write_json(out, select([read_json(p) for p in records], metric, selection))
-
-
-def grid(model):
-    return [cfg.params_id(p) for p in cfg.grid_points(model, config["grid"])]
+def train_spec(wildcards):
+    """Everything the run needs: a changed value re-runs exactly the affected jobs."""
+    return run_spec(
+        config,
+        dataset=wildcards.dataset,
+        feature_set=wildcards.feature_set,
+        model=wildcards.model,
+        condition=wildcards.condition,
+        params_id=wildcards.params,
+        seed=int(wildcards.seed),
+    ).to_dict()
 
 
 def run_records(wildcards):
     """metrics.json of every grid point of one (dataset, feature set, model, condition, seed)."""
-    return [
-        paths.fill(paths.METRICS, params=pid, **{k: getattr(wildcards, k) for k in
-                   ("dataset", "feature_set", "model", "condition", "seed")})
-        for pid in grid(wildcards.model)
-    ]
-
-
-def selected_runs(datasets=None, models=None, conditions=None):
-    out = []
-    for ds in datasets or config["datasets"]:
-        for fs in config["datasets"][ds]["feature_sets"]:
-            for model in models or config["models"]:
-                for cond in conditions or feature_set(fs).get("conditions", config["conditions"]):
-                    for seed in config["seeds"]:
-                        out.append(paths.fill(paths.SELECTED, dataset=ds, feature_set=fs, model=model,
-                                              condition=cond, seed=seed))
-    return out
-
-
-def sweep_records():
-    if not SWEEPS:
-        return []
-    fs = SWEEPS.get("feature_set", "default")
-    return [
-        paths.fill(paths.METRICS, dataset=SWEEPS["dataset"], feature_set=fs, model=r.model, condition=r.condition,
-                   params=r.params, seed=seed)
-        for seed in config["seeds"] for r in SWEEP_RUNS
-    ]
-
-
-def all_targets():
-    targets = [
-        f"{paths.TABLES}/knockout.csv",
-        f"{paths.FIGURES}/knockout_change.png",
-    ] + [paths.fill(paths.STATS, dataset=ds) for ds in config["datasets"]]
-    if SWEEPS:
-        targets += [f"{paths.TABLES}/vbpr_sweeps.csv", f"{paths.FIGURES}/fig4_vbpr_sweeps.png"]
-    return targets + report_targets()  # report_targets: workflow/rules/report.smk
+    return PLAN.run_files(paths.METRICS, **{k: getattr(wildcards, k) for k in ("dataset", "feature_set", "model", "condition", "seed")})

@@ -3,19 +3,18 @@
 
 rule fetch_raw:
     output:
-        paths.RAW,
+        dest=paths.RAW,
     log:
-        "logs/fetch/{dataset}/{file}.log",
+        paths.log("fetch", "{dataset}/{file}"),
     params:
-        role=raw_role,
-        registry=REGISTRY_FILE,
+        entry=raw_file_entry,
+        retries=3,
     retries: 3
     localrule: True
     conda:
         "../../envs/data.yaml"
-    shell:
-        "python -m mmknockout fetch --registry {params.registry} --dataset {wildcards.dataset} --role {params.role}"
-        " --out {output} > {log} 2>&1"
+    script:
+        STEP
 
 
 rule prepare_split:
@@ -27,9 +26,9 @@ rule prepare_split:
         item_map=paths.ITEM_MAP,
         user_map=paths.USER_MAP,
     log:
-        "logs/prepare/{dataset}.log",
+        paths.log("prepare", "{dataset}"),
     benchmark:
-        "benchmarks/prepare/{dataset}.tsv"
+        paths.benchmark("prepare", "{dataset}")
     wildcard_constraints:
         dataset=pattern_of(datasets_of("registry")),
     conda:
@@ -40,10 +39,8 @@ rule prepare_split:
     params:
         seed=config["preprocessing"]["split_seed"],
         kcore=config["preprocessing"]["kcore"],
-        out_dir=lambda wc: paths.fill(paths.DATA, dataset=wc.dataset),
-    shell:
-        "python -m mmknockout prepare --ratings {input.ratings} --name {wildcards.dataset} --out-dir {params.out_dir}"
-        " --seed {params.seed} --kcore {params.kcore} > {log} 2>&1"
+    script:
+        STEP
 
 
 rule import_mmrec:
@@ -53,16 +50,15 @@ rule import_mmrec:
         text=paths.fill(paths.TEXT_FEATURES, dataset="{dataset}", encoder="provided"),
         image=paths.fill(paths.IMAGE_FEATURES, dataset="{dataset}", encoder="provided"),
     log:
-        "logs/import_mmrec/{dataset}.log",
+        paths.log("import_mmrec", "{dataset}"),
     wildcard_constraints:
         dataset=pattern_of(datasets_of("mmrec")),
     conda:
         "../../envs/data.yaml"
     params:
         folder=lambda wc: config["datasets"][wc.dataset]["path"],
-        out_dir=lambda wc: paths.fill(paths.DATA, dataset=wc.dataset),
-    shell:
-        "python -m mmknockout import-mmrec --folder {params.folder} --name {wildcards.dataset} --out-dir {params.out_dir} > {log} 2>&1"
+    script:
+        STEP
 
 
 rule aux_graphs:
@@ -72,18 +68,17 @@ rule aux_graphs:
         user=paths.USER_GRAPH,
         item=paths.ITEM_GRAPH,
     log:
-        "logs/graphs/{dataset}.log",
+        paths.log("graphs", "{dataset}"),
     benchmark:
-        "benchmarks/graphs/{dataset}.tsv"
+        paths.benchmark("graphs", "{dataset}")
     conda:
         "../../envs/data.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
     params:
-        user_k=config["preprocessing"].get("user_graph_k", 200),
-        item_k=config["preprocessing"].get("item_graph_k", 2),
-        item_min=config["preprocessing"].get("item_graph_min_count", 2),
-    shell:
-        "python -m mmknockout graphs --inter {input.inter} --user-out {output.user} --item-out {output.item}"
-        " --user-k {params.user_k} --item-k {params.item_k} --item-min-count {params.item_min} > {log} 2>&1"
+        user_k=config["preprocessing"]["user_graph_k"],
+        item_k=config["preprocessing"]["item_graph_k"],
+        item_min_count=config["preprocessing"]["item_graph_min_count"],
+    script:
+        STEP

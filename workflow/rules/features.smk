@@ -7,13 +7,13 @@ rule text_features:
         item_map=paths.ITEM_MAP,
     output:
         features=paths.TEXT_FEATURES,
-        texts=paths.fill(paths.ITEM_TEXT, dataset="{dataset}").replace(".tsv", "_{encoder}.tsv"),
+        texts=paths.ITEM_TEXT,
     log:
-        "logs/text_features/{dataset}_{encoder}.log",
+        paths.log("text_features", "{dataset}_{encoder}"),
     benchmark:
-        "benchmarks/text_features/{dataset}_{encoder}.tsv"
+        paths.benchmark("text_features", "{dataset}_{encoder}")
     wildcard_constraints:
-        encoder=pattern_of(list(config["encoders"].get("text", {}))),
+        encoder=pattern_of(config["encoders"]["text"]),
     conda:
         "../../envs/features.yaml"
     threads: 2
@@ -23,12 +23,11 @@ rule text_features:
         gpu=uses_gpu,
     params:
         model=lambda wc: text_encoder(wc)["model"],
-        batch_size=lambda wc: text_encoder(wc).get("batch_size", 64),
-        device=config["training"].get("device", "cpu"),
-    shell:
-        "python -m mmknockout text-features --metadata {input.metadata} --item-map {input.item_map} --model {params.model}"
-        " --batch-size {params.batch_size} --device {params.device} --out {output.features}"
-        " --text-out {output.texts} --threads {threads} > {log} 2>&1"
+        batch_size=lambda wc: text_encoder(wc)["batch_size"],
+        device=config["training"]["device"],
+        threads=lambda wc, threads: threads,
+    script:
+        STEP
 
 
 rule image_features_upstream:
@@ -39,21 +38,20 @@ rule image_features_upstream:
         features=paths.IMAGE_FEATURES,
         missing=paths.IMAGE_MISSING,
     log:
-        "logs/image_features/{dataset}_{encoder}.log",
+        paths.log("image_features", "{dataset}_{encoder}"),
     benchmark:
-        "benchmarks/image_features/{dataset}_{encoder}.tsv"
+        paths.benchmark("image_features", "{dataset}_{encoder}")
     wildcard_constraints:
-        encoder=pattern_of([e for e, s in config["encoders"].get("image", {}).items() if s["kind"] == "upstream"]),
+        encoder=pattern_of([e for e, s in config["encoders"]["image"].items() if s["kind"] == "upstream"]),
     conda:
         "../../envs/data.yaml"
     resources:
         mem_mb=16000,
         runtime=30,
     params:
-        dim=lambda wc: image_encoder(wc).get("dim", 4096),
-    shell:
-        "python -m mmknockout image-features --features-file {input.features_file} --item-map {input.item_map}"
-        " --dim {params.dim} --out {output.features} --missing {output.missing} > {log} 2>&1"
+        dim=lambda wc: image_encoder(wc)["dim"],
+    script:
+        STEP
 
 
 rule download_images:
@@ -65,14 +63,13 @@ rule download_images:
         index=paths.IMAGES_INDEX,
         failures=paths.IMAGES_FAILED,
     log:
-        "logs/download_images/{dataset}.log",
+        paths.log("download_images", "{dataset}"),
     retries: 2
     localrule: True
     conda:
         "../../envs/data.yaml"
-    shell:
-        "python -m mmknockout download-images --metadata {input.metadata} --item-map {input.item_map} --out-dir {output.images}"
-        " --index {output.index} --failures {output.failures} > {log} 2>&1"
+    script:
+        STEP
 
 
 rule image_features_encoder:
@@ -82,11 +79,11 @@ rule image_features_encoder:
         features=paths.IMAGE_FEATURES,
         missing=paths.IMAGE_MISSING,
     log:
-        "logs/image_features/{dataset}_{encoder}.log",
+        paths.log("image_features", "{dataset}_{encoder}"),
     benchmark:
-        "benchmarks/image_features/{dataset}_{encoder}.tsv"
+        paths.benchmark("image_features", "{dataset}_{encoder}")
     wildcard_constraints:
-        encoder=pattern_of([e for e, s in config["encoders"].get("image", {}).items() if s["kind"] in ("vit", "resnet")]),
+        encoder=pattern_of([e for e, s in config["encoders"]["image"].items() if s["kind"] in ("vit", "resnet")]),
     conda:
         "../../envs/features.yaml"
     threads: 2
@@ -96,10 +93,9 @@ rule image_features_encoder:
         gpu=uses_gpu,
     params:
         kind=lambda wc: image_encoder(wc)["kind"],
-        model=lambda wc: f"--model {image_encoder(wc)['model']}" if image_encoder(wc).get("model") else "",
-        batch_size=lambda wc: image_encoder(wc).get("batch_size", 32),
-        device=config["training"].get("device", "cpu"),
-    shell:
-        "python -m mmknockout vision-features --index {input.index} --kind {params.kind} {params.model}"
-        " --batch-size {params.batch_size} --device {params.device} --out {output.features}"
-        " --missing {output.missing} --threads {threads} > {log} 2>&1"
+        model=lambda wc: image_encoder(wc).get("model"),
+        batch_size=lambda wc: image_encoder(wc)["batch_size"],
+        device=config["training"]["device"],
+        threads=lambda wc, threads: threads,
+    script:
+        STEP

@@ -1,5 +1,7 @@
 """One training job per (dataset, feature set, model, condition, grid point, seed); selection."""
 
+from mmknockout.analysis.selection import select_step
+
 
 rule train:
     input:
@@ -9,9 +11,9 @@ rule train:
         history=paths.HISTORY,
         per_user=paths.PER_USER,
     log:
-        "logs/train/{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}.log",
+        paths.log("train", paths.RUN_KEY),
     benchmark:
-        "benchmarks/train/{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}.tsv"
+        paths.benchmark("train", paths.RUN_KEY)
     group:
         "train"
     conda:
@@ -22,24 +24,23 @@ rule train:
         runtime=lambda wc, attempt: 120 * attempt,
         gpu=uses_gpu,
     params:
-        spec=run_spec_json,
-        out_dir=lambda wc, output: os.path.dirname(output.metrics),
-    shell:
-        "python -m mmknockout train --dataset {wildcards.dataset} --model {wildcards.model} --condition {wildcards.condition}"
-        " --spec {params.spec:q} --out-dir {params.out_dir} --threads {threads} --progress > {log} 2>&1"
+        spec=train_spec,
+        threads=lambda wc, threads: threads,
+    script:
+        STEP
 
 
 rule select_params:
     input:
-        run_records,
+        records=run_records,
     output:
-        paths.SELECTED,
+        selected=paths.SELECTED,
     log:
-        "logs/select/{dataset}/{feature_set}/{model}/{condition}/seed{seed}.log",
+        paths.log("select", paths.SELECTION_KEY),
     localrule: True
     params:
-        metric=config["training"].get("valid_metric", "NDCG@5"),
+        metric=config["training"]["valid_metric"],
         selection=config["selection"],
     run:
-        # runs inside the Snakemake process: one small JSON per model and condition, no new interpreter
-        select_grid_point(input, output[0], params.metric, params.selection)
+        # in the Snakemake process: one small JSON per model and condition, no new interpreter
+        select_step(records=list(input.records), selected=output.selected, metric=params.metric, selection=params.selection)

@@ -51,3 +51,15 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.4f", na_rep="")
+
+
+def aggregate_step(*, selected: Sequence[str], table: str, figure: str, conditions: Sequence[str],
+                   figure_conditions: Sequence[str], metric: str, topk: Sequence[int]) -> None:
+    """Workflow step: the knockout table and the relative-change figure from the selected runs."""
+    from ..train.metrics import metric_names
+    from . import plots
+    from .selection import read_json
+
+    knockout = knockout_table([read_json(p) for p in selected], conditions, metric_names(tuple(topk)))
+    write_table(knockout, table)
+    plots.relative_change(knockout, metric, figure_conditions, figure)

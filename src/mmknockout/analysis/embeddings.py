@@ -150,12 +150,12 @@ def write_stats(df: pd.DataFrame, path: str | Path) -> None:
         df.to_csv(tmp, index=False, float_format="%.6f", lineterminator="\n")
 
 
-def build(text_path: str | Path, image_path: str | Path, encoders: Mapping[str, str], title: str,
-          sample: int, seed: int, table: str | Path, figure: str | Path) -> pd.DataFrame:
-    """Fig. 3 and its statistics table from two feature files."""
+def build(*, text: str | Path, image: str | Path, encoders: Mapping[str, str], title: str, sample: int, seed: int,
+          table: str | Path, figure: str | Path) -> pd.DataFrame:
+    """Workflow step: Fig. 3 and its statistics table from two feature files."""
     from . import plots
 
-    text, image = load_features(text_path), load_features(image_path)
+    text, image = load_features(text), load_features(image)
     stats, spectra = embedding_stats(text, image, encoders)
     write_stats(stats, table)
     _, t_ok = l2_normalise(text)

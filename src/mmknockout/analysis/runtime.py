@@ -84,3 +84,8 @@ def write(df: pd.DataFrame, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def runtime_step(*, table: str, benchmarks: str) -> None:
+    """Workflow step: the runtime table from every benchmark record under ``benchmarks``."""
+    write(runtime_table(collect(benchmarks)), table)

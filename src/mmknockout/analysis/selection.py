@@ -46,3 +46,10 @@ def select(records: Sequence[Mapping[str, Any]], metric: str, selection: str = "
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def select_step(*, records: Sequence[str], selected: str, metric: str, selection: str) -> None:
+    """Workflow step: the chosen grid point of one (dataset, feature set, model, condition, seed)."""
+    from ..io import write_json
+
+    write_json(selected, select([read_json(p) for p in records], metric, selection))

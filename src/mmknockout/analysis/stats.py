@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .. import paths
+from ..errors import InputError
 
 GROUP = ["dataset", "feature_set", "model", "condition"]
 SIG_METRICS = ("NDCG@10", "Recall@10", "Precision@10")
@@ -89,32 +90,53 @@ def wilcoxon_p(baseline: np.ndarray, knockout: np.ndarray) -> float:
     return float(sps.wilcoxon(k, b, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
-def run_dir(record: Mapping) -> Path:
-    """The run directory of a selected run record (where per_user.npz lies)."""
-    return Path(paths.fill(paths.RUN, dataset=record["dataset"], feature_set=record["feature_set"],
-                           model=record["model"], condition=record["condition"], params=record["params_id"],
-                           seed=record["seed"]))
+def per_user_file(record: Mapping) -> str:
+    """The per-user test metrics file of a run record."""
+    return paths.fill(paths.PER_USER, dataset=record["dataset"], feature_set=record["feature_set"],
+                      model=record["model"], condition=record["condition"], params=record["params_id"],
+                      seed=record["seed"])
 
 
-def load_per_user(record: Mapping, root: str | Path = ".") -> dict[str, np.ndarray] | None:
-    """Per-user test metrics of a run (``users`` plus one array per metric); None if diverged or absent."""
-    if record.get("status") != "ok":
-        return None
-    path = Path(root) / run_dir(record) / "per_user.npz"
-    if not path.exists():
-        return None
-    with np.load(path) as z:
-        data = {k: np.asarray(z[k]) for k in z.files}
+def read_per_user(path: str | Path) -> dict[str, np.ndarray] | None:
+    """``users`` plus one array per metric; None for a run that evaluated no test user."""
+    try:
+        with np.load(path) as z:
+            data = {k: np.asarray(z[k]) for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read per-user metrics {path}: {exc}") from None
     return data if len(data.get("users", ())) else None
 
 
-def significance(records: Sequence[Mapping], metrics: Sequence[str] = SIG_METRICS, root: str | Path = ".",
-                 per_user: Mapping[tuple, Mapping[str, np.ndarray] | None] | None = None) -> pd.DataFrame:
+def per_user_of(records: Sequence[Mapping], files: Iterable[str]) -> dict[tuple, dict[str, np.ndarray] | None]:
+    """Per-user metrics of every ok run among ``records``, read from ``files`` (the declared inputs).
+
+    A selected run whose file is not among ``files`` is an error, never a silent NaN p-value."""
+    declared = {str(Path(f)) for f in files}
+    out = {}
+    for r in records:
+        if r.get("status") != "ok":
+            continue
+        path = str(Path(per_user_file(r)))
+        if path not in declared:
+            raise InputError(f"per-user metrics of a selected run are not an input of this step: {path}")
+        out[tuple(r[k] for k in GROUP) + (int(r["seed"]),)] = read_per_user(path)
+    return out
+
+
+def significance_step(*, selected: Sequence[str], per_user: Sequence[str], table: str, metrics: Sequence[str]) -> None:
+    """Workflow step: paired tests of every knockout against its baseline (seeds and users)."""
+    from .selection import read_json
+
+    records = [read_json(p) for p in selected]
+    write_significance(significance(records, metrics, per_user_of(records, per_user)), table)
+
+
+def significance(records: Sequence[Mapping], metrics: Sequence[str],
+                 per_user: Mapping[tuple, Mapping[str, np.ndarray] | None]) -> pd.DataFrame:
     """One row per (dataset, feature set, model, knockout condition, metric): seed statistics and p-values.
 
-    ``records`` are selected run records (metrics.json + selection); per-user arrays are read from the
-    run directories under ``root`` unless ``per_user`` maps (dataset, feature_set, model, condition, seed)
-    to them (tests).
+    ``records`` are selected run records (metrics.json + selection); ``per_user`` maps (dataset,
+    feature_set, model, condition, seed) of each ok run to its per-user arrays (:func:`per_user_of`).
     """
     by_key: dict[tuple, dict[int, Mapping]] = {}
     for r in records:
@@ -122,9 +144,7 @@ def significance(records: Sequence[Mapping], metrics: Sequence[str] = SIG_METRIC
 
     def users_of(r: Mapping) -> Mapping[str, np.ndarray] | None:
         key = tuple(r[k] for k in GROUP) + (int(r["seed"]),)
-        if per_user is not None:
-            return per_user.get(key) if r.get("status") == "ok" else None
-        return load_per_user(r, root)
+        return per_user.get(key) if r.get("status") == "ok" else None
 
     def value(r: Mapping | None, m: str) -> float:
         if r is None or r.get("status") != "ok":

@@ -10,11 +10,13 @@ conditions it needs (named ``sweep-const-<v>`` and ``sweep-noise-<std>``) and pi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from ..config import params_id
+
+SWEEP_METRICS = ["Recall@10", "NDCG@10", "Recall@20", "NDCG@20"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,14 @@ def sweep_table(runs: Iterable[SweepRun], records: Iterable[Mapping[str, Any]], 
             rows.append(row)
     df = pd.DataFrame(rows)
     return df.sort_values(["panel", "series", "reg_weight", "seed"], kind="stable").reset_index(drop=True)
+
+
+def sweeps_step(*, records: Sequence[str], table: str, figure: str, sweeps: Mapping[str, Any], metric: str) -> None:
+    """Workflow step: the VBPR case-study table and Fig. 4 from the sweep runs."""
+    from . import plots
+    from .aggregate import write_table
+    from .selection import read_json
+
+    frame = sweep_table(sweep_runs(sweeps), [read_json(p) for p in records], SWEEP_METRICS)
+    write_table(frame, table)
+    plots.vbpr_sweeps(frame, metric, figure)

@@ -22,22 +22,17 @@ import pandas as pd
 from ..errors import InputError
 from ..io import write_text
 from ..models.registry import FAMILIES, FEATURE_FREE, MODELS
+from .plots import display_dataset
 from .stats import GROUP, change_pct, ci95, format_p, mean, sort_frame
 
 APPENDIX_METRICS = ["NDCG@5", "NDCG@10", "Recall@5", "Recall@10", "Precision@5", "Precision@10"]
 STUDY_METRICS = ["NDCG@10", "Precision@10", "Recall@10"]
 KNOCKOUT_CONDITIONS = ["text-noise", "image-noise", "dual-noise"]
 TABLE3_MODELS = ["BM3", "SLMRec", "VBPR"]
-PAPER_DATASETS = {"baby": "Baby", "sports": "Sports", "clothing": "Clothing"}
 DEFAULT_THRESHOLD = 5.0
 
 
 # ---------------------------------------------------------------- helpers
-
-def display_dataset(name: str) -> str:
-    """The study's spelling of a paper dataset (case-insensitive), else the name as configured."""
-    return PAPER_DATASETS.get(str(name).lower(), str(name))
-
 
 def main_feature_set(feature_sets: Sequence[str]) -> str:
     """The feature set the knockout tables use: ``default`` if configured, else the first one."""
@@ -232,7 +227,7 @@ def vision_sensitive(sig: pd.DataFrame, feature_sets: Mapping[str, str] | None =
     return out.drop(columns=["condition"])
 
 
-def table3(sig: pd.DataFrame, feature_sets: Mapping[str, str] | None = None,
+def bm3_slmrec_vbpr(sig: pd.DataFrame, feature_sets: Mapping[str, str] | None = None,
            metrics: Sequence[str] = STUDY_METRICS) -> pd.DataFrame:
     """Table 3: BM3, SLMRec and VBPR (those run) under text, image and dual noise."""
     return knockout_comparison(sig, TABLE3_MODELS, KNOCKOUT_CONDITIONS, metrics, feature_sets,
@@ -371,7 +366,7 @@ def _num(x) -> float:
 
 # ---------------------------------------------------------------- encoder swap
 
-def encoder_swap(summary: pd.DataFrame, feature_sets: Mapping[str, Sequence[str]],
+def encoder_swap_table(summary: pd.DataFrame, feature_sets: Mapping[str, Sequence[str]],
                  metrics: Sequence[str] = STUDY_METRICS) -> pd.DataFrame:
     """Each model's baseline metrics per feature set (image encoder), with the change vs the dataset's
     main feature set. ``feature_sets`` maps dataset -> its feature sets (main first)."""
@@ -428,20 +423,21 @@ def appendix_spec(table: int, index: pd.DataFrame, feature_sets: Mapping[str, Se
     return name, main, main, title
 
 
-def build_appendix(knockout: str | Path, feature_sets: Mapping[str, Sequence[str]], table: int,
-                   index_path: str | Path, out_csv: str | Path, out_tex: str | Path) -> pd.DataFrame:
-    index = read_reference_index(index_path)
-    condition, shown, ref, title = appendix_spec(table, index, feature_sets)
+def build_appendix(*, knockout: str, index: str, feature_sets: Mapping[str, Sequence[str]], table: int,
+                   csv: str, tex: str) -> pd.DataFrame:
+    """Workflow step: one Appendix table (4-10) in the published layout, CSV and LaTeX."""
+    condition, shown, ref, title = appendix_spec(int(table), read_reference_index(index), feature_sets)
     summary = seed_summary(read_knockout(knockout))
     df = appendix_table(summary, shown, condition, ref)
-    write_csv(df, out_csv)
-    write_text(out_tex, appendix_latex(df, f"Appendix Table {table}: {title} (this reproduction)", f"tab:appendix{table}"))
+    write_csv(df, csv)
+    write_text(tex, appendix_latex(df, f"Appendix Table {table}: {title} (this reproduction)", f"tab:appendix{table}"))
     return df
 
 
-def build_study_tables(knockout: str | Path, significance: str | Path, feature_sets: Mapping[str, Sequence[str]],
-                       threshold: float, table2: str | Path, table2_tex: str | Path, table3_path: str | Path,
-                       table3_tex: str | Path, swap: str | Path) -> None:
+def build_study_tables(*, knockout: str, significance: str, feature_sets: Mapping[str, Sequence[str]],
+                       threshold: float, table2: str, table2_tex: str, table3: str, table3_tex: str,
+                       encoder_swap: str) -> None:
+    """Workflow step: Table 2 (vision-sensitive models), Table 3 and the encoder-swap table."""
     from .stats import read_significance
 
     sig = read_significance(significance)
@@ -452,14 +448,14 @@ def build_study_tables(knockout: str | Path, significance: str | Path, feature_s
             if t2.empty else "p: Wilcoxon signed-rank test on per-user test values.")
     write_text(table2_tex, comparison_latex(t2, f"Table 2: vision-sensitive models (NDCG@10 drop > {threshold:g}% "
                                                 "under image noise on any dataset)", "tab:vision", note=note))
-    t3 = table3(sig, main)
-    write_csv(t3, table3_path)
+    t3 = bm3_slmrec_vbpr(sig, main)
+    write_csv(t3, table3)
     write_text(table3_tex, comparison_latex(t3, "Table 3: BM3, SLMRec and VBPR under text, image and dual knockout "
                                                 "(noise)", "tab:bm3slmrecvbpr",
                                             note="none of BM3, SLMRec, VBPR under noise knockouts" if t3.empty else None))
     summary = seed_summary(read_knockout(knockout), STUDY_METRICS)
     ordered = {d: [main[d]] + [f for f in fss if f != main[d]] for d, fss in feature_sets.items()}
-    write_csv(encoder_swap(summary, ordered), swap)
+    write_csv(encoder_swap_table(summary, ordered), encoder_swap)
 
 
 def table_number(path: str | Path) -> int:
@@ -472,74 +468,33 @@ def table_number(path: str | Path) -> int:
     return int(m.group(1))
 
 
-def build_comparison(ours_paths: Sequence[str | Path], reference_dir: str | Path, out_csv: str | Path,
-                     out_figure: str | Path, datasets: Sequence[str] = ()) -> pd.DataFrame:
+def build_comparison(*, ours: Sequence[str], index: str, published: Sequence[str], table: str, figure: str,
+                     datasets: Sequence[str] = ()) -> pd.DataFrame:
+    """Workflow step: every cell of our Appendix tables next to the published one (table and scatter)."""
     from . import plots
 
-    reference_dir = Path(reference_dir)
-    index = read_reference_index(reference_dir / "tables.csv")
-    conditions = dict(zip(index["table"], index["condition"]))
-    ours = {table_number(p): read_reference_table(p) for p in ours_paths}
-    published = {}
-    for n in ours:
-        if n in conditions:
-            ref = reference_dir / f"table{n}_{conditions[n]}.csv"
-            if ref.exists():
-                published[n] = read_reference_table(ref)
-    comp = ours_vs_published(ours, published, conditions)
-    write_csv(comp, out_csv)
-    plots.ours_vs_published(comp, out_figure, [display_dataset(d) for d in datasets])
+    conditions = dict(zip(*(read_reference_index(index)[c] for c in ("table", "condition"))))
+    ours_tables = {table_number(p): read_reference_table(p) for p in ours}
+    published_tables = {table_number(p): read_reference_table(p) for p in published}
+    missing = sorted(n for n in ours_tables if n in conditions and n not in published_tables)
+    if missing:
+        raise InputError(f"no published table given for Appendix table(s) {missing}")
+    comp = ours_vs_published(ours_tables, published_tables, conditions)
+    write_csv(comp, table)
+    plots.ours_vs_published(comp, figure, [display_dataset(d) for d in datasets])
     return comp
 
 
-# ---------------------------------------------------------------- what the report rules produce
+def build_fig1(*, knockout: str, figure: str, dataset: str, feature_set: str) -> None:
+    """Workflow step: Fig. 1, NDCG@10 and Recall@10 per model under the noise knockouts."""
+    from . import plots
 
-class ReportPlan:
-    """The analysis outputs a config asks for (used by workflow/rules/report.smk).
+    plots.fig1_knockout(seed_summary(read_knockout(knockout), ["NDCG@10", "Recall@10"]), dataset, feature_set, figure)
 
-    * ``feature_sets``: dataset -> its feature sets, the main one first (``default`` if configured);
-    * ``appendix``: Appendix table number -> name (a knockout condition run on some dataset's main
-      feature set, Tables 4-9, or a further feature set such as ``vit``, Table 10);
-    * ``embeddings``: (dataset, feature set) pairs for Fig. 3 (none if every model is feature-free).
-    """
 
-    def __init__(self, config: Mapping, index: pd.DataFrame):
-        self.config = config
-        self.feature_sets = {}
-        for ds, spec in config["datasets"].items():
-            main = main_feature_set(list(spec["feature_sets"]))
-            self.feature_sets[ds] = [main] + [f for f in spec["feature_sets"] if f != main]
-        self.main = {ds: fss[0] for ds, fss in self.feature_sets.items()}
-        conds = {c for ds, fs in self.main.items()
-                 for c in (config["feature_sets"][fs].get("conditions") or config["conditions"])}
-        extra = {f for fss in self.feature_sets.values() for f in fss[1:]}
-        self.appendix = {int(t): str(n) for t, n in zip(index["table"], index["condition"])
-                         if n in conds or n in extra}
-        self.titles = {int(t): str(x) for t, x in zip(index["table"], index["title"])}
-        features_used = any(m not in FEATURE_FREE for m in config["models"])
-        self.embeddings = [(ds, fs) for ds, fss in self.feature_sets.items() for fs in fss] if features_used else []
+def build_fig2(*, knockout: str, figure: str, feature_sets: Mapping[str, Sequence[str]], metric: str) -> None:
+    """Workflow step: Fig. 2, dual noise vs dual constants, change vs baseline."""
+    from . import plots
 
-    def feature_sets_json(self) -> str:
-        import json
-
-        return json.dumps(self.feature_sets, sort_keys=True)
-
-    def appendix_path(self, table: int, ext: str) -> str:
-        from .. import paths
-
-        return f"{paths.TABLES}/appendix/table{table}_{self.appendix[table]}.{ext}"
-
-    def targets(self) -> list[str]:
-        from .. import paths
-
-        t, f = paths.TABLES, paths.FIGURES
-        out = [f"{t}/significance.csv", f"{t}/table2_vision_sensitive.csv", f"{t}/table2_vision_sensitive.tex",
-               f"{t}/table3_bm3_slmrec_vbpr.csv", f"{t}/table3_bm3_slmrec_vbpr.tex", f"{t}/encoder_swap.csv",
-               f"{t}/ours_vs_published.csv", f"{f}/ours_vs_published.png", f"{f}/fig2_noise_vs_constant.png",
-               f"{t}/runtime.csv"]
-        out += [f"{f}/fig1_knockout_{ds}.png" for ds in self.feature_sets]
-        for table in sorted(self.appendix):
-            out += [self.appendix_path(table, "csv"), self.appendix_path(table, "tex")]
-        for ds, fs in self.embeddings:
-            out += [f"{f}/fig3_embeddings_{ds}_{fs}.png", f"{t}/embedding_stats_{ds}_{fs}.csv"]
-        return out
+    main = {d: main_feature_set(list(f)) for d, f in feature_sets.items()}
+    plots.fig2_noise_vs_constant(seed_summary(read_knockout(knockout), [metric]), main, figure, metric=metric)

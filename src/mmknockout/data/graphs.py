@@ -58,3 +58,10 @@ def save_graph(graph: NeighbourGraph, path) -> None:
     from ..io import write_npz
 
     write_npz(path, ids=graph.ids, weights=graph.weights)
+
+
+def graphs_step(*, inter: str, user: str, item: str, user_k: int, item_k: int, item_min_count: int) -> None:
+    """Workflow step: the user-user and item-item co-interaction graphs of a split's training part."""
+    data = SplitData.from_inter(inter)
+    save_graph(user_graph(data, k=user_k), user)
+    save_graph(item_graph(data, k=item_k, min_count=item_min_count), item)

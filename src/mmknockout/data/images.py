@@ -49,3 +49,14 @@ def download_images(metadata: pd.DataFrame, item_map: pd.DataFrame, out_dir: str
     write_text(failures, "".join(f"{item}\t{asin}\t{err}\n" for (item, asin, _, _), err in zip(jobs, errors) if err))
     return pd.DataFrame({"itemID": [j[0] for j in jobs], "asin": [j[1] for j in jobs],
                          "path": [str(j[3]) if err is None else None for j, err in zip(jobs, errors)]})
+
+
+def download_step(*, metadata: str, item_map: str, images: str, index: str, failures: str, workers: int = 16) -> None:
+    """Workflow step: one image per item from the metadata's ``imUrl``, an index of what arrived."""
+    from .amazon import read_metadata
+    from .preprocess import read_mapping
+
+    table = download_images(read_metadata(metadata), read_mapping(item_map, "item"), images, failures, threads=workers)
+    with atomic_path(index) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    print(f"{table['path'].notna().sum()} of {len(table)} images available")

@@ -152,3 +152,14 @@ def import_mmrec(folder: str | os.PathLike, name: str, out_dir: str | os.PathLik
     }
     write_json(out_dir / "stats.json", stats)
     return stats
+
+
+def import_mmrec_step(*, folder: str, inter: str, stats: str, text: str, image: str) -> dict:
+    """Workflow step: :func:`import_mmrec` into the folder of ``inter``, whose outputs the rule names."""
+    out_dir, name = Path(inter).parent, Path(inter).stem
+    layout = {inter: out_dir / f"{name}.inter", stats: out_dir / "stats.json",
+              text: out_dir / "features" / "text_provided.npy", image: out_dir / "features" / "image_provided.npy"}
+    wrong = [str(got) for got, expected in layout.items() if Path(got) != expected]
+    if wrong:
+        raise InputError(f"import_mmrec writes {sorted(map(str, layout.values()))}; the rule names {wrong}")
+    return import_mmrec(folder, name, out_dir)

@@ -185,3 +185,15 @@ if __name__ == "__main__":  # pragma: no cover - thin CLI
         print(prepare(a.ratings, a.out_dir, a.name, a.seed, a.k))
     except InputError as exc:
         sys.exit(f"error: {exc}")
+
+
+def prepare_split(*, ratings: str, inter: str, stats: str, item_map: str, user_map: str, seed: int,
+                  kcore: int) -> dict:
+    """Workflow step: :func:`prepare` into the folder of ``inter``, whose outputs the rule names."""
+    out_dir, name = Path(inter).parent, Path(inter).stem
+    layout = {inter: out_dir / f"{name}.inter", stats: out_dir / "stats.json",
+              item_map: out_dir / "i_id_mapping.csv", user_map: out_dir / "u_id_mapping.csv"}
+    wrong = [str(got) for got, expected in layout.items() if Path(got) != expected]
+    if wrong:
+        raise InputError(f"prepare_split writes {sorted(map(str, layout.values()))}; the rule names {wrong}")
+    return prepare(ratings, out_dir, name, seed=seed, k=kcore)

@@ -34,14 +34,11 @@ def write_missing(path: str | os.PathLike, ids) -> None:
     write_text(path, "".join(f"{i}\n" for i in ids))
 
 
-def image_features(b_path: str | os.PathLike, i_id_mapping_path: str | os.PathLike, out_path: str | os.PathLike,
-                   missing_path: str | os.PathLike | None = None, dim: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """``.b`` file + ``i_id_mapping.csv`` -> ``image_feat.npy`` (float32) and ``missed_img_itemIDs.csv``."""
+def image_features(*, features_file: str, item_map: str, features: str, missing: str, dim: int) -> None:
+    """Workflow step: the upstream ``.b`` vectors per item (mean fill) and the list of items without one."""
     from ..data.preprocess import read_mapping
     from ..io import write_npy
 
-    matrix, missing = upstream_features(b_path, read_mapping(i_id_mapping_path, "item"), dim=dim)
-    write_npy(out_path, matrix)
-    if missing_path is not None:
-        write_missing(missing_path, missing)
-    return matrix, missing
+    matrix, missing_ids = upstream_features(features_file, read_mapping(item_map, "item"), dim=dim)
+    write_npy(features, matrix)
+    write_missing(missing, missing_ids)

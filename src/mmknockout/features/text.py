@@ -143,17 +143,26 @@ def encode(texts: list[str], model_name: str = "all-MiniLM-L6-v2", batch_size: i
     return emb
 
 
-def text_features(metadata_path: str | os.PathLike, i_id_mapping_path: str | os.PathLike,
-                  out_path: str | os.PathLike, model_name: str = "all-MiniLM-L6-v2", batch_size: int = 64,
-                  device: str | None = None, texts_path: str | os.PathLike | None = None) -> np.ndarray:
-    """Metadata + mapping files -> ``text_feat.npy`` (float32); optionally also the item texts (one per line)."""
+def text_features(*, metadata: str, item_map: str, features: str, texts: str, model: str, batch_size: int,
+                  device: str, threads: int | None = None) -> None:
+    """Workflow step: item texts (TSV, ``itemID`` and ``text``) and their embeddings (float32 ``.npy``)."""
+    import pandas as pd
+
     from ..data.amazon import read_metadata
     from ..data.preprocess import read_mapping
-    from ..io import write_npy, write_text
+    from ..io import atomic_path, write_npy
 
-    texts = item_texts(read_metadata(metadata_path), read_mapping(i_id_mapping_path, "item"))
-    emb = encode(texts, model_name=model_name, batch_size=batch_size, device=device)
-    write_npy(out_path, emb)
-    if texts_path is not None:
-        write_text(texts_path, "".join(t + "\n" for t in texts))
-    return emb
+    if threads:
+        set_threads(threads)
+    item_text_list = item_texts(read_metadata(metadata), read_mapping(item_map, "item"))
+    with atomic_path(texts) as tmp:
+        pd.DataFrame({"itemID": range(len(item_text_list)), "text": item_text_list}).to_csv(tmp, sep="\t", index=False)
+    write_npy(features, encode(item_text_list, model_name=model, batch_size=batch_size,
+                               device=None if device == "auto" else device))
+
+
+def set_threads(threads: int) -> None:
+    """Torch CPU threads of a job (oversubscribed OpenMP threads slow small jobs tenfold)."""
+    import torch
+
+    torch.set_num_threads(threads)

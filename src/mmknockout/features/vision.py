@@ -70,3 +70,23 @@ def encode_images(image_paths: Sequence[Path | None], kind: str, model: str | No
     out[valid] = encoded
     missing = sorted(set(range(len(images))) - set(valid))
     return out, missing
+
+
+def vision_features(*, index: str, features: str, missing: str, kind: str, model: str | None, batch_size: int,
+                    device: str, threads: int | None = None) -> None:
+    """Workflow step: encode the downloaded images (index from ``download_images``), mean fill for
+    items without a readable image, which are listed in ``missing``."""
+    import pandas as pd
+
+    from ..io import write_npy
+    from ..device import resolve_device
+    from .image import write_missing
+
+    if threads:
+        torch.set_num_threads(threads)
+    table = pd.read_csv(index, sep="\t").sort_values("itemID")
+    image_paths = [p if isinstance(p, str) else None for p in table["path"]]
+    matrix, missing_rows = encode_images(image_paths, kind, model=model, batch_size=batch_size,
+                                         device=str(resolve_device(device)))
+    write_npy(features, matrix)
+    write_missing(missing, table["itemID"].to_numpy()[missing_rows].tolist())

@@ -1,0 +1,136 @@
+"""What a config asks the workflow for: every run, every grid-point selection, every table and figure.
+
+The rule files read their target lists and input lists from a :class:`StudyPlan`; every file name
+comes from :mod:`mmknockout.paths`. Nothing here reads results: the plan depends on the config and
+the reference index (``resources/reference/tables.csv``) only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import config as cfg
+from . import paths
+from .analysis.sweeps import SweepRun, sweep_runs
+from .analysis.tables import main_feature_set
+
+
+class StudyPlan:
+    """The jobs and outputs of one validated config.
+
+    * ``feature_sets``: dataset -> its feature sets, the main one first;
+    * ``appendix``: Appendix table number -> name (a knockout condition run on some dataset's main
+      feature set, Tables 4-9, or a further feature set such as ``vit``, Table 10);
+    * ``embeddings``: (dataset, feature set) pairs for Fig. 3 (none if every model is feature-free);
+    * ``sweeps``: the VBPR case-study runs.
+    """
+
+    def __init__(self, config: Mapping[str, Any], reference_index: str | Path = paths.REFERENCE_INDEX) -> None:
+        from .models.registry import FEATURE_FREE
+
+        self.config = config
+        self.feature_sets = {}
+        for ds, spec in config["datasets"].items():
+            main = main_feature_set(list(spec["feature_sets"]))
+            self.feature_sets[ds] = [main] + [f for f in spec["feature_sets"] if f != main]
+        self.main = {ds: fss[0] for ds, fss in self.feature_sets.items()}
+        index = pd.read_csv(reference_index)
+        conditions = {c for fs in self.main.values() for c in self.conditions_of(fs)}
+        extra = {f for fss in self.feature_sets.values() for f in fss[1:]}
+        self.appendix = {
+            int(t): str(n) for t, n in zip(index["table"], index["condition"]) if n in conditions or n in extra
+        }
+        self.titles = {int(t): str(x) for t, x in zip(index["table"], index["title"])}
+        features_used = any(m not in FEATURE_FREE for m in config["models"])
+        self.embeddings = (
+            [(ds, fs) for ds, fss in self.feature_sets.items() for fs in fss] if features_used else []
+        )
+        self.sweeps: list[SweepRun] = sweep_runs(config.get("sweeps") or {})
+        #: the conditions of the knockout figure: ``figures.conditions``, by default every condition
+        self.figure_conditions = list(config["figures"].get("conditions") or config["conditions"])
+
+    # ------------------------------------------------------------------ runs
+    def conditions_of(self, feature_set: str) -> list[str]:
+        """The conditions a feature set runs (its own list, else every configured condition)."""
+        return list(self.config["feature_sets"][feature_set].get("conditions") or self.config["conditions"])
+
+    def grid(self, model: str) -> list[str]:
+        """The params ids of a model's grid points under the config's ``grid``."""
+        return [cfg.params_id(p) for p in cfg.grid_points(model, self.config["grid"])]
+
+    def run_files(self, pattern: str, **selection_key: Any) -> list[str]:
+        """``pattern`` (METRICS, PER_USER, ...) for every grid point of one selection key."""
+        return [paths.fill(pattern, params=pid, **selection_key) for pid in self.grid(selection_key["model"])]
+
+    def selection_keys(self) -> list[dict[str, Any]]:
+        """Every (dataset, feature set, model, condition, seed) whose grid points are compared."""
+        return [
+            {"dataset": ds, "feature_set": fs, "model": model, "condition": cond, "seed": seed}
+            for ds, spec in self.config["datasets"].items()
+            for fs in spec["feature_sets"]
+            for model in self.config["models"]
+            for cond in self.conditions_of(fs)
+            for seed in self.config["seeds"]
+        ]
+
+    def selected_runs(self) -> list[str]:
+        return [paths.fill(paths.SELECTED, **key) for key in self.selection_keys()]
+
+    def selected_per_user(self) -> list[str]:
+        """The per-user test metrics of every grid point behind the selected runs."""
+        return [f for key in self.selection_keys() for f in self.run_files(paths.PER_USER, **key)]
+
+    def sweep_records(self) -> list[str]:
+        sweeps = self.config.get("sweeps")
+        if not sweeps:
+            return []
+        return [
+            paths.fill(
+                paths.METRICS,
+                dataset=sweeps["dataset"],
+                feature_set=sweeps["feature_set"],
+                model=r.model,
+                condition=r.condition,
+                params=r.params,
+                seed=seed,
+            )
+            for seed in self.config["seeds"]
+            for r in self.sweeps
+        ]
+
+    # ------------------------------------------------------------------ outputs
+    def appendix_tables(self, kind: str = "csv") -> list[str]:
+        pattern = paths.APPENDIX if kind == "csv" else paths.APPENDIX_TEX
+        return [paths.fill(pattern, table=t, name=self.appendix[t]) for t in sorted(self.appendix)]
+
+    def published_tables(self) -> list[str]:
+        return [paths.fill(paths.REFERENCE_TABLE, table=t, name=self.appendix[t]) for t in sorted(self.appendix)]
+
+    def targets(self) -> list[str]:
+        """Every final output of the config, in a stable order."""
+        out = [paths.KNOCKOUT_TABLE, paths.KNOCKOUT_FIGURE]
+        out += [paths.fill(paths.STATS, dataset=ds) for ds in self.config["datasets"]]
+        if self.sweeps:
+            out += [paths.SWEEP_TABLE, paths.FIG4]
+        out += [
+            paths.SIGNIFICANCE,
+            paths.TABLE2,
+            paths.TABLE2_TEX,
+            paths.TABLE3,
+            paths.TABLE3_TEX,
+            paths.ENCODER_SWAP,
+            paths.OURS_VS_PUBLISHED,
+            paths.OURS_VS_PUBLISHED_FIGURE,
+            paths.FIG2,
+            paths.RUNTIME,
+        ]
+        out += [paths.fill(paths.FIG1, dataset=ds) for ds in self.feature_sets]
+        for csv, tex in zip(self.appendix_tables("csv"), self.appendix_tables("tex")):
+            out += [csv, tex]
+        for ds, fs in self.embeddings:
+            out += [paths.fill(paths.FIG3, dataset=ds, feature_set=fs), paths.fill(paths.EMBEDDING_STATS, dataset=ds, feature_set=fs)]
+        return out

@@ -1,0 +1,119 @@
+"""The complete description of one training run, built from a validated config.
+
+A :class:`RunSpec` is what the ``train`` rule hands to :func:`mmknockout.run.train_step` (as its
+``spec`` parameter, so a changed value re-runs exactly the affected jobs) and what
+``python -m mmknockout train`` builds for a run started by hand. Input and output files follow
+from it through :mod:`mmknockout.paths`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import config as cfg
+from . import paths
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One (dataset, feature set, model, condition, grid point, seed) and its settings."""
+
+    dataset: str
+    feature_set: str
+    text_encoder: str
+    image_encoder: str
+    model: str
+    params_id: str
+    params: dict[str, Any]
+    condition: str
+    condition_spec: dict[str, Any]
+    seed: int
+    training: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RunSpec:
+        return cls(**values)
+
+    @property
+    def wildcards(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "feature_set": self.feature_set,
+            "model": self.model,
+            "condition": self.condition,
+            "params": self.params_id,
+            "seed": self.seed,
+        }
+
+    def feature_files(self) -> dict[str, str]:
+        return {
+            "text": paths.fill(paths.TEXT_FEATURES, dataset=self.dataset, encoder=self.text_encoder),
+            "image": paths.fill(paths.IMAGE_FEATURES, dataset=self.dataset, encoder=self.image_encoder),
+        }
+
+
+def run_spec(
+    config: Mapping[str, Any],
+    *,
+    dataset: str,
+    feature_set: str,
+    model: str,
+    condition: str,
+    params_id: str,
+    seed: int,
+) -> RunSpec:
+    """The run of a validated config; unknown names are input errors that list the known ones."""
+    _known("dataset", dataset, config["datasets"])
+    _known("feature set", feature_set, config["datasets"][dataset]["feature_sets"])
+    conditions = cfg.all_conditions(config)
+    _known("condition", condition, conditions)
+    fs = config["feature_sets"][feature_set]
+    return RunSpec(
+        dataset=dataset,
+        feature_set=feature_set,
+        text_encoder=fs["text"],
+        image_encoder=fs["image"],
+        model=model,
+        params_id=params_id,
+        params=cfg.parse_params_id(model, params_id),
+        condition=condition,
+        condition_spec=dict(conditions[condition]),
+        seed=int(seed),
+        training=dict(config["training"]),
+    )
+
+
+def first_run(
+    config: Mapping[str, Any],
+    dataset: str,
+    model: str,
+    condition: str = "baseline",
+    feature_set: str | None = None,
+    params_id: str | None = None,
+    seed: int | None = None,
+) -> RunSpec:
+    """A run started by hand: defaults are the dataset's first feature set, the model's first grid
+    point and the config's first seed."""
+    _known("dataset", dataset, config["datasets"])
+    if params_id is None:
+        params_id = cfg.params_id(cfg.grid_points(model, config["grid"])[0])
+    return run_spec(
+        config,
+        dataset=dataset,
+        feature_set=feature_set or config["datasets"][dataset]["feature_sets"][0],
+        model=model,
+        condition=condition,
+        params_id=params_id,
+        seed=config["seeds"][0] if seed is None else seed,
+    )
+
+
+def _known(what: str, name: str, known: Any) -> None:
+    if name not in known:
+        raise InputError(f"unknown {what} '{name}'; the config has {sorted(known)}")

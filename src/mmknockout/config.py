@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jsonschema
 
 from .errors import InputError
-from .grid import (DEFAULT_PARAMS, MODEL_DIR, ROOT, bounded, dotted, first_schema_error, grid_points, load_yaml,
-                   model_config, non_finite, params_id, parse_params_id)
+from .grid import (
+    DEFAULT_PARAMS,
+    MODEL_DIR,
+    ROOT,
+    bounded,
+    dotted,
+    first_schema_error,
+    grid_points,
+    load_yaml,
+    model_config,
+    non_finite,
+    params_id,
+    parse_params_id,
+)
 from .knockout import parse_conditions
 from .models.registry import MODELS
 from .sweeps import RESERVED_PREFIX, check_sweep_names, sweep_conditions
@@ -49,7 +62,7 @@ DefaultFillingValidator = jsonschema.validators.extend(
     _Base, {"properties": _fill_defaults}, type_checker=_Base.TYPE_CHECKER.redefine("integer", _is_int))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema(path: str) -> dict:
     return load_yaml(path)
 

@@ -15,8 +15,9 @@ import functools
 import itertools
 import json
 import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import jsonschema
 import yaml
@@ -104,9 +105,12 @@ def load_yaml(path: str | Path) -> Any:
     if not path.is_file():
         raise InputError(f"file not found: {path}")
     try:
-        return yaml.load(path.read_text(), Loader=StrictLoader)  # noqa: S506 (StrictLoader is a SafeLoader)
+        with path.open(encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=StrictLoader)
     except yaml.YAMLError as exc:
         raise InputError(bounded(f"{path}: not valid YAML: {exc}")) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
         raise InputError(f"{path}: not valid YAML: nested too deeply") from None
 
@@ -142,7 +146,7 @@ def _model_schema() -> dict:
     return copy.deepcopy(load_yaml(MODEL_SCHEMA))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_config(model: str, model_dir: str | Path = MODEL_DIR) -> dict[str, Any]:
     """A model's hyper-parameter file, checked against config/model_schema.yaml (cached; read-only)."""
     if model not in MODELS:

@@ -11,8 +11,9 @@ so a name always stands for one value. The table of results is :mod:`mmknockout.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .errors import InputError
 from .grid import bounded, params_id

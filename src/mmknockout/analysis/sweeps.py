@@ -5,11 +5,18 @@ here for callers that import them from this module.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
-from ..sweeps import SweepRun, constant_condition, noise_condition, sweep_conditions, sweep_runs
+from ..sweeps import (
+    SweepRun,
+    constant_condition,
+    noise_condition,
+    sweep_conditions,
+    sweep_runs,
+)
 
 __all__ = ["SweepRun", "constant_condition", "noise_condition", "sweep_conditions", "sweep_runs", "sweep_table"]
 

@@ -40,7 +40,7 @@ __all__ = ["DEFAULT_PARAMS", "METRICS", "MODEL_DIR", "SCHEMA", "all_conditions",
 SCHEMA = ROOT / "config" / "schema.yaml"
 METRICS = ("Recall", "NDCG", "Precision", "MAP", "HitRate")
 NAME_RULE = ("names start with a letter or digit, use only letters, digits, '_', '.', '+' and '-', "
-             "and never contain '..'")
+             "never contain '..', and have at most 100 characters")
 
 
 def _is_int(checker: Any, instance: Any) -> bool:
@@ -99,7 +99,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA) ->
 
 
 def _describe(err: jsonschema.ValidationError) -> str:
-    if err.validator == "pattern" and "(?!.*[.][.])" in str(err.validator_value):
+    if err.validator in ("pattern", "maxLength") and str(err.schema.get("pattern", "")).startswith("^(?!.*[.][.])"):
         return f"name {err.instance!r} not allowed: {NAME_RULE}"
     if err.validator == "type" and err.validator_value == "integer" and isinstance(err.instance, float):
         return f"{err.instance!r} is not an integer (write it without a decimal point)"

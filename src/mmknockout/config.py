@@ -1,138 +1,179 @@
-"""Workflow configuration: schema validation, model grids and run identifiers.
+"""Workflow configuration: strict loading, schema validation with defaults, cross-field rules.
 
-The Snakefile and the CLI both go through this module, so a grid point has one name everywhere:
-``key~value`` pairs sorted by key and joined by ``+`` (``default`` for a model without a grid), e.g.
-``dropout~0.8+reg_weight~0.0001``. No commas or ``=``: cluster executors pass wildcards as
-``name=value,...`` lists, which such characters would split.
+The Snakefile and the CLI both go through this module. Defaults live in config/schema.yaml
+only; after :func:`validate_config` every optional key is present, so code indexes
+``config["training"]["epochs"]`` directly. Grid points and params ids are
+:mod:`mmknockout.grid`, the sweep design :mod:`mmknockout.sweeps` (names re-exported here).
 """
 from __future__ import annotations
 
+import copy
 import functools
-import itertools
-import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
-import yaml
 
 from .errors import InputError
+from .grid import (
+    DEFAULT_PARAMS,
+    MODEL_DIR,
+    ROOT,
+    bounded,
+    dotted,
+    first_schema_error,
+    grid_points,
+    load_yaml,
+    model_config,
+    non_finite,
+    params_id,
+    parse_params_id,
+)
 from .knockout import parse_conditions
 from .models.registry import MODELS
+from .sweeps import RESERVED_PREFIX, check_sweep_names, sweep_conditions
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["DEFAULT_PARAMS", "METRICS", "MODEL_DIR", "SCHEMA", "all_conditions", "check_config_files", "grid_points",
+           "load_config", "load_yaml", "model_config", "params_id", "parse_params_id", "validate_config"]
+
 SCHEMA = ROOT / "config" / "schema.yaml"
-MODEL_DIR = ROOT / "config" / "models"
-DEFAULT_PARAMS = "default"
-KEY_SEP, PAIR_SEP = "~", "+"
+METRICS = ("Recall", "NDCG", "Precision", "MAP", "HitRate")
+NAME_RULE = ("names start with a letter or digit, use only letters, digits, '_', '.', '+' and '-', "
+             "never contain '..', and have at most 100 characters")
 
 
-def load_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"file not found: {path}")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from None
+def _is_int(checker: Any, instance: Any) -> bool:
+    """Integers exclude floats such as 999.0 (they would print as '999.0' in paths)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> None:
-    """Check the config against the schema, then the cross-field rules the schema cannot express."""
-    schema = load_yaml(schema_path)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
-    if errors:
-        err = errors[0]
-        where = ".".join(str(p) for p in err.path) or "(top level)"
-        raise InputError(f"config field '{where}': {err.message}")
+def _fill_defaults(validator: Any, properties: Mapping, instance: Any, schema: Mapping) -> Any:
+    """The 'properties' keyword, setting each missing property that has a default first."""
+    if isinstance(instance, dict):
+        for name, sub in properties.items():
+            if "default" in sub:
+                instance.setdefault(name, copy.deepcopy(sub["default"]))
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+
+_Base = jsonschema.Draft202012Validator
+DefaultFillingValidator = jsonschema.validators.extend(
+    _Base, {"properties": _fill_defaults}, type_checker=_Base.TYPE_CHECKER.redefine("integer", _is_int))
+
+
+@functools.cache
+def _schema(path: str) -> dict:
+    return load_yaml(path)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a config file strictly, validate it and fill in its defaults."""
+    config = load_yaml(path)
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: a config file must be a mapping, got {type(config).__name__}")
+    return validate_config(config)
+
+
+def check_config_files(paths: Iterable[str | Path]) -> None:
+    """Re-read config files strictly (duplicate keys, alias bombs), e.g. Snakemake's ``workflow.configfiles``."""
+    for path in paths:
+        if not isinstance(load_yaml(path), dict):
+            raise InputError(f"{path}: a config file must be a mapping")
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA) -> dict[str, Any]:
+    """Check ``config`` against the schema and the cross-field rules; fill in defaults in place."""
+    if not isinstance(config, dict):
+        raise InputError(f"config: must be a mapping, got {type(config).__name__}")
+    bad = non_finite(config)
+    if bad is not None:
+        raise InputError(f"config field '{dotted(bad)}': NaN and infinite numbers are not allowed")
+    err = first_schema_error(DefaultFillingValidator(_schema(str(schema_path))), config)
+    if err is not None:
+        raise InputError(bounded(f"config field '{dotted(err.path) or '(top level)'}': {_describe(err)}"))
+    for check in (_check_models, _check_conditions, _check_datasets, _check_feature_sets, _check_metrics,
+                  _check_figures, _check_sweeps):
+        check(config)
+    return config
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    if err.validator in ("pattern", "maxLength") and str(err.schema.get("pattern", "")).startswith("^(?!.*[.][.])"):
+        return f"name {err.instance!r} not allowed: {NAME_RULE}"
+    if err.validator == "type" and err.validator_value == "integer" and isinstance(err.instance, float):
+        return f"{err.instance!r} is not an integer (write it without a decimal point)"
+    return err.message
+
+
+def _fail(field: str, rule: str) -> None:
+    raise InputError(bounded(f"config field '{field}': {rule}"))
+
+
+def _check_models(config: Mapping[str, Any]) -> None:
     unknown = [m for m in config["models"] if m not in MODELS]
     if unknown:
-        raise InputError(f"config field 'models': unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+        _fail("models", f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+
+
+def _check_conditions(config: Mapping[str, Any]) -> None:
     parse_conditions(config["conditions"])
-    for name in config.get("figures", {}).get("conditions", []):
-        if name not in config["conditions"]:
-            raise InputError(f"config field 'figures.conditions': unknown condition '{name}'")
+    for name in config["conditions"]:
+        if name.startswith(RESERVED_PREFIX):
+            _fail(f"conditions.{name}", f"names starting with '{RESERVED_PREFIX}' are reserved for the sweeps' conditions")
+
+
+def _check_datasets(config: Mapping[str, Any]) -> None:
     for ds, spec in config["datasets"].items():
         for fs in spec["feature_sets"]:
             if fs not in config["feature_sets"]:
-                raise InputError(f"config field 'datasets.{ds}.feature_sets': unknown feature set '{fs}'")
-        if spec["source"] == "mmrec" and not spec.get("path"):
-            raise InputError(f"config field 'datasets.{ds}.path': required for source mmrec")
-    sweeps = config.get("sweeps")
-    if sweeps:
-        if sweeps["dataset"] not in config["datasets"]:
-            raise InputError(f"config field 'sweeps.dataset': unknown dataset '{sweeps['dataset']}'")
-        if sweeps.get("feature_set", "default") not in config["datasets"][sweeps["dataset"]]["feature_sets"]:
-            raise InputError(f"config field 'sweeps.feature_set': not a feature set of dataset '{sweeps['dataset']}'")
+                _fail(f"datasets.{ds}.feature_sets", f"unknown feature set '{fs}'")
+        if spec["source"] == "mmrec" and "path" not in spec:
+            _fail(f"datasets.{ds}.path", "required for source mmrec")
+        if spec["source"] == "registry" and "path" in spec:
+            _fail(f"datasets.{ds}.path", "not used with source registry; to use files you have, give them "
+                  "'source: local' entries (with a path) in resources/datasets.yaml")
+
+
+def _check_feature_sets(config: Mapping[str, Any]) -> None:
     for fs, spec in config["feature_sets"].items():
-        for name in spec.get("conditions", []):
+        spec.setdefault("conditions", list(config["conditions"]))
+        for name in spec["conditions"]:
             if name not in config["conditions"]:
-                raise InputError(f"config field 'feature_sets.{fs}.conditions': unknown condition '{name}'")
+                _fail(f"feature_sets.{fs}.conditions", f"unknown condition '{name}'")
         for modality in ("text", "image"):
-            if spec[modality] != "provided" and spec[modality] not in config["encoders"].get(modality, {}):
-                raise InputError(f"config field 'feature_sets.{fs}.{modality}': unknown {modality} encoder '{spec[modality]}'")
+            if spec[modality] != "provided" and spec[modality] not in config["encoders"][modality]:
+                _fail(f"feature_sets.{fs}.{modality}", f"unknown {modality} encoder '{spec[modality]}'")
+
+
+def _check_metrics(config: Mapping[str, Any]) -> None:
+    topk = config["training"]["topk"]
+    for field, metric in (("training.valid_metric", config["training"]["valid_metric"]),
+                          ("figures.metric", config["figures"]["metric"])):
+        name, _, k = metric.partition("@")
+        if name not in METRICS or not k.isdigit() or int(k) not in topk:
+            _fail(field, f"'{metric}' is not computed: use <Metric>@K with Metric in {', '.join(METRICS)} "
+                  f"and K in training.topk {list(topk)}")
+
+
+def _check_figures(config: Mapping[str, Any]) -> None:
+    shown = config["figures"].setdefault("conditions", list(config["conditions"]))
+    for name in shown:
+        if name not in config["conditions"]:
+            _fail("figures.conditions", f"unknown condition '{name}'")
+
+
+def _check_sweeps(config: Mapping[str, Any]) -> None:
+    sweeps = config.get("sweeps")
+    if not sweeps:
+        return
+    if sweeps["dataset"] not in config["datasets"]:
+        _fail("sweeps.dataset", f"unknown dataset '{sweeps['dataset']}'")
+    if sweeps["feature_set"] not in config["datasets"][sweeps["dataset"]]["feature_sets"]:
+        _fail("sweeps.feature_set", f"'{sweeps['feature_set']}' is not a feature set of dataset '{sweeps['dataset']}'")
+    check_sweep_names(sweeps)
 
 
 def all_conditions(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The configured conditions plus those the VBPR sweeps add."""
-    from .analysis.sweeps import sweep_conditions
-
+    """The configured conditions plus those the VBPR sweeps add (``config`` validated)."""
     return {**config["conditions"], **sweep_conditions(config.get("sweeps") or {})}
-
-
-@functools.lru_cache(maxsize=None)
-def model_config(model: str, model_dir: str | Path = MODEL_DIR) -> dict[str, Any]:
-    """A model's yaml (cached; treat as read-only)."""
-    if model not in MODELS:
-        raise InputError(f"unknown model '{model}'; known models: {', '.join(MODELS)}")
-    y = load_yaml(Path(model_dir) / f"{model}.yaml")
-    for key in ("fixed", "grid"):
-        if not isinstance(y.get(key), dict):
-            raise InputError(f"config/models/{model}.yaml: '{key}' must be a mapping")
-    return y
-
-
-def grid_points(model: str, grid: str = "full", model_dir: str | Path = MODEL_DIR) -> list[dict[str, Any]]:
-    """Every grid point of a model: ``grid='full'`` (the paper grid) or ``'demo'`` (demo_grid)."""
-    y = model_config(model, model_dir)
-    space = y["grid"] if grid == "full" else y.get("demo_grid", {k: v[:1] for k, v in y["grid"].items()})
-    keys = sorted(space)
-    for k in keys:
-        if not isinstance(space[k], list) or not space[k]:
-            raise InputError(f"config/models/{model}.yaml: grid entry '{k}' must be a non-empty list")
-    return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
-
-
-def params_id(point: Mapping[str, Any]) -> str:
-    if not point:
-        return DEFAULT_PARAMS
-    return PAIR_SEP.join(f"{k}{KEY_SEP}{_fmt(point[k])}" for k in sorted(point))
-
-
-def parse_params_id(model: str, pid: str, model_dir: str | Path = MODEL_DIR) -> dict[str, Any]:
-    """Full hyper-parameters (fixed values overridden by the grid point) of a params id."""
-    y = model_config(model, model_dir)
-    point: dict[str, Any] = {}
-    if pid != DEFAULT_PARAMS:
-        for pair in pid.split(PAIR_SEP):
-            key, _, value = pair.partition(KEY_SEP)
-            if key not in y["grid"] and key not in y["fixed"]:
-                raise InputError(f"{model}: unknown hyper-parameter '{key}' in '{pid}'")
-            point[key] = _parse(value)
-    return {**y["fixed"], **point}
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, (list, dict)):
-        raise InputError(f"grid values must be scalars, got {value!r}")
-    return str(value)
-
-
-def _parse(text: str) -> Any:
-    """Inverse of :func:`_fmt` for numbers, booleans and plain strings."""
-    if text in ("True", "False"):
-        return text == "True"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text

@@ -113,7 +113,7 @@ def load_pickled_npy(path: str | os.PathLike, what: str = "object array") -> np.
         obj = _DataOnlyUnpickler(io.BytesIO(payload)).load()
     except pickle.UnpicklingError as exc:
         raise InputError(f"{path}: {exc}") from None
-    except Exception as exc:  # any malformed stream (EOF, bad opcode, wrong arguments, huge shapes)
+    except Exception as exc:  # noqa: BLE001 - any malformed stream: EOF, bad opcode, wrong arguments, huge shapes
         raise InputError(f"{path}: cannot unpickle the {what} ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, np.ndarray) or obj.dtype != object or obj.shape != ():
         raise InputError(f"{path}: expected a pickled 0-d object array holding the {what}, "

@@ -29,7 +29,7 @@ class NeighbourGraph:
     weights: np.ndarray
 
     @classmethod
-    def load(cls, path: str | Path) -> "NeighbourGraph":
+    def load(cls, path: str | Path) -> NeighbourGraph:
         path = require_file(path, "neighbour graph")
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -62,7 +62,7 @@ class SplitData:
         self.labels = np.asarray(self.labels, dtype=np.int64)
 
     @classmethod
-    def from_inter(cls, path: str | Path, **kwargs) -> "SplitData":
+    def from_inter(cls, path: str | Path, **kwargs) -> SplitData:
         path = require_file(path, "interaction", missing=f"interaction file not found: {path}")
         try:
             df = pd.read_csv(path, sep="\t")

@@ -83,7 +83,7 @@ class DownloadError(InputError):
 class _HttpOnlyRedirect(urllib.request.HTTPRedirectHandler):
     """Follow redirects to http(s) URLs only (urllib would also follow one to ftp)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201 - urllib's signature
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
             raise DownloadError(f"refused redirect from {req.full_url} to {newurl!r}: only http(s) redirects "
                                 "are followed")

@@ -18,7 +18,15 @@ import pandas as pd
 from ..arrays import load_feature_matrix, load_pickled_npy
 from ..errors import InputError
 from ..io import exists, read_error, require_file, write_json, write_npy, write_text
-from .dataset import INTER_COLUMNS, TEST, TRAIN, VALID, NeighbourGraph, SplitData, validate_ids
+from .dataset import (
+    INTER_COLUMNS,
+    TEST,
+    TRAIN,
+    VALID,
+    NeighbourGraph,
+    SplitData,
+    validate_ids,
+)
 from .graphs import save_graph
 from .preprocess import read_mapping, write_inter
 

@@ -7,7 +7,7 @@ reader lives in :mod:`mmknockout.arrays` (below the data stage) and is re-export
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

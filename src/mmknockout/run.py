@@ -6,11 +6,14 @@ at the best validation epoch, status, timings, parameters, seed, environment), `
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import platform
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +28,8 @@ from .knockout import Condition
 from .models.registry import get_model_class
 from .spec import RunSpec
 from .train.trainer import TrainConfig, fit
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
 def train_run(spec: RunSpec, *, inter: str | Path, features: Mapping[str, str | Path | None],
@@ -89,6 +94,11 @@ def _load_graph(path: str | Path | None, what: str, model: str) -> NeighbourGrap
 
 
 def environment(device: str) -> dict[str, Any]:
+    """Versions, device and provenance of this run.
+
+    ``git_commit`` is null when the package does not run from a git checkout (e.g. a copy of the
+    workflow); ``source_sha256`` identifies the package source in every case.
+    """
     return {
         "mmknockout": __version__,
         "python": platform.python_version(),
@@ -98,13 +108,33 @@ def environment(device: str) -> dict[str, Any]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
         "git_commit": git_commit(),
+        "source_sha256": source_sha256(),
         "host": platform.node(),
     }
 
 
+@functools.cache
+def source_sha256(root: Path = PACKAGE_ROOT) -> str:
+    """sha256 over the package's ``*.py`` files in sorted path order (each path, size and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
+        data = path.read_bytes()
+        h.update(f"{path.relative_to(root).as_posix()}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
 def git_commit() -> str | None:
+    """HEAD of the git checkout the package runs from, or None (no git, or the package is not tracked)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=5,
+                              check=False)
+
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
+        if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
+            return None  # no repository, or one that does not track this copy of the package
+        out = git("rev-parse", "--verify", "HEAD")
+        commit = out.stdout.strip() if out.returncode == 0 else ""
+        return commit or None
     except (OSError, subprocess.SubprocessError):
         return None

@@ -16,25 +16,22 @@ import ast
 import gzip
 import os
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..io import read_error, require_file
 
 RATING_COLUMNS = ["userID", "itemID", "rating", "timestamp"]
 ASIN_BYTES = 10
 
 
 def _require_file(path: str | os.PathLike, what: str) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} file not found: {path}")
-    if not path.is_file():
-        raise InputError(f"{what} path is not a file: {path}")
-    return path
+    """The path if it is a readable regular file (no FIFO, device, directory or symlink loop)."""
+    return require_file(path, what)
 
 
 def read_ratings(path: str | os.PathLike) -> pd.DataFrame:
@@ -57,6 +54,8 @@ def read_ratings(path: str | os.PathLike) -> pd.DataFrame:
                          "user,item,rating,timestamp") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not a text file ({exc})") from None
+    except OSError as exc:
+        raise read_error(path, exc) from None
     if df.empty:
         return df.assign(rating=df["rating"].astype("float64"), timestamp=df["timestamp"].astype("Int64"))
 
@@ -130,6 +129,8 @@ def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: corrupt or truncated gzip stream {where} ({exc})") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: line {line_no + 1} is not valid UTF-8 ({exc})") from None
+    except OSError as exc:
+        raise read_error(path, exc) from None
     df = pd.DataFrame.from_records(records)
     if df.empty:
         df = pd.DataFrame(columns=["asin"])
@@ -166,7 +167,23 @@ def read_image_features(path: str | os.PathLike, asin_to_item: Mapping[str, int]
     if values.size and (values.min() < 0 or values.max() >= n_items):
         raise InputError(f"image features: item ids of the ASIN map must lie in [0, {n_items}); "
                          f"found {values.min()}..{values.max()}")
-    matrix = np.zeros((n_items, dim), dtype=np.float32)
+    try:
+        matrix, found = _read_records(path, rec, n_records, keys, values, n_items, chunk_records)
+    except OSError as exc:
+        raise read_error(path, exc) from None
+    if not found.any():
+        raise InputError(f"{path}: none of its {n_records} records matches an item of the dataset "
+                         f"({n_items} items); is it the file of the right category?")
+    missing = np.flatnonzero(~found).astype(np.int64)
+    if missing.size:
+        matrix[missing] = matrix[found].astype(np.float64).mean(axis=0).astype(np.float32)
+    return matrix, missing
+
+
+def _read_records(path: Path, rec: np.dtype, n_records: int, keys: pd.Index, values: np.ndarray, n_items: int,
+                  chunk_records: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scan the ``.b`` records chunk by chunk; returns (matrix, found mask) over the dataset's items."""
+    matrix = np.zeros((n_items, rec["feat"].shape[0]), dtype=np.float32)
     found = np.zeros(n_items, dtype=bool)
     with open(path, "rb") as fh:
         done = 0
@@ -189,13 +206,7 @@ def read_image_features(path: str | os.PathLike, asin_to_item: Mapping[str, int]
                 matrix[items] = feats
                 found[items] = True
             done += count
-    if not found.any():
-        raise InputError(f"{path}: none of its {n_records} records matches an item of the dataset "
-                         f"({n_items} items); is it the file of the right category?")
-    missing = np.flatnonzero(~found).astype(np.int64)
-    if missing.size:
-        matrix[missing] = matrix[found].astype(np.float64).mean(axis=0).astype(np.float32)
-    return matrix, missing
+    return matrix, found
 
 
 def write_image_features(path: str | os.PathLike, asins: list[str], features: np.ndarray) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import InputError
+from ..io import read_error, require_file
 
 INTER_COLUMNS = ["userID", "itemID", "rating", "timestamp", "x_label"]
 TRAIN, VALID, TEST = 0, 1, 2
@@ -28,9 +29,17 @@ class NeighbourGraph:
     weights: np.ndarray
 
     @classmethod
-    def load(cls, path: str | Path) -> "NeighbourGraph":
-        with np.load(path) as z:
-            return cls(ids=z["ids"].astype(np.int64), weights=z["weights"].astype(np.float32))
+    def load(cls, path: str | Path) -> NeighbourGraph:
+        path = require_file(path, "neighbour graph")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(ids=z["ids"].astype(np.int64), weights=z["weights"].astype(np.float32))
+        except KeyError as exc:
+            raise InputError(f"{path}: neighbour graph has no array {exc}; expected 'ids' and 'weights'") from None
+        except OSError as exc:
+            raise read_error(path, exc) from None
+        except (ValueError, EOFError) as exc:
+            raise InputError(f"{path}: cannot read the neighbour graph .npz ({exc})") from None
 
 
 @dataclass
@@ -53,11 +62,14 @@ class SplitData:
         self.labels = np.asarray(self.labels, dtype=np.int64)
 
     @classmethod
-    def from_inter(cls, path: str | Path, **kwargs) -> "SplitData":
-        path = Path(path)
-        if not path.exists():
-            raise InputError(f"interaction file not found: {path}")
-        df = pd.read_csv(path, sep="\t")
+    def from_inter(cls, path: str | Path, **kwargs) -> SplitData:
+        path = require_file(path, "interaction", missing=f"interaction file not found: {path}")
+        try:
+            df = pd.read_csv(path, sep="\t")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot parse as a tab-separated .inter file ({exc})") from None
+        except OSError as exc:
+            raise read_error(path, exc) from None
         missing = {"userID", "itemID", "x_label"} - set(df.columns)
         if missing:
             raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected header {INTER_COLUMNS}")

@@ -3,10 +3,17 @@
 Images land in ``out_dir/<asin><ext>`` (extension from the URL, default ``.jpg``); items with no URL
 or a failed download are written to a failures list, one ``itemID\tasin\treason`` per line. Files
 already present are kept, so an interrupted download resumes where it stopped.
+
+The metadata comes from the internet, so only URLs with a scheme in ``schemes`` are fetched
+(default :data:`IMAGE_URL_SCHEMES`: http, https and, for offline mirrors, file), an ASIN that is not a plain file name is refused (it cannot write outside
+``out_dir``), and an image larger than :data:`MAX_IMAGE_BYTES` is dropped; each is a failure
+with its reason.
 """
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,10 +22,29 @@ import pandas as pd
 
 from ..io import atomic_path, write_text
 
+MAX_IMAGE_BYTES = 32 << 20
+IMAGE_URL_SCHEMES = ("http", "https", "file")
+_SAFE_ASIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
 
 def image_name(asin: str, url: str) -> str:
     ext = os.path.splitext(url.split("?")[0])[1].lower()
     return asin + (ext if ext in (".jpg", ".jpeg", ".png", ".gif", ".webp") else ".jpg")
+
+
+def refusal(asin: str, url: str, schemes: tuple[str, ...] = IMAGE_URL_SCHEMES) -> str | None:
+    """Why an (asin, url) pair must not be downloaded, or None when it may."""
+    if not _SAFE_ASIN.fullmatch(asin):
+        return f"refused: asin {asin!r} is not a plain file name"
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in schemes:
+        return f"refused: URL scheme {scheme or 'none'!r} (allowed: {', '.join(schemes)})"
+    return None
+
+
+def _field(value: object) -> str:
+    """A value safe for one tab-separated field (tabs and line breaks become spaces)."""
+    return str(value).replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
 def _download(url: str, dest: Path, timeout: float) -> str | None:
@@ -26,15 +52,22 @@ def _download(url: str, dest: Path, timeout: float) -> str | None:
         return None
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, atomic_path(dest, suffix=dest.suffix) as tmp:
-            tmp.write_bytes(resp.read())
+            data = resp.read(MAX_IMAGE_BYTES + 1)
+            if len(data) > MAX_IMAGE_BYTES:
+                raise ValueError(f"image larger than {MAX_IMAGE_BYTES} bytes")
+            tmp.write_bytes(data)
         return None
-    except Exception as exc:  # any network or file error is recorded as a failure, not raised
-        return f"{type(exc).__name__}: {exc}".replace("\t", " ").replace("\n", " ")
+    except Exception as exc:  # noqa: BLE001 - any network or file error is recorded as a failure, not raised
+        return _field(f"{type(exc).__name__}: {exc}")
 
 
 def download_images(metadata: pd.DataFrame, item_map: pd.DataFrame, out_dir: str | Path, failures: str | Path,
-                    threads: int = 16, timeout: float = 10.0) -> pd.DataFrame:
-    """Download every mapped item's image; returns a frame itemID, asin, path (None where missing)."""
+                    threads: int = 16, timeout: float = 10.0,
+                    schemes: tuple[str, ...] = IMAGE_URL_SCHEMES) -> pd.DataFrame:
+    """Download every mapped item's image; returns a frame itemID, asin, path (None where missing).
+
+    Pass ``schemes=("http", "https")`` to refuse ``file:`` URLs in metadata from an untrusted source.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     urls = metadata.set_index("asin")["imUrl"] if "imUrl" in metadata else pd.Series(dtype=object)
@@ -43,12 +76,13 @@ def download_images(metadata: pd.DataFrame, item_map: pd.DataFrame, out_dir: str
     for item, asin in zip(items["itemID"], items["asin"]):
         url = urls.get(asin)
         url = url if isinstance(url, str) and url.strip() else None
-        jobs.append((item, asin, url, out_dir / image_name(asin, url) if url else None))
+        refused = refusal(str(asin), url, schemes) if url else None
+        jobs.append((item, asin, url, refused, out_dir / image_name(asin, url) if url and not refused else None))
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        errors = list(pool.map(lambda j: "no imUrl" if j[2] is None else _download(j[2], j[3], timeout), jobs))
-    write_text(failures, "".join(f"{item}\t{asin}\t{err}\n" for (item, asin, _, _), err in zip(jobs, errors) if err))
+        errors = list(pool.map(lambda j: "no imUrl" if j[2] is None else j[3] or _download(j[2], j[4], timeout), jobs))
+    write_text(failures, "".join(f"{item}\t{_field(asin)}\t{err}\n" for (item, asin, *_), err in zip(jobs, errors) if err))
     return pd.DataFrame({"itemID": [j[0] for j in jobs], "asin": [j[1] for j in jobs],
-                         "path": [str(j[3]) if err is None else None for j, err in zip(jobs, errors)]})
+                         "path": [str(j[4]) if err is None else None for j, err in zip(jobs, errors)]})
 
 
 def download_step(*, metadata: str, item_map: str, images: str, index: str, failures: str, workers: int = 16) -> None:

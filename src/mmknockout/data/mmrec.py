@@ -4,7 +4,8 @@ The folder holds ``<name>.inter`` (tab-separated ``userID itemID rating timestam
 ``image_feat.npy``, ``text_feat.npy`` and optionally ``user_graph_dict.npy`` (a pickled dict
 ``{user: [neighbour_ids, counts]}``) and the mapping files ``u_id_mapping.csv`` / ``i_id_mapping.csv``.
 The given split is kept as it is (no k-core, no re-split); ids, labels and feature shapes are
-validated.
+validated, and every split part must be non-empty. ``user_graph_dict.npy`` is read with a
+data-only unpickler (:func:`mmknockout.arrays.load_pickled_npy`): a crafted file cannot run code.
 """
 from __future__ import annotations
 
@@ -14,25 +15,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..arrays import load_feature_matrix, load_pickled_npy
 from ..errors import InputError
-from ..features import load_feature_matrix
-from ..io import write_json, write_npy, write_text
-from .dataset import INTER_COLUMNS, NeighbourGraph, SplitData, validate_ids
+from ..io import exists, read_error, require_file, write_json, write_npy, write_text
+from .dataset import (
+    INTER_COLUMNS,
+    TEST,
+    TRAIN,
+    VALID,
+    NeighbourGraph,
+    SplitData,
+    validate_ids,
+)
 from .graphs import save_graph
 from .preprocess import read_mapping, write_inter
 
 FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
+SPLIT_NAMES = {TRAIN: "train", VALID: "validation", TEST: "test"}
 
 
 def read_inter(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate an MMRec ``.inter`` file; rating/timestamp default to 1.0/0 when absent."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"interaction file not found: {path}")
+    path = require_file(path, "interaction", missing=f"interaction file not found: {path}")
     try:
         df = pd.read_csv(path, sep="\t")
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot parse as a tab-separated .inter file ({exc})") from None
+    except OSError as exc:
+        raise read_error(path, exc) from None
     missing = {"userID", "itemID", "x_label"} - set(df.columns)
     if missing:
         raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected header {INTER_COLUMNS}")
@@ -55,13 +65,13 @@ def read_inter(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def user_graph_from_dict(path: str | os.PathLike, n_users: int, n_items_hint: int | None = None) -> NeighbourGraph:
-    """Convert MMRec's ``user_graph_dict.npy`` into a NeighbourGraph (ids padded with -1)."""
+    """Convert MMRec's ``user_graph_dict.npy`` into a NeighbourGraph (ids padded with -1).
+
+    The pickle is read with the data-only unpickler; a file referencing anything but numpy arrays
+    and plain containers is refused with an InputError naming it, without running its code.
+    """
     path = Path(path)
-    try:
-        obj = np.load(path, allow_pickle=True)
-        graph = obj.item() if obj.dtype == object and obj.shape == () else None
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read the user graph dict ({exc})") from None
+    graph = load_pickled_npy(path, "user graph dict").item()
     if not isinstance(graph, dict):
         raise InputError(f"{path}: expected a pickled dict {{user: [neighbour_ids, counts]}}")
     lists = []
@@ -91,6 +101,15 @@ def user_graph_from_dict(path: str | os.PathLike, n_users: int, n_items_hint: in
     return NeighbourGraph(ids, weights)
 
 
+def check_split_parts(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Refuse an ``.inter`` frame whose train, validation or test part (x_label 0/1/2) is empty."""
+    counts = np.bincount(df["x_label"].to_numpy(), minlength=3)
+    for label, name in SPLIT_NAMES.items():
+        if counts[label] == 0:
+            raise InputError(f"{path}: the {name} split (x_label {label}) is empty; every part of the split "
+                             "needs interactions, or every training run would fail")
+
+
 def import_mmrec(folder: str | os.PathLike, name: str, out_dir: str | os.PathLike) -> dict:
     """Import an MMRec dataset folder into ``out_dir``; returns the stats written to ``stats.json``.
 
@@ -104,12 +123,13 @@ def import_mmrec(folder: str | os.PathLike, name: str, out_dir: str | os.PathLik
         raise InputError(f"MMRec dataset folder not found: {folder}")
     inter = folder / f"{name}.inter"
     df = read_inter(inter)
+    check_split_parts(df, inter)
     n_users, n_items = int(df["userID"].max()) + 1, int(df["itemID"].max()) + 1
 
     features = {}
     for modality, fname in FEATURE_FILES.items():
         p = folder / fname
-        if p.exists():
+        if exists(p):
             features[modality] = load_feature_matrix(p, n_items, modality)
     if not features:
         raise InputError(f"{folder}: neither {FEATURE_FILES['text']} nor {FEATURE_FILES['image']} found")
@@ -119,7 +139,7 @@ def import_mmrec(folder: str | os.PathLike, name: str, out_dir: str | os.PathLik
                               ("item", "i_id_mapping.csv", ("asin", "itemID"))):
         n = n_users if kind == "user" else n_items
         p = folder / fname
-        if p.exists():
+        if exists(p):
             m = read_mapping(p, kind)
             if len(m) != n:
                 raise InputError(f"{p}: {len(m)} rows but the .inter file has {n} {kind}s")
@@ -131,7 +151,7 @@ def import_mmrec(folder: str | os.PathLike, name: str, out_dir: str | os.PathLik
 
     graph = None
     graph_path = folder / "user_graph_dict.npy"
-    if graph_path.exists():
+    if exists(graph_path):
         graph = user_graph_from_dict(graph_path, n_users)
 
     order = np.argsort(df["userID"].to_numpy(), kind="stable")

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io import write_json, write_text
+from ..io import read_error, require_file, write_json, write_text
 from .amazon import read_ratings
 from .dataset import INTER_COLUMNS, TEST, TRAIN, VALID, SplitData
 
@@ -156,11 +156,14 @@ def write_inter(path: str | os.PathLike, df: pd.DataFrame) -> None:
 
 def read_mapping(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     """Read ``u_id_mapping.csv`` (kind="user") or ``i_id_mapping.csv`` (kind="item")."""
-    path = Path(path)
     cols = {"user": ["user_id", "userID"], "item": ["asin", "itemID"]}[kind]
-    if not path.exists():
-        raise InputError(f"{kind} id mapping not found: {path}")
-    df = pd.read_csv(path, sep="\t", dtype={cols[0]: str})
+    path = require_file(path, f"{kind} id mapping", missing=f"{kind} id mapping not found: {path}")
+    try:
+        df = pd.read_csv(path, sep="\t", dtype={cols[0]: str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot parse as a tab-separated {kind} id mapping ({exc})") from None
+    except OSError as exc:
+        raise read_error(path, exc) from None
     if list(df.columns) != cols:
         raise InputError(f"{path}: header must be {cols[0]}<TAB>{cols[1]}, found {list(df.columns)}")
     ids = pd.to_numeric(df[cols[1]], errors="coerce")

@@ -37,8 +37,8 @@ STEPS: dict[str, str] = {
     "study_tables": "mmknockout.analysis.tables:build_study_tables",
     "appendix_table": "mmknockout.analysis.tables:build_appendix",
     "ours_vs_published": "mmknockout.analysis.tables:build_comparison",
-    "fig1_knockout": "mmknockout.analysis.plots:fig1_step",
-    "fig2_noise_vs_constant": "mmknockout.analysis.plots:fig2_step",
+    "fig1_knockout": "mmknockout.analysis.tables:build_fig1",
+    "fig2_noise_vs_constant": "mmknockout.analysis.tables:build_fig2",
     "fig3_embeddings": "mmknockout.analysis.embeddings:build",
     "runtime_table": "mmknockout.analysis.runtime:runtime_step",
 }

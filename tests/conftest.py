@@ -19,8 +19,12 @@ STATUS_AT_START = pytest.StashKey[set[str] | None]()
 def checkout_status() -> set[str] | None:
     """``git status`` entries of the checkout (ignored paths excluded); None outside a git checkout."""
     try:
-        proc = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return set(proc.stdout.splitlines()) if proc.returncode == 0 else None
@@ -39,8 +43,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     new = sorted(after - before)
     if new:
         listing = "\n".join(f"  {entry}" for entry in new)
-        sys.stderr.write(f"\nERROR: the tests left {len(new)} path(s) in the checkout {ROOT}:\n{listing}\n"
-                         "Write into tmp_path (or an ignored folder) instead.\n")
+        sys.stderr.write(
+            f"\nERROR: the tests left {len(new)} path(s) in the checkout {ROOT}:\n{listing}\n"
+            "Write into tmp_path (or an ignored folder) instead.\n"
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

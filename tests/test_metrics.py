@@ -18,7 +18,7 @@ def brute_force(ranked: list[int], relevant: set[int], k: int) -> dict[str, floa
         "Recall": sum(hits) / len(relevant),
         "Precision": sum(hits) / k,
         "NDCG": sum(h / math.log2(i + 2) for i, h in enumerate(hits)) / idcg,
-        "MAP": sum(h * p for h, p in zip(hits, prec_i)) / min(len(relevant), k),
+        "MAP": sum(h * p for h, p in zip(hits, prec_i, strict=True)) / min(len(relevant), k),
         "HitRate": float(any(hits)),
     }
 
@@ -110,8 +110,16 @@ HAND_CASES = [
     (
         [0, 0, 0, 1, 0],
         4,
-        {"Recall@3": 0.0, "NDCG@3": 0.0, "MAP@3": 0.0, "HitRate@3": 0.0, "Recall@5": 1 / 4, "HitRate@5": 1.0,
-         "MAP@5": (1 / 4) / 4, "NDCG@5": (1 / math.log2(5)) / (1 + 1 / LOG3 + 1 / 2 + 1 / math.log2(5))},
+        {
+            "Recall@3": 0.0,
+            "NDCG@3": 0.0,
+            "MAP@3": 0.0,
+            "HitRate@3": 0.0,
+            "Recall@5": 1 / 4,
+            "HitRate@5": 1.0,
+            "MAP@5": (1 / 4) / 4,
+            "NDCG@5": (1 / math.log2(5)) / (1 + 1 / LOG3 + 1 / 2 + 1 / math.log2(5)),
+        },
     ),
 ]
 

@@ -34,21 +34,21 @@ def epoch_arrays(sampler: NegativeSampler, batch_size: int) -> tuple[list[int], 
 
 def test_negatives_are_never_a_training_item_of_their_user():
     data = dense_split(free=1)  # a single non-positive item per user: rejection does nearly all the work
-    train = {(u, i) for u, i in zip(data.train_users.tolist(), data.train_items.tolist())}
+    train = {(u, i) for u, i in zip(data.train_users.tolist(), data.train_items.tolist(), strict=True)}
     sampler = NegativeSampler(data, seed=3)
     for _ in range(5):
         _, users, _, neg = epoch_arrays(sampler, batch_size=64)
-        assert not any((u, j) in train for u, j in zip(users.tolist(), neg.tolist()))
+        assert not any((u, j) in train for u, j in zip(users.tolist(), neg.tolist(), strict=True))
         assert set(neg.tolist()) <= set(np.unique(data.train_items).tolist())
 
 
 def test_every_training_pair_appears_exactly_once_per_epoch():
     data = dense_split(free=3)
     sampler = NegativeSampler(data, seed=1)
-    expected = Counter(zip(data.train_users.tolist(), data.train_items.tolist()))
+    expected = Counter(zip(data.train_users.tolist(), data.train_items.tolist(), strict=True))
     for _ in range(3):
         _, users, pos, _ = epoch_arrays(sampler, batch_size=50)
-        assert Counter(zip(users.tolist(), pos.tolist())) == expected
+        assert Counter(zip(users.tolist(), pos.tolist(), strict=True)) == expected
 
 
 def test_batches_have_the_requested_size_and_a_short_last_one():
@@ -65,9 +65,9 @@ def test_same_seed_same_epochs_and_different_seed_differs():
     a, b, c = (NegativeSampler(data, seed=s) for s in (7, 7, 8))
     for _ in range(2):
         ea, eb, ec = (epoch_arrays(s, 32)[1:] for s in (a, b, c))
-        for x, y in zip(ea, eb):
+        for x, y in zip(ea, eb, strict=True):
             np.testing.assert_array_equal(x, y)
-        assert not all(np.array_equal(x, y) for x, y in zip(ea, ec))
+        assert not all(np.array_equal(x, y) for x, y in zip(ea, ec, strict=True))
     first, second = epoch_arrays(NegativeSampler(data, seed=7), 32)[1], epoch_arrays(a, 32)[1]
     assert not np.array_equal(first, second)  # a new epoch is a new shuffle
 
@@ -77,7 +77,7 @@ def test_negatives_are_spread_over_the_free_items():
     sampler = NegativeSampler(data, seed=0)
     users = np.repeat(np.arange(4), 2000)
     neg = sampler.negatives(users)
-    train = set(zip(data.train_users.tolist(), data.train_items.tolist()))
+    train = set(zip(data.train_users.tolist(), data.train_items.tolist(), strict=True))
     for u in range(4):
         free = [i for i in range(12) if (u, i) not in train and i in set(data.train_items.tolist())]
         counts = Counter(neg[users == u].tolist())

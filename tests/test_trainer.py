@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 
-import model_kit
 from mmknockout.data.dataset import VALID
 from mmknockout.models.bpr import BPR
 from mmknockout.train import trainer
 from mmknockout.train.evaluator import EvalResult
 from mmknockout.train.trainer import EarlyStopping, TrainConfig, fit
+
+import model_kit
 
 
 def run_rule(scores: list[float], patience: int, decimals: int = 4) -> tuple[list[bool], int, int | None]:
@@ -133,8 +134,18 @@ def test_fit_reports_divergence_and_keeps_the_best_epoch_so_far(monkeypatch):
 
 def test_summary_keeps_every_field_and_adds_the_stop_reason(monkeypatch):
     summary = scripted_fit(monkeypatch, [0.1], epochs=1, patience=0).summary()
-    expected = {"best_epoch", "epochs_run", "diverged", "diverged_epoch", "valid", "test", "seconds_train",
-                "seconds_eval", "stop_reason", "stop_epoch"}
+    expected = {
+        "best_epoch",
+        "epochs_run",
+        "diverged",
+        "diverged_epoch",
+        "valid",
+        "test",
+        "seconds_train",
+        "seconds_eval",
+        "stop_reason",
+        "stop_epoch",
+    }
     assert set(summary) == expected
     assert summary["stop_reason"] == "epoch_cap" and summary["stop_epoch"] == 0
 

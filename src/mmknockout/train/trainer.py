@@ -8,14 +8,16 @@ without improvement (``EarlyStopping``). A NaN/inf loss stops training and marks
 diverged; the best epoch so far (if any) is kept. ``TrainResult.stop_reason`` says why training
 ended: ``"early_stopping"``, ``"epoch_cap"`` or ``"diverged"``.
 """
+
 from __future__ import annotations
 
 import ctypes
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +27,6 @@ from ..errors import InputError
 from ..models.base import Features, Recommender
 from .evaluator import EvalResult, Evaluator, representations
 from .sampler import NegativeSampler
-
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters
 
@@ -43,7 +44,7 @@ class TrainConfig:
     device: str = "cpu"
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(values) - known
         if unknown:
@@ -52,7 +53,9 @@ class TrainConfig:
         cfg.topk = tuple(cfg.topk)
         metric, _, k = cfg.valid_metric.partition("@")
         if not k.isdigit() or int(k) not in cfg.topk:
-            raise InputError(f"training.valid_metric '{cfg.valid_metric}' must be <Metric>@K with K in topk {list(cfg.topk)}")
+            raise InputError(
+                f"training.valid_metric '{cfg.valid_metric}' must be <Metric>@K with K in topk {list(cfg.topk)}"
+            )
         return cfg
 
 
@@ -148,8 +151,14 @@ def make_optimizer(model: Recommender, params: Mapping[str, Any]) -> tuple[torch
     return opt, sched
 
 
-def fit(model_cls: type[Recommender], data: SplitData, features: Features, params: Mapping[str, Any],
-        cfg: TrainConfig, progress: bool = False) -> TrainResult:
+def fit(
+    model_cls: type[Recommender],
+    data: SplitData,
+    features: Features,
+    params: Mapping[str, Any],
+    cfg: TrainConfig,
+    progress: bool = False,
+) -> TrainResult:
     device = resolve_device(cfg.device)
     keep_freed_memory()
     seed_everything(cfg.seed)
@@ -177,7 +186,8 @@ def fit(model_cls: type[Recommender], data: SplitData, features: Features, param
         improved = stopper.update(epoch, valid.metrics[cfg.valid_metric])
         if improved:
             test = test_eval.evaluate(model, reps)
-            result.best_epoch, result.valid, result.test, result.test_per_user = epoch, valid.metrics, test.metrics, test
+            result.best_epoch, result.valid = epoch, valid.metrics
+            result.test, result.test_per_user = test.metrics, test
         result.seconds_eval += time.perf_counter() - t0
         result.history.append(
             {
@@ -197,8 +207,14 @@ def fit(model_cls: type[Recommender], data: SplitData, features: Features, param
     return result
 
 
-def _train_epoch(model: Recommender, sampler: NegativeSampler, opt: torch.optim.Optimizer, epoch: int,
-                 batch_size: int, device: torch.device) -> float:
+def _train_epoch(
+    model: Recommender,
+    sampler: NegativeSampler,
+    opt: torch.optim.Optimizer,
+    epoch: int,
+    batch_size: int,
+    device: torch.device,
+) -> float:
     model.train()
     model.on_epoch_start(epoch)
     total, n = torch.zeros((), device=device), 0

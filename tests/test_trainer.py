@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from mmknockout.data.dataset import VALID
 from mmknockout.models.bpr import BPR
+from mmknockout.run import train_run
 from mmknockout.train import trainer
 from mmknockout.train.evaluator import EvalResult
 from mmknockout.train.trainer import EarlyStopping, TrainConfig, fit
@@ -162,3 +164,28 @@ def test_rule_matches_a_counted_reference_on_random_sequences(patience):
         prefix = rounded[:evaluated]
         assert best == prefix.index(max(prefix))
         assert evaluated == min(len(scores), best + patience + 2)
+
+
+def test_run_record_states_why_training_stopped(tmp_path):
+    data = model_kit.tiny_split()
+    rows = zip(data.users, data.items, data.labels, strict=True)
+    inter = tmp_path / "tiny.inter"
+    inter.write_text(
+        "userID\titemID\trating\ttimestamp\tx_label\n" + "".join(f"{u}\t{i}\t5\t1\t{x}\n" for u, i, x in rows)
+    )
+    record = train_run(
+        dataset="tiny",
+        model="BPR",
+        params={"reg_weight": 0.0},
+        params_id="p",
+        condition="baseline",
+        condition_spec={},
+        seed=1,
+        inter=inter,
+        features={},
+        training={"epochs": 2, "topk": [5]},
+        out_dir=tmp_path / "run",
+    )
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["stop_reason"] == record["stop_reason"] == "epoch_cap"
+    assert saved["stop_epoch"] == 1 and saved["epochs_run"] == 2 and saved["status"] == "ok"

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from mmknockout.data.dataset import TEST, VALID, SplitData
@@ -17,7 +18,7 @@ def brute_force(ranked: list[int], relevant: set[int], k: int) -> dict[str, floa
         "Recall": sum(hits) / len(relevant),
         "Precision": sum(hits) / k,
         "NDCG": sum(h / math.log2(i + 2) for i, h in enumerate(hits)) / idcg,
-        "MAP": sum(h * p for h, p in zip(hits, prec_i)) / min(len(relevant), k),
+        "MAP": sum(h * p for h, p in zip(hits, prec_i, strict=True)) / min(len(relevant), k),
         "HitRate": float(any(hits)),
     }
 
@@ -73,3 +74,72 @@ def test_evaluator_masks_train_items_and_averages_over_split_users():
                     expected.setdefault(f"{name}@{k}", []).append(v)
         for name, values in expected.items():
             assert abs(got.metrics[name] - np.mean(values)) < 1e-12, name
+
+
+LOG3 = math.log2(3)
+# (hits at ranks 1..5, |T|) -> hand-computed values at K = 2, 3 and 5
+HAND_CASES = [
+    # more relevant items (5) than K: Recall divides by |T|, NDCG and MAP by min(|T|, K)
+    (
+        [1, 0, 1, 0, 0],
+        5,
+        {
+            "Recall@3": 2 / 5,
+            "Precision@3": 2 / 3,
+            "NDCG@3": (1 + 1 / 2) / (1 + 1 / LOG3 + 1 / 2),
+            "MAP@3": (1 + 2 / 3) / 3,
+            "HitRate@3": 1.0,
+            "Recall@2": 1 / 5,
+            "NDCG@2": 1 / (1 + 1 / LOG3),
+            "MAP@2": 1 / 2,
+        },
+    ),
+    # one relevant item found at rank 2
+    (
+        [0, 1, 0, 0, 0],
+        1,
+        {"Recall@2": 1.0, "Precision@2": 1 / 2, "NDCG@2": 1 / LOG3, "MAP@2": 1 / 2, "HitRate@2": 1.0, "MAP@5": 1 / 2},
+    ),
+    # ten relevant items, the top five all hits: perfect NDCG/MAP/Precision, Recall one half
+    (
+        [1, 1, 1, 1, 1],
+        10,
+        {"Recall@5": 1 / 2, "Precision@5": 1.0, "NDCG@5": 1.0, "MAP@5": 1.0, "HitRate@5": 1.0, "Recall@2": 2 / 10},
+    ),
+    # a hit only below the cut-off counts nowhere at K = 3
+    (
+        [0, 0, 0, 1, 0],
+        4,
+        {
+            "Recall@3": 0.0,
+            "NDCG@3": 0.0,
+            "MAP@3": 0.0,
+            "HitRate@3": 0.0,
+            "Recall@5": 1 / 4,
+            "HitRate@5": 1.0,
+            "MAP@5": (1 / 4) / 4,
+            "NDCG@5": (1 / math.log2(5)) / (1 + 1 / LOG3 + 1 / 2 + 1 / math.log2(5)),
+        },
+    ),
+]
+
+
+def test_per_user_metrics_match_hand_computed_values():
+    hits = torch.tensor([case[0] for case in HAND_CASES], dtype=torch.float32)
+    n_relevant = torch.tensor([case[1] for case in HAND_CASES])
+    got = per_user_metrics(hits, n_relevant, (2, 3, 5))
+    for user, (_, _, expected) in enumerate(HAND_CASES):
+        for name, value in expected.items():
+            assert got[name][user].item() == pytest.approx(value, abs=1e-12), (user, name)
+
+
+def test_metrics_are_bounded_and_ordered_in_k():
+    rng = np.random.default_rng(5)
+    hits = torch.tensor(rng.random((200, 20)) < 0.3, dtype=torch.float32)
+    n_relevant = torch.tensor(rng.integers(1, 30, size=200))
+    n_relevant = torch.maximum(n_relevant, hits.sum(1).long())  # never more hits than relevant items
+    got = per_user_metrics(hits, n_relevant, (5, 10, 20))
+    for name, values in got.items():
+        assert ((values >= 0) & (values <= 1 + 1e-12)).all(), name
+    for metric in ("Recall", "HitRate"):
+        assert (got[f"{metric}@5"] <= got[f"{metric}@10"]).all() and (got[f"{metric}@10"] <= got[f"{metric}@20"]).all()

@@ -15,10 +15,12 @@ Random draws follow the study's generator exactly: one legacy ``numpy.random.Ran
 draws the text matrix first and the image matrix second, so a modality's replacement is the same
 whether it is knocked out alone or together with the other one.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -47,10 +49,12 @@ class Replacement:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, spec: str | Mapping[str, Any], where: str = "condition") -> "Replacement":
+    def parse(cls, spec: str | Mapping[str, Any], where: str = "condition") -> Replacement:
         if isinstance(spec, str):
             if spec not in SHORTHANDS:
-                raise InputError(f"{where}: unknown knockout '{spec}'; use one of {sorted(SHORTHANDS)} or a mapping with 'kind'")
+                raise InputError(
+                    f"{where}: unknown knockout '{spec}'; use one of {sorted(SHORTHANDS)} or a mapping with 'kind'"
+                )
             spec = SHORTHANDS[spec]
         spec = dict(spec)
         kind = spec.pop("kind", None)
@@ -58,7 +62,9 @@ class Replacement:
             raise InputError(f"{where}: knockout kind must be one of {list(KINDS)}, got {kind!r}")
         unknown = set(spec) - set(DEFAULTS[kind])
         if unknown:
-            raise InputError(f"{where}: unknown option(s) {sorted(unknown)} for kind '{kind}'; allowed: {sorted(DEFAULTS[kind])}")
+            raise InputError(
+                f"{where}: unknown option(s) {sorted(unknown)} for kind '{kind}'; allowed: {sorted(DEFAULTS[kind])}"
+            )
         return cls(kind, {**DEFAULTS[kind], **spec})
 
 
@@ -70,7 +76,7 @@ class Condition:
     replacements: Mapping[str, Replacement]
 
     @classmethod
-    def parse(cls, name: str, spec: Mapping[str, Any] | None) -> "Condition":
+    def parse(cls, name: str, spec: Mapping[str, Any] | None) -> Condition:
         spec = spec or {}
         unknown = set(spec) - set(MODALITY_ORDER)
         if unknown:

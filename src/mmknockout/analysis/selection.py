@@ -6,12 +6,14 @@ exactly, the best *test* metric (``selection: test``). Values are compared round
 ties go to the first params id in sorted order. Diverged runs are never selected while a finite
 run exists; if all diverged, the chosen record says so.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import InputError
 
@@ -39,8 +41,10 @@ def select(records: Sequence[Mapping[str, Any]], metric: str, selection: str = "
 
     ranked = sorted(range(len(records)), key=lambda i: (-score(records[i]), records[i]["params_id"]))
     best = dict(records[ranked[0]])
-    best["selection"] = {"by": f"{selection} {metric}",
-                         "candidates": {r["params_id"]: _finite_or_none(score(r)) for r in records}}
+    best["selection"] = {
+        "by": f"{selection} {metric}",
+        "candidates": {r["params_id"]: _finite_or_none(score(r)) for r in records},
+    }
     return best
 
 

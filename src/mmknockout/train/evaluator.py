@@ -4,6 +4,7 @@ The model's full propagation runs once per evaluation pass (``model.representati
 scoring then proceeds in user batches. Only training items are masked, also when testing
 (validation items stay rankable), as in the study's toolbox.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,14 @@ class EvalResult:
 
 
 class Evaluator:
-    def __init__(self, data: SplitData, label: int, ks: tuple[int, ...] = (5, 10, 20, 50),
-                 batch_size: int = 4096, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        data: SplitData,
+        label: int,
+        ks: tuple[int, ...] = (5, 10, 20, 50),
+        batch_size: int = 4096,
+        device: torch.device | str = "cpu",
+    ) -> None:
         target = data.matrix(label)
         self.users = np.flatnonzero(np.diff(target.indptr))
         self.ks = tuple(sorted(ks))
@@ -35,13 +42,15 @@ class Evaluator:
         self.n_items = data.n_items
         self.train: sp.csr_matrix = data.train_matrix
         coo = target.tocoo()
-        self.target_keys = torch.as_tensor(np.sort(coo.row.astype(np.int64) * data.n_items + coo.col), device=self.device)
+        self.target_keys = torch.as_tensor(
+            np.sort(coo.row.astype(np.int64) * data.n_items + coo.col), device=self.device
+        )
         self.n_relevant = torch.as_tensor(np.diff(target.indptr)[self.users], device=self.device)
         self.batches = [self._batch(start) for start in range(0, self.users.size, batch_size)]
 
     def _batch(self, start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(users, mask rows, mask cols) of one user batch; the mask is the users' training items."""
-        users = self.users[start:start + self.batch_size]
+        users = self.users[start : start + self.batch_size]
         mask = self.train[users].tocoo()
         return tuple(torch.as_tensor(a, dtype=torch.long, device=self.device) for a in (users, mask.row, mask.col))
 
@@ -61,8 +70,14 @@ class Evaluator:
         metrics = {name: float(values.mean()) for name, values in per_user.items()}
         return EvalResult(metrics, self.users, {k: v.cpu().numpy() for k, v in per_user.items()})
 
-    def _top_items(self, model: Recommender, reps: tuple[torch.Tensor, ...], users: torch.Tensor,
-                   mask_rows: torch.Tensor, mask_cols: torch.Tensor) -> torch.Tensor:
+    def _top_items(
+        self,
+        model: Recommender,
+        reps: tuple[torch.Tensor, ...],
+        users: torch.Tensor,
+        mask_rows: torch.Tensor,
+        mask_cols: torch.Tensor,
+    ) -> torch.Tensor:
         scores = model.score(users, reps)
         scores[mask_rows, mask_cols] = -torch.inf
         return torch.topk(scores, k=min(self.ks[-1], self.n_items), dim=1).indices

@@ -10,6 +10,7 @@ For a user with held-out set T and binary hits h_1..h_K at ranks 1..K:
 
 Each metric is computed per user and averaged uniformly over the evaluated users.
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,9 +3,10 @@
 Negatives are drawn uniformly from the items present in the training split, rejecting items in
 the user's own training history; rejected draws are redrawn in bulk until none remain.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -4,17 +4,20 @@ Per epoch: shuffle the training pairs, draw one negative per pair, Adam steps on
 step the learning-rate schedule lr * a ** (epoch / b), then evaluate validation (and test when
 validation improved). Early stopping keeps the epoch with the best validation metric (rounded to
 4 decimals, strict improvement, as the toolbox) and stops after ``patience + 1`` evaluations
-without improvement. A NaN/inf loss stops training and marks the run diverged; the best epoch so
-far (if any) is kept.
+without improvement (``EarlyStopping``). A NaN/inf loss stops training and marks the run
+diverged; the best epoch so far (if any) is kept. ``TrainResult.stop_reason`` says why training
+ended: ``"early_stopping"``, ``"epoch_cap"`` or ``"diverged"``.
 """
+
 from __future__ import annotations
 
 import ctypes
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +27,6 @@ from ..errors import InputError
 from ..models.base import Features, Recommender
 from .evaluator import EvalResult, Evaluator, representations
 from .sampler import NegativeSampler
-
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters
 
@@ -42,7 +44,7 @@ class TrainConfig:
     device: str = "cpu"
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(values) - known
         if unknown:
@@ -51,8 +53,38 @@ class TrainConfig:
         cfg.topk = tuple(cfg.topk)
         metric, _, k = cfg.valid_metric.partition("@")
         if not k.isdigit() or int(k) not in cfg.topk:
-            raise InputError(f"training.valid_metric '{cfg.valid_metric}' must be <Metric>@K with K in topk {list(cfg.topk)}")
+            raise InputError(
+                f"training.valid_metric '{cfg.valid_metric}' must be <Metric>@K with K in topk {list(cfg.topk)}"
+            )
         return cfg
+
+
+STOP_EARLY, STOP_EPOCH_CAP, STOP_DIVERGED = "early_stopping", "epoch_cap", "diverged"
+
+
+@dataclass
+class EarlyStopping:
+    """The stopping rule: strict improvement of the rounded metric, stop after ``patience + 1`` misses."""
+
+    patience: int
+    decimals: int = 4
+    best: float = -math.inf
+    best_epoch: int | None = None
+    last: float = math.nan
+    stale: int = 0
+
+    def update(self, epoch: int, value: float) -> bool:
+        """Record ``epoch``'s metric; True when it strictly improves on the best so far (rounded)."""
+        self.last = round(value, self.decimals)
+        if self.last > self.best:
+            self.best, self.best_epoch, self.stale = self.last, epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.stale > self.patience
 
 
 @dataclass
@@ -67,6 +99,8 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds_train: float = 0.0
     seconds_eval: float = 0.0
+    stop_reason: str = STOP_EPOCH_CAP
+    stop_epoch: int | None = None
 
     def summary(self) -> dict[str, Any]:
         out = asdict(self)
@@ -117,8 +151,14 @@ def make_optimizer(model: Recommender, params: Mapping[str, Any]) -> tuple[torch
     return opt, sched
 
 
-def fit(model_cls: type[Recommender], data: SplitData, features: Features, params: Mapping[str, Any],
-        cfg: TrainConfig, progress: bool = False) -> TrainResult:
+def fit(
+    model_cls: type[Recommender],
+    data: SplitData,
+    features: Features,
+    params: Mapping[str, Any],
+    cfg: TrainConfig,
+    progress: bool = False,
+) -> TrainResult:
     device = resolve_device(cfg.device)
     keep_freed_memory()
     seed_everything(cfg.seed)
@@ -129,40 +169,52 @@ def fit(model_cls: type[Recommender], data: SplitData, features: Features, param
     test_eval = Evaluator(data, TEST, cfg.topk, cfg.eval_batch_size, device)
 
     result = TrainResult(None, 0, False, None, {}, {}, None)
-    best, stale = -math.inf, 0
+    stopper = EarlyStopping(cfg.patience, cfg.decimals)
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
         loss = _train_epoch(model, sampler, opt, epoch, cfg.batch_size, device)
         result.seconds_train += time.perf_counter() - t0
-        result.epochs_run = epoch + 1
+        result.epochs_run, result.stop_epoch = epoch + 1, epoch
         if not math.isfinite(loss):
-            result.diverged, result.diverged_epoch = True, epoch
+            result.diverged, result.diverged_epoch, result.stop_reason = True, epoch, STOP_DIVERGED
             result.history.append({"epoch": epoch, "loss": loss})
             break
         sched.step()
         t0 = time.perf_counter()
         reps = representations(model)  # one propagation serves validation and test
         valid = valid_eval.evaluate(model, reps)
-        score = round(valid.metrics[cfg.valid_metric], cfg.decimals)
-        improved = score > best
+        improved = stopper.update(epoch, valid.metrics[cfg.valid_metric])
         if improved:
-            best, stale = score, 0
             test = test_eval.evaluate(model, reps)
-            result.best_epoch, result.valid, result.test, result.test_per_user = epoch, valid.metrics, test.metrics, test
-        else:
-            stale += 1
+            result.best_epoch, result.valid = epoch, valid.metrics
+            result.test, result.test_per_user = test.metrics, test
         result.seconds_eval += time.perf_counter() - t0
-        result.history.append({"epoch": epoch, "loss": loss, f"valid_{cfg.valid_metric}": valid.metrics[cfg.valid_metric],
-                               "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+        result.history.append(
+            {
+                "epoch": epoch,
+                "loss": loss,
+                f"valid_{cfg.valid_metric}": valid.metrics[cfg.valid_metric],
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         if progress:
-            print(f"epoch {epoch:4d} loss {loss:.5f} valid {cfg.valid_metric} {score:.4f}{' *' if improved else ''}", flush=True)
-        if stale > cfg.patience:
+            mark = " *" if improved else ""
+            print(f"epoch {epoch:4d} loss {loss:.5f} valid {cfg.valid_metric} {stopper.last:.4f}{mark}", flush=True)
+        if stopper.should_stop:
+            result.stop_reason = STOP_EARLY
             break
     return result
 
 
-def _train_epoch(model: Recommender, sampler: NegativeSampler, opt: torch.optim.Optimizer, epoch: int,
-                 batch_size: int, device: torch.device) -> float:
+def _train_epoch(
+    model: Recommender,
+    sampler: NegativeSampler,
+    opt: torch.optim.Optimizer,
+    epoch: int,
+    batch_size: int,
+    device: torch.device,
+) -> float:
     model.train()
     model.on_epoch_start(epoch)
     total, n = torch.zeros((), device=device), 0

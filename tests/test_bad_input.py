@@ -21,7 +21,7 @@ def broken(**changes):
         *parents, leaf = path.split("__")
         node = conf
         for p in parents:
-            node = node[p]
+            node = node.setdefault(p, {})
         if value is DELETE:
             del node[leaf]
         else:

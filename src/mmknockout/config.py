@@ -2,8 +2,9 @@
 
 The Snakefile and the CLI both go through this module. Defaults live in config/schema.yaml
 only; after :func:`validate_config` every optional key is present, so code indexes
-``config["training"]["epochs"]`` directly. Grid points and params ids are
-:mod:`mmknockout.grid`, the sweep design :mod:`mmknockout.sweeps` (names re-exported here).
+``config["training"]["epochs"]`` directly. Strict YAML, grid points and params ids are
+:mod:`mmknockout.grid` and the sweep design :mod:`mmknockout.sweeps`; the names callers use
+(``load_yaml``, ``grid_points``, ``params_id``, ...) are re-exported here.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .grid import (
     MODEL_DIR,
     ROOT,
     bounded,
+    closest_message,
     dotted,
     first_schema_error,
     grid_points,
@@ -101,6 +103,8 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA) ->
 def _describe(err: jsonschema.ValidationError) -> str:
     if err.validator in ("pattern", "maxLength") and str(err.schema.get("pattern", "")).startswith("^(?!.*[.][.])"):
         return f"name {err.instance!r} not allowed: {NAME_RULE}"
+    if err.validator in ("oneOf", "anyOf") and err.context:
+        return f"{closest_message(err.context)} (and no other allowed form matches)"
     if err.validator == "type" and err.validator_value == "integer" and isinstance(err.instance, float):
         return f"{err.instance!r} is not an integer (write it without a decimal point)"
     return err.message

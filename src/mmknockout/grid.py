@@ -137,6 +137,15 @@ def first_schema_error(validator: jsonschema.protocols.Validator, instance: Any)
     return errors[0] if errors else None
 
 
+def closest_message(alternatives: list[jsonschema.ValidationError]) -> str:
+    """The message of the alternative the value came closest to: not one it fails by type alone."""
+    shallow = ("type", "enum")
+    near = [e for e in alternatives if e.relative_path or e.validator not in shallow] or alternatives
+    best = jsonschema.exceptions.best_match(near)
+    where = dotted(best.relative_path)
+    return f"{where}: {best.message}" if where else best.message
+
+
 def _model_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(_model_schema())
 
@@ -158,7 +167,8 @@ def model_config(model: str, model_dir: str | Path = MODEL_DIR) -> dict[str, Any
         raise InputError(f"{path} field '{dotted(bad)}': NaN and infinite numbers are not allowed")
     err = first_schema_error(_model_validator(), y)
     if err is not None:
-        raise InputError(bounded(f"{path} field '{dotted(err.path) or '(top level)'}': {err.message}"))
+        message = closest_message(err.context) if err.context else err.message
+        raise InputError(bounded(f"{path} field '{dotted(err.path) or '(top level)'}': {message}"))
     extra = sorted(set(y.get("demo_grid", {})) - set(y["grid"]))
     if extra:
         raise InputError(f"{path} field 'demo_grid': {extra} not in 'grid' (demo_grid keys must be grid keys)")

@@ -129,8 +129,9 @@ def destination(root: str | os.PathLike, name: str, label: str = "file") -> Path
     """``root / name`` for a checked plain ``name``, refused if it resolves outside ``root``."""
     root = Path(root)
     dest = root / check_file_name(name, label)
-    if dest.resolve().parent != root.resolve():
-        raise InputError(f"{label}: {name!r} resolves to {dest.resolve()}, outside {root.resolve()}")
+    inside = Path(os.path.normpath(root.resolve() / name))  # the name itself is not resolved: it may be a link
+    if inside.parent != root.resolve():
+        raise InputError(f"{label}: {name!r} resolves to {inside}, outside {root.resolve()}")
     return dest
 
 

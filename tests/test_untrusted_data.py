@@ -23,16 +23,39 @@ from test_mmrec import _mmrec_folder
 
 import mmknockout.io as mmio
 from mmknockout import arrays
-from mmknockout.arrays import load_feature_matrix, load_npy, load_pickled_npy, npy_header
+from mmknockout.arrays import (
+    load_feature_matrix,
+    load_npy,
+    load_pickled_npy,
+    npy_header,
+)
 from mmknockout.data import download
-from mmknockout.data.amazon import read_image_features, read_metadata, read_ratings, write_image_features
+from mmknockout.data.amazon import (
+    read_image_features,
+    read_metadata,
+    read_ratings,
+    write_image_features,
+)
 from mmknockout.data.dataset import NeighbourGraph, SplitData
-from mmknockout.data.download import DownloadError, fetch, fetch_dataset, fetch_file, load_registry
+from mmknockout.data.download import (
+    DownloadError,
+    fetch,
+    fetch_dataset,
+    fetch_file,
+    load_registry,
+)
 from mmknockout.data.images import download_images
 from mmknockout.data.mmrec import import_mmrec, read_inter, user_graph_from_dict
 from mmknockout.data.preprocess import read_mapping
 from mmknockout.errors import InputError
-from mmknockout.io import DiskFullError, remove_stale_temporaries, require_file, write_json, write_npy, write_text
+from mmknockout.io import (
+    DiskFullError,
+    remove_stale_temporaries,
+    require_file,
+    write_json,
+    write_npy,
+    write_text,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -105,7 +128,7 @@ def test_genuine_user_graph_dict_loads_identically(tmp_path):
     np.save(p, graph, allow_pickle=True)
     got = user_graph_from_dict(p, 4)
     expected = np.load(p, allow_pickle=True).item()  # the file is the test's own, so trusted here
-    assert set(int(u) for u in expected) == {0, 1, 2, 3}
+    assert {int(u) for u in expected} == {0, 1, 2, 3}
     assert got.ids.tolist() == [[1, 2, -1], [0, -1, -1], [0, 1, 3], [-1, -1, -1]]
     assert got.weights.tolist() == [[3, 1, 0], [3, 0, 0], [1.5, 2, 7], [0, 0, 0]]
     assert got.ids.dtype == np.int64 and got.weights.dtype == np.float32
@@ -380,8 +403,8 @@ def test_valid_registry_and_local_paths_still_work(tmp_path):
     src.parent.mkdir()
     src.write_text("u,i,5,1\n")
     p = tmp_path / "datasets.yaml"
-    p.write_text(f"datasets:\n  demo:\n    files:\n      ratings:\n        file: ratings_Demo.csv\n"
-                 f"        source: local\n        path: mirror/ratings_Demo.csv\n        sha256: null\n")
+    p.write_text("datasets:\n  demo:\n    files:\n      ratings:\n        file: ratings_Demo.csv\n"
+                 "        source: local\n        path: mirror/ratings_Demo.csv\n        sha256: null\n")
     got = fetch_dataset("demo", tmp_path / "raw", registry=p, roles=("ratings",), base_dir=tmp_path)
     assert got["ratings"] == tmp_path / "raw" / "ratings_Demo.csv"
     assert got["ratings"].read_text() == "u,i,5,1\n"
@@ -540,3 +563,13 @@ def test_raw_files_fifo_unreadable_and_loops(tmp_path, monkeypatch, what):
     _deny_open(monkeypatch, p)
     with pytest.raises(InputError, match=rf"cannot read {p}: permission denied"):
         reader(p)
+
+
+def test_disk_full_during_download_is_not_retried(tmp_path, monkeypatch):
+    src = tmp_path / "r.csv"
+    src.write_text("u,i,5,1\n")
+    monkeypatch.setattr(download.time, "sleep", lambda s: pytest.fail("retried after a full disk"))
+    monkeypatch.setattr(mmio.os, "fsync", _enospc)
+    with pytest.raises(DiskFullError, match="disk full while writing"):
+        fetch(src.as_uri(), tmp_path / "raw" / "r.csv", retries=3)
+    assert list((tmp_path / "raw").iterdir()) == []

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..io import atomic_path, require_file
+from ..io import DiskFullError, atomic_path, require_file
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ class DownloadError(InputError):
 class _HttpOnlyRedirect(urllib.request.HTTPRedirectHandler):
     """Follow redirects to http(s) URLs only (urllib would also follow one to ftp)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
         if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
             raise DownloadError(f"refused redirect from {req.full_url} to {newurl!r}: only http(s) redirects "
                                 "are followed")
@@ -184,6 +185,8 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, retries:
             if sha256 is not None and dest.exists() and sha256sum(dest) != sha256.lower():
                 dest.unlink()  # a stale file with the wrong sum must not survive
             raise
+        except DiskFullError:
+            raise  # retrying cannot help
         except urllib.error.HTTPError as exc:
             last = exc
             if 400 <= exc.code < 500:

@@ -36,7 +36,7 @@ DEFAULT_REGISTRY = REPO_ROOT / "resources" / "datasets.yaml"
 ROLES = ("ratings", "metadata", "image_features")
 URL_SCHEMES = ("http", "https", "file")
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
-FILE_NAME_PATTERN = r"^(?!\.)(?!.*\.\.)[^/\\\x00]+$"
+FILE_NAME_PATTERN = r"^(?!\.)(?!.*\.\.)[^/\\\x00-\x1f]+$"
 
 _FILE_ENTRY = {
     "type": "object",

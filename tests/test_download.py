@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from mmknockout.data import download
-from mmknockout.data.download import DownloadError, fetch, fetch_dataset, fetch_file, load_registry, verify_sha256
+from mmknockout.data.download import (
+    DownloadError,
+    fetch,
+    fetch_dataset,
+    fetch_file,
+    load_registry,
+    verify_sha256,
+)
 from mmknockout.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,15 +8,15 @@ import sys
 import time
 from pathlib import Path
 
+import model_kit
 import numpy as np
 import pytest
+from workflow_kit import snakemake, workflow_copy
 
-import model_kit
 from mmknockout.analysis.aggregate import knockout_table
 from mmknockout.models.bpr import BPR
 from mmknockout.run import train_run
 from mmknockout.train.trainer import TrainConfig, fit
-from workflow_kit import snakemake, workflow_copy
 
 TABLES = ["knockout.csv", "significance.csv", "table3_bm3_slmrec_vbpr.csv", "appendix/table4_baseline.csv"]
 

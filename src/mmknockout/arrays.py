@@ -76,10 +76,11 @@ def npy_header(path: str | os.PathLike, what: str = "array") -> tuple[tuple[int,
         offset = fh.tell()
     if not dtype.hasobject:
         need = math.prod(shape) * dtype.itemsize
-        have = path.stat().st_size - offset
-        if need > have:
-            raise InputError(f"{path}: the .npy header claims shape {shape} of {dtype} ({need:,} bytes) but the "
-                             f"file holds only {have:,} bytes of data; the file is truncated or forged")
+        size = path.stat().st_size
+        if need > size - offset:
+            raise InputError(f"{path}: the .npy header claims shape {shape} of {dtype} ({need:,} bytes of data) "
+                             f"but the file size is {size:,} bytes ({size - offset:,} after the header); the file "
+                             "is truncated or forged")
     return shape, dtype
 
 

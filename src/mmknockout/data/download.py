@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..io import atomic_path, require_file
+from ..io import DiskFullError, atomic_path, require_file
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ DEFAULT_REGISTRY = REPO_ROOT / "resources" / "datasets.yaml"
 ROLES = ("ratings", "metadata", "image_features")
 URL_SCHEMES = ("http", "https", "file")
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
-FILE_NAME_PATTERN = r"^(?!\.)(?!.*\.\.)[^/\\\x00]+$"
+FILE_NAME_PATTERN = r"^(?!\.)(?!.*\.\.)[^/\\\x00-\x1f]+$"
 
 _FILE_ENTRY = {
     "type": "object",
@@ -83,7 +83,8 @@ class DownloadError(InputError):
 class _HttpOnlyRedirect(urllib.request.HTTPRedirectHandler):
     """Follow redirects to http(s) URLs only (urllib would also follow one to ftp)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
         if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
             raise DownloadError(f"refused redirect from {req.full_url} to {newurl!r}: only http(s) redirects "
                                 "are followed")
@@ -129,8 +130,9 @@ def destination(root: str | os.PathLike, name: str, label: str = "file") -> Path
     """``root / name`` for a checked plain ``name``, refused if it resolves outside ``root``."""
     root = Path(root)
     dest = root / check_file_name(name, label)
-    if dest.resolve().parent != root.resolve():
-        raise InputError(f"{label}: {name!r} resolves to {dest.resolve()}, outside {root.resolve()}")
+    inside = Path(os.path.normpath(root.resolve() / name))  # the name itself is not resolved: it may be a link
+    if inside.parent != root.resolve():
+        raise InputError(f"{label}: {name!r} resolves to {inside}, outside {root.resolve()}")
     return dest
 
 
@@ -183,6 +185,8 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, retries:
             if sha256 is not None and dest.exists() and sha256sum(dest) != sha256.lower():
                 dest.unlink()  # a stale file with the wrong sum must not survive
             raise
+        except DiskFullError:
+            raise  # retrying cannot help
         except urllib.error.HTTPError as exc:
             last = exc
             if 400 <= exc.code < 500:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import atomic_path, write_text
+from ..io import DiskFullError, atomic_path, write_text
 
 MAX_IMAGE_BYTES = 32 << 20
 IMAGE_URL_SCHEMES = ("http", "https", "file")
@@ -57,6 +57,8 @@ def _download(url: str, dest: Path, timeout: float) -> str | None:
                 raise ValueError(f"image larger than {MAX_IMAGE_BYTES} bytes")
             tmp.write_bytes(data)
         return None
+    except DiskFullError:
+        raise  # every further image would fail the same way
     except Exception as exc:  # noqa: BLE001 - any network or file error is recorded as a failure, not raised
         return _field(f"{type(exc).__name__}: {exc}")
 

@@ -23,7 +23,7 @@ from . import __version__
 from .data.dataset import NeighbourGraph, SplitData
 from .errors import InputError
 from .features import load_feature_matrix
-from .io import atomic_path, write_json, write_npz
+from .io import atomic_path, require_file, write_json, write_npz
 from .knockout import Condition
 from .models.registry import get_model_class
 from .spec import RunSpec
@@ -88,9 +88,10 @@ def _given(features: Mapping[str, Any], modality: str, model: str) -> bool:
 
 
 def _load_graph(path: str | Path | None, what: str, model: str) -> NeighbourGraph:
-    if not path or not Path(path).exists():
-        raise InputError(f"{model} needs the {what} file, not found: {path}")
-    return NeighbourGraph.load(path)
+    missing = f"{model} needs the {what} file, not found: {path}"
+    if not path:
+        raise InputError(missing)
+    return NeighbourGraph.load(require_file(path, what, missing=missing))
 
 
 def environment(device: str) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from mmknockout.plan import StudyPlan
 from mmknockout.spec import run_spec
 
 try:
-    cfg.check_config_files(workflow.configfiles)
-    validate(config, workflow.source_path("../../config/schema.yaml"))  # fills the schema's defaults
-    cfg.validate_config(config)
+    cfg.check_config_files(workflow.configfiles)  # duplicate keys, alias bombs
+    cfg.validate_config(config)  # schema (its defaults filled in) and the rules across fields
+    validate(config, workflow.source_path("../../config/schema.yaml"))  # Snakemake's own record of the check
     REGISTRY_FILE = "resources/datasets.yaml"
     REGISTRY = load_registry(REGISTRY_FILE)["datasets"]
     PLAN = StudyPlan(config)

@@ -92,7 +92,8 @@ def download_step(*, metadata: str, item_map: str, images: str, index: str, fail
     from .amazon import read_metadata
     from .preprocess import read_mapping
 
-    table = download_images(read_metadata(metadata), read_mapping(item_map, "item"), images, failures, threads=workers)
+    table = download_images(read_metadata(metadata), read_mapping(item_map, "item"), images, failures, threads=workers,
+                            schemes=("http", "https"))
     with atomic_path(index) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     print(f"{table['path'].notna().sum()} of {len(table)} images available")

@@ -5,8 +5,8 @@ conda and conda-forge are not reachable here, so this checks what can be checked
 * every env file parses, uses conda-forge (first) + nodefaults and never ``defaults``;
 * every dependency is pinned exactly (``name=version`` or ``name=version=build``);
 * every rule that runs Python declares ``conda:`` and the file exists (read from the .smk text);
-* the env of each rule pins every third-party package that the rule's ``python -m mmknockout
-  <command>`` can import (an ast walk over src/mmknockout from the command's function);
+* the env of each rule pins every third-party package that the rule's step can import (an ast
+  walk over src/mmknockout from the step's entry function in ``mmknockout.workflow.STEPS``);
 * the same package has the same pin in every env, and agrees with requirements.txt;
 * a ``pip install --dry-run`` of the PyPI equivalents of the pins resolves (skipped when PyPI
   cannot be reached);
@@ -180,14 +180,14 @@ def test_pins_agree_with_requirements_txt():
 
 
 # --------------------------------------------------------------------------------------------
-# rules: which env, which command
+# rules: which env, which step
 # --------------------------------------------------------------------------------------------
 
 RULE_RE = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.M)
 
 
 def parse_rules() -> dict[str, dict]:
-    """rule name -> {file, conda (path as written), command (mmknockout sub-command), python}"""
+    """rule name -> {file, conda (path as written), step (runs workflow/scripts/step.py), python}"""
     rules = {}
     all_text = "\n".join(p.read_text() for p in sorted(RULES.glob("*.smk")))
     for smk in sorted(RULES.glob("*.smk")) + [ROOT / "Snakefile"]:
@@ -202,12 +202,12 @@ def parse_rules() -> dict[str, dict]:
             if not conda:  # conda: NAME, with NAME = "../../envs/x.yaml" at the top of an .smk file
                 name = re.search(r"^\s+conda:\s*\n?\s*([A-Za-z_]\w*)\s*$", body, re.M)
                 conda = name and re.search(rf"^{name[1]}\s*=\s*[\"']([^\"']+)[\"']", all_text, re.M)
-            command = re.search(r"(?:\{PYTHON\}|python3? -m mmknockout)\s+([\w-]+)", body)
+            step = bool(re.search(r"^\s+script:\s*\n?\s*STEP\s*$", body, re.M))
             in_process = bool(re.search(r"^\s+run:", body, re.M))  # runs inside Snakemake: no env possible
-            python = not in_process and (bool(command) or bool(re.search(r"^\s+(script|notebook):", body, re.M))
+            python = not in_process and (step or bool(re.search(r"^\s+(script|notebook):", body, re.M))
                                          or "python" in body)
             rules[m[1]] = {"file": smk, "conda": conda[1] if conda else None, "in_process": in_process,
-                           "command": command[1] if command else None, "python": python}
+                           "step": step, "python": python}
     return rules
 
 
@@ -233,7 +233,7 @@ def test_every_python_rule_declares_an_existing_conda_env():
 
 
 # --------------------------------------------------------------------------------------------
-# imports of the package: what each mmknockout command needs
+# imports of the package: what each step needs
 # --------------------------------------------------------------------------------------------
 
 def module_file(mod: str) -> Path | None:
@@ -324,34 +324,34 @@ def closure(start: set[str]) -> set[str]:
 
 
 @lru_cache(maxsize=None)
-def command_imports(command: str) -> frozenset[str]:
-    """Third-party modules that `python -m mmknockout <command>` can import.
+def step_imports(rule: str) -> frozenset[str]:
+    """Third-party modules that the step of ``rule`` can import.
 
-    cli.py imports lazily inside each command function: take the command's function, plus the
-    cli helpers it calls (by name, transitively), plus cli's module-level imports.
-    """
-    cli = f"{PKG}.cli"
-    tree = ast.parse(module_file(cli).read_text())
+    Entry functions import lazily: take the module-level imports of the entry function's module,
+    the function's own imports and those of the module's functions it calls (by name,
+    transitively), plus what workflow/scripts/step.py imports."""
+    from mmknockout.workflow import STEPS
+
+    assert rule in STEPS, f"rule '{rule}' runs workflow/scripts/step.py but has no entry in STEPS"
+    mod, name = STEPS[rule].split(":")
+    tree = ast.parse(module_file(mod).read_text())
     optional = _optional_nodes(tree)
     functions = {fn.name: fn for fn in tree.body if isinstance(fn, ast.FunctionDef)}
-    start = None
-    for fn in functions.values():
-        for dec in fn.decorator_list:
-            if (isinstance(dec, ast.Call) and getattr(dec.func, "id", None) == "command"
-                    and dec.args and getattr(dec.args[0], "value", None) == command):
-                start = fn
-    assert start is not None, f"mmknockout has no command '{command}' (cli.py)"
-    todo, done, mods = [start.name], set(), set(module_imports(cli)) | {f"{PKG}.__main__"}
+    assert name in functions, f"{mod} has no entry function '{name}'"
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    is_pkg = module_file(mod).name == "__init__.py"
+    mods = _imports(top, mod, is_pkg, optional) | {f"{PKG}.workflow"}
+    todo, done = [name], set()
     while todo:
-        name = todo.pop()
-        if name in done:
+        fn_name = todo.pop()
+        if fn_name in done:
             continue
-        done.add(name)
-        fn = functions[name]
-        mods |= _imports(ast.walk(fn), cli, False, optional)
+        done.add(fn_name)
+        fn = functions[fn_name]
+        mods |= _imports(ast.walk(fn), mod, is_pkg, optional)
         todo += [c.func.id for c in ast.walk(fn)
                  if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in functions]
-    return frozenset(closure(mods))
+    return frozenset(closure(mods - {mod}))
 
 
 def conda_names_for(module: str) -> tuple[str, ...]:
@@ -375,22 +375,31 @@ def test_every_third_party_import_is_known_and_pinned_somewhere():
     assert not missing, f"imported by src/{PKG} but pinned in no env: {missing}"
 
 
-def test_each_rule_env_covers_its_command():
+def test_each_rule_env_covers_its_step():
     problems = {}
     for name, rule in parse_rules().items():
-        if not rule["command"] or not rule["conda"]:
+        if not rule["step"] or not rule["conda"]:
             continue
         env = (rule["file"].parent / rule["conda"]).resolve()
         if not env.is_file():
             continue  # reported by test_every_python_rule_declares_an_existing_conda_env
-        missing = missing_in_env(env, command_imports(rule["command"]))
+        missing = missing_in_env(env, step_imports(name))
         if missing:
-            problems[f"{name} ({rule['conda']}, mmknockout {rule['command']})"] = missing
-    assert not problems, f"rule envs lack packages their command imports: {problems}"
+            problems[f"{name} ({rule['conda']})"] = missing
+    assert not problems, f"rule envs lack packages their step imports: {problems}"
 
 
-def test_train_env_covers_train_and_select():
-    needed = command_imports("train") | command_imports("select")
+def test_every_step_rule_has_an_entry_function():
+    from mmknockout.workflow import STEPS, entry_function
+
+    steps = {name for name, rule in parse_rules().items() if rule["step"]}
+    assert steps == set(STEPS), sorted(steps ^ set(STEPS))
+    for rule in STEPS:
+        assert callable(entry_function(rule))
+
+
+def test_train_env_covers_train():
+    needed = step_imports("train")
     assert {"torch", "numpy"} <= needed, sorted(needed)  # the import walk itself works
     missing = missing_in_env(ENVS / "train.yaml", needed)
     assert not missing, f"envs/train.yaml lacks {missing}"
@@ -399,7 +408,7 @@ def test_train_env_covers_train_and_select():
 def test_features_env_has_the_encoders():
     have = set(pins(ENVS / "features.yaml"))
     assert {"sentence-transformers", "transformers", "pytorch", "torchvision", "pillow"} <= have, sorted(have)
-    missing = missing_in_env(ENVS / "features.yaml", command_imports("text-features"))
+    missing = missing_in_env(ENVS / "features.yaml", step_imports("text_features"))
     assert not missing, f"envs/features.yaml lacks {missing}"
 
 

@@ -3,23 +3,23 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 import yaml
 
-from mmknockout.analysis.tables import ReportPlan
+from mmknockout import config as cfg
+from mmknockout.plan import StudyPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "workflow" / "rules" / "report.smk"
-INDEX = pd.read_csv(ROOT / "resources" / "reference" / "tables.csv")
+INDEX = ROOT / "resources" / "reference" / "tables.csv"
 
 
 def _config(name):
-    return yaml.safe_load((ROOT / "config" / name).read_text())
+    return cfg.load_config(ROOT / "config" / name)
 
 
 def test_plan_for_the_paper_config():
-    plan = ReportPlan(_config("paper.yaml"), INDEX)
+    plan = StudyPlan(_config("paper.yaml"), INDEX)
     assert plan.appendix == {4: "baseline", 5: "dual-noise", 6: "text-noise", 7: "image-noise", 8: "dual-ones",
                              9: "dual-zeros", 10: "vit"}
     assert plan.feature_sets["baby"] == ["default", "vit", "resnet"]
@@ -30,12 +30,20 @@ def test_plan_for_the_paper_config():
 
 
 def test_plan_for_a_small_config():
-    conf = _config("config.yaml")
+    conf = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     conf["conditions"] = {"baseline": {}, "dual-noise": {"text": "noise", "image": "noise"}}
-    plan = ReportPlan(conf, INDEX)
+    plan = StudyPlan(cfg.validate_config(conf), INDEX)
     assert plan.appendix == {4: "baseline", 5: "dual-noise"}
     conf["models"] = ["BPR"]
-    assert ReportPlan(conf, INDEX).embeddings == []
+    assert StudyPlan(conf, INDEX).embeddings == []
+
+
+def test_plan_declares_the_per_user_files_of_every_grid_point():
+    plan = StudyPlan(_config("config.yaml"), INDEX)
+    per_user = plan.selected_per_user()
+    assert len(per_user) == len(set(per_user))
+    assert len(per_user) == sum(len(plan.grid(k["model"])) for k in plan.selection_keys())
+    assert all(p.endswith("/per_user.npz") for p in per_user)
 
 
 def test_report_rules_have_no_functions():  # `snakemake --lint`: no rules and functions in one file
@@ -63,8 +71,8 @@ def test_captions_render_without_warnings(seeds):
         source = (ROOT / "workflow" / "report" / name).read_text()
         snakemake = SimpleNamespace(config=conf, wildcards=SimpleNamespace(dataset="baby", feature_set="vit", table="10",
                                                                            name="vit"),
-                                    params=_Params(feature_set="default", threshold=5.0, metrics="NDCG@10,Recall@10",
-                                                   title="ViT-based", sample=2000, seed=0, encoders="text=a,image=b"))
+                                    params=_Params(feature_set="default", threshold=5.0, metrics=["NDCG@10", "Recall@10"],
+                                                   sample=2000, seed=0, encoders={"text": "a", "image": "b"}))
         rst = env.from_string(source).render(snakemake=snakemake)
         html = publish_parts(rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 5,
                                                                           "warning_stream": False})["body"]

@@ -7,7 +7,7 @@ import pytest
 
 from mmknockout.data.amazon import write_image_features
 from mmknockout.errors import InputError
-from mmknockout.features import load_feature_matrix, load_features
+from mmknockout.features import load_feature_matrix
 from mmknockout.features.image import upstream_features, write_missing
 from mmknockout.features.text import encode, item_text, item_texts, resolve_model
 
@@ -129,12 +129,6 @@ def test_load_feature_matrix_checks(tmp_path):
     np.save(p, np.array([{"a": 1}], dtype=object))
     with pytest.raises(InputError, match="cannot read text features"):
         load_feature_matrix(p, 1, "text")
-
-
-def test_load_features_dict(tmp_path):
-    np.save(tmp_path / "t.npy", np.zeros((2, 3), np.float32))
-    out = load_features({"text": tmp_path / "t.npy", "image": None}, 2)
-    assert out["image"] is None and out["text"].shape == (2, 3)
 
 
 def test_numeric_asins_from_plain_read_csv_keep_leading_zeros(tmp_path):

@@ -62,7 +62,6 @@ EMBEDDING_STATS = TABLES + "/embedding_stats_{dataset}_{feature_set}.csv"
 SWEEP_TABLE = TABLES + "/vbpr_sweeps.csv"
 FIG4 = FIGURES + "/fig4_vbpr_sweeps.png"
 RUNTIME = TABLES + "/runtime.csv"
-REPORT = RESULTS + "/report.html"
 
 # per-step records
 LOGS = "logs"

@@ -25,7 +25,6 @@ from .. import paths
 from ..errors import InputError
 
 GROUP = ["dataset", "feature_set", "model", "condition"]
-SIG_METRICS = ("NDCG@10", "Recall@10", "Precision@10")
 SIG_COLUMNS = ["dataset", "feature_set", "model", "condition", "metric", "n_seeds", "mean_baseline", "ci95_baseline",
                "mean_knockout", "ci95_knockout", "change %", "ci95", "p_seeds", "p_users", "p_users_by_seed", "n_users"]
 

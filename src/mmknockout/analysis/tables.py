@@ -108,10 +108,6 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, align: str | None = Non
     return "\n".join(lines)
 
 
-def write_tex(df: pd.DataFrame, path: str | Path, caption: str, label: str, **kw) -> None:
-    write_text(path, to_latex(df, caption, label, **kw))
-
-
 # ---------------------------------------------------------------- seed summary
 
 def seed_summary(ko: pd.DataFrame, metrics: Sequence[str] = APPENDIX_METRICS) -> pd.DataFrame:

@@ -28,8 +28,6 @@ TOOLBOX_EPOCH_SECONDS = {
     "BPR": 0.78, "LightGCN": 2.9, "VBPR": 5.6, "BM3": 21, "FREEDOM": 25, "SLMRec": 28, "MGCN": 28, "SMORE": 29,
     "LATTICE": 39, "LGMRec": 56, "GRCN": 73, "DAMRS": 86, "DualGNN": 115, "MMGCN": 121,
 }
-TOOLBOX_EVAL_SECONDS = {"LATTICE": 53.0}  # others 2.5-3.3 s
-TOOLBOX_PEAK_GB = (0.8, 3.4)
 BATCH_SIZE = 2048
 
 

@@ -308,20 +308,3 @@ def fetch_dataset(name: str, out_dir: str | os.PathLike, registry: str | os.Path
         dest = destination(out_dir, entry["file"], f"dataset '{name}' {role}: file")
         out[role] = fetch_file(entry, dest, base_dir=base_dir)
     return out
-
-
-if __name__ == "__main__":  # pragma: no cover - thin CLI
-    import argparse
-    import sys
-
-    ap = argparse.ArgumentParser(description="Fetch the raw files of one dataset")
-    ap.add_argument("dataset")
-    ap.add_argument("out_dir")
-    ap.add_argument("--registry", default=None)
-    a = ap.parse_args()
-    logging.basicConfig(level=logging.INFO)
-    try:
-        for role, p in fetch_dataset(a.dataset, a.out_dir, a.registry).items():
-            print(role, p)
-    except InputError as exc:
-        sys.exit(f"error: {exc}")

@@ -64,7 +64,7 @@ def read_inter(path: str | os.PathLike) -> pd.DataFrame:
     return df[INTER_COLUMNS]
 
 
-def user_graph_from_dict(path: str | os.PathLike, n_users: int, n_items_hint: int | None = None) -> NeighbourGraph:
+def user_graph_from_dict(path: str | os.PathLike, n_users: int) -> NeighbourGraph:
     """Convert MMRec's ``user_graph_dict.npy`` into a NeighbourGraph (ids padded with -1).
 
     The pickle is read with the data-only unpickler; a file referencing anything but numpy arrays

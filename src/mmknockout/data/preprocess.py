@@ -173,23 +173,6 @@ def read_mapping(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     return df
 
 
-if __name__ == "__main__":  # pragma: no cover - thin CLI
-    import argparse
-    import sys
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("ratings")
-    ap.add_argument("out_dir")
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--seed", type=int, default=999)
-    ap.add_argument("-k", type=int, default=5)
-    a = ap.parse_args()
-    try:
-        print(prepare(a.ratings, a.out_dir, a.name, a.seed, a.k))
-    except InputError as exc:
-        sys.exit(f"error: {exc}")
-
-
 def prepare_split(*, ratings: str, inter: str, stats: str, item_map: str, user_map: str, seed: int,
                   kcore: int) -> dict:
     """Workflow step: :func:`prepare` into the folder of ``inter``, whose outputs the rule names."""

@@ -294,13 +294,3 @@ Items carry their type and style in the text (title, categories, description); i
 a weaker type signal under sparse non-negative noise. Users prefer 1-3 types and usually one style.
 The data are synthetic; no real user or product is described.
 """
-
-
-if __name__ == "__main__":  # pragma: no cover - thin CLI
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Write the synthetic demo dataset (Amazon 2014 formats)")
-    ap.add_argument("out_dir")
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    a = ap.parse_args()
-    print(make_demo(a.out_dir, seed=a.seed))

@@ -6,19 +6,8 @@ reader lives in :mod:`mmknockout.arrays` (below the data stage) and is re-export
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
-import numpy as np
-
 from ..arrays import check_finite, load_feature_matrix
 
-__all__ = ["check_finite", "load_feature_matrix", "load_features"]
+__all__ = ["check_finite", "load_feature_matrix"]
 
 
-def load_features(paths: Mapping[str, str | os.PathLike | None], n_items: int) -> dict[str, np.ndarray | None]:
-    """Load several modalities, e.g. ``{"text": ".../text_feat.npy", "image": None}``.
-
-    A ``None`` path gives ``None`` (the modality is absent, as a missing file in MMRec).
-    """
-    return {name: None if p is None else load_feature_matrix(p, n_items, name) for name, p in paths.items()}

@@ -33,7 +33,7 @@ BATCH_SIZE = 2048
 
 def write_data(folder: Path, scale: float, seed: int, shape: dict[str, int] | None = None) -> None:
     from ..data.graphs import save_graph
-    from .synthetic import baby_like
+    from ..data.synthetic import baby_like
 
     data, features = baby_like(scale, seed, shape)
     np.savez(folder / "split.npz", users=data.users, items=data.items, labels=data.labels,

@@ -11,45 +11,12 @@ from ..data.dataset import SplitData
 from .base import Features, Recommender
 from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency
 from .losses import emb_norm_loss
+from .ops import GatherRows, Scratch
 
 
 def alignment_loss(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``1 - mean cos(online, target)`` with the target treated as a constant (stop-gradient)."""
     return 1.0 - F.cosine_similarity(online, target.detach(), dim=-1).mean()
-
-
-class Scratch:
-    """A reused flat tensor lent out as ``rows x cols`` blocks.
-
-    On CPU a fresh tensor of tens of MB per batch costs more in page faults than filling it; a
-    block is only read by the batch that wrote it (autograd flags a reuse before its backward).
-    """
-
-    def __init__(self) -> None:
-        self.flat: torch.Tensor | None = None
-
-    def block(self, rows: int, like: torch.Tensor) -> torch.Tensor:
-        need = rows * like.shape[1]
-        flat = self.flat
-        if flat is None or flat.numel() < need or flat.device != like.device or flat.dtype != like.dtype:
-            flat = self.flat = like.new_empty(need)
-        return flat[:need].view(rows, like.shape[1])
-
-
-class GatherRows(torch.autograd.Function):
-    """``table[rows]`` for distinct ``rows``, written into a :class:`Scratch` block; the gradient
-    is ``grad`` at ``rows`` and zero elsewhere, as for plain indexing."""
-
-    @staticmethod
-    def forward(ctx, table: torch.Tensor, rows: torch.Tensor, scratch: Scratch) -> torch.Tensor:
-        ctx.save_for_backward(rows)
-        ctx.table_shape = table.shape
-        return torch.index_select(table, 0, rows, out=scratch.block(rows.numel(), table))
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (rows,) = ctx.saved_tensors
-        return grad.new_zeros(ctx.table_shape).index_copy_(0, rows, grad), None, None
 
 
 class BM3(Recommender):

@@ -6,11 +6,11 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
+from .ops import RowExpSum
 from .graph import GraphOperator, cosine_normalize, lightgcn_propagate, neighbour_graph_adjacency, normalized_adjacency, sparse_from_edges, stable_topk, sym_normalize
 
 #: pseudo-positive neighbours per item in the neighbour-discrimination loss (fixed in DA-MRS)
@@ -82,35 +82,6 @@ def row_topk_indices(x: torch.Tensor, k: int, groups: int = 10) -> torch.Tensor:
     tail = torch.arange(groups * m, n, device=x.device).expand(x.shape[0], -1)
     cand = torch.cat([(top_groups.unsqueeze(2) + offsets).flatten(1), tail], dim=1)
     return cand.gather(1, torch.topk(x.gather(1, cand), k, dim=1).indices)
-
-
-class _RowExpSum(torch.autograd.Function):
-    """``total_i = sum_j E_ij`` for ``E = exp(z @ y.T / TEMPERATURE)``, given E (detached) as
-    consecutive row blocks.
-
-    The gradient forms no new B x n matrix: with ``w = g / TEMPERATURE``,
-    ``dz = diag(w) E y`` and ``dy = E^T diag(w) z``.
-    """
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, y: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
-        ctx.save_for_backward(z, y)
-        ctx.blocks = blocks
-        return torch.cat([e.sum(1) for e in blocks])
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        z, y = ctx.saved_tensors
-        w = (grad / TEMPERATURE).unsqueeze(1)
-        dz = torch.cat([e @ y for e in ctx.blocks]) * w if ctx.needs_input_grad[0] else None
-        dy = None
-        if ctx.needs_input_grad[1]:
-            zw, dy, start = z * w, torch.zeros_like(y), 0
-            for e in ctx.blocks:
-                dy.addmm_(e.T, zw[start:start + e.shape[0]])
-                start += e.shape[0]
-        return dz, dy, None
 
 
 class DAMRS(Recommender):
@@ -237,7 +208,7 @@ class DAMRS(Recommender):
         the gradient of their row sums is analytic)."""
         mm = torch.exp((z.unsqueeze(1) * z_all[mm_pos]).sum(2) / TEMPERATURE).sum(1)
         single = torch.exp((z.unsqueeze(1) * z_all[single_pos]).sum(2) / TEMPERATURE).sum(1)
-        total = _RowExpSum.apply(z, z_all, exp_blocks)
+        total = RowExpSum.apply(z, z_all, exp_blocks, TEMPERATURE)
         return (-torch.log(mm / total + 1e-9) - torch.log(single / (total - mm) + 1e-9)).mean()
 
     @classmethod

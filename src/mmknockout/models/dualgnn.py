@@ -11,8 +11,9 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import BipartiteBlocks, normalized_adjacency, row_normalize
-from .losses import bpr_loss, mean_square
+from .graph import BipartiteBlocks, normalized_adjacency
+from .losses import bpr_loss
+from .ops import mean_square, row_normalize
 
 #: modality order of the toolbox's fusion weights: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")

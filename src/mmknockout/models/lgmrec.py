@@ -6,67 +6,19 @@ from typing import Any, Mapping, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
 from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency, sparse_from_edges
 from .losses import bpr_loss, emb_norm_loss
+from .ops import BoundedLogSumExp, FixedProjection
 
 GUMBEL_TAU = 0.2  # Gumbel-softmax and contrastive temperature, hard-coded in the toolbox
-#: anchor rows per block of the anchors x candidates logits (small, reusable temporaries)
-ROW_BLOCK = 256
 
 
 def xavier_matrix(rows: int, cols: int) -> nn.Parameter:
     return nn.Parameter(nn.init.xavier_uniform_(torch.empty(rows, cols)))
-
-
-class _BoundedLogSumExp(torch.autograd.Function):
-    """``lse_i = log sum_j exp(a_i . b_j)`` for logits of small magnitude (here cosines / tau, at
-    most 5), so no max shift is needed. Row blocks of ``E = exp(a b^T)`` are kept for the gradient
-    ``dA = diag(w) E B``, ``dB = E^T diag(w) A`` with ``w = g / s`` (no further B x n matrix); the
-    products are written with the wide dimension last (``(B^T E^T)^T``), which MKL runs faster."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        blocks = [torch.mm(a[s:s + ROW_BLOCK], b.T).exp_() for s in range(0, a.shape[0], ROW_BLOCK)]
-        sums = torch.cat([e.sum(1) for e in blocks])
-        ctx.save_for_backward(a, b, sums)
-        ctx.blocks = blocks
-        return sums.log()
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        a, b, sums = ctx.saved_tensors
-        w = (grad / sums).unsqueeze(1)
-        da = db_t = None
-        if ctx.needs_input_grad[0]:
-            b_t = b.T.contiguous()
-            da = torch.cat([b_t @ e.T for e in ctx.blocks], dim=1).T * w
-        if ctx.needs_input_grad[1]:
-            aw_t, db_t = (a * w).T, b.new_zeros(b.shape[1], b.shape[0])
-            for s, e in zip(range(0, a.shape[0], ROW_BLOCK), ctx.blocks):
-                db_t.addmm_(aw_t[:, s:s + ROW_BLOCK], e)
-        return da, None if db_t is None else db_t.T
-
-
-class _FixedProjection(torch.autograd.Function):
-    """``x @ w`` for a fixed feature matrix x (no gradient); ``dw = (g^T x)^T``, which MKL runs
-    faster than autograd's ``x^T g`` for a tall x."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return x @ w
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
-        (x,) = ctx.saved_tensors
-        return None, (grad.T @ x).T
 
 
 def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, tau: float,
@@ -85,7 +37,7 @@ def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: 
         left, right = (a @ edge.T) / tau, assign / norm
     else:
         left, right = a / tau, F.normalize(candidates, dim=1)
-    return (_BoundedLogSumExp.apply(left, right) - pos).sum()
+    return (BoundedLogSumExp.apply(left, right) - pos).sum()
 
 
 class Hyper(NamedTuple):
@@ -180,7 +132,7 @@ class LGMRec(Recommender):
         """``(X_m W_m, X_m V_m)`` from one product with ``[W_m | V_m]``: one pass over the features,
         and one ``X^T G`` for both weight gradients (a 4-column ``X^T G`` alone is very slow)."""
         d_feat = self.local_trs[m].shape[1]
-        out = _FixedProjection.apply(self.feat(m), torch.cat([self.local_trs[m], self.hyper_trs[m]], dim=1))
+        out = FixedProjection.apply(self.feat(m), torch.cat([self.local_trs[m], self.hyper_trs[m]], dim=1))
         return out[:, :d_feat], out[:, d_feat:]
 
     def local_modal(self, item_f: torch.Tensor) -> torch.Tensor:

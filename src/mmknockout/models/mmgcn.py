@@ -9,8 +9,9 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender, unique_items
-from .graph import BipartiteBlocks, bipartite_adjacency, row_normalize, sparse_from_edges
-from .losses import bpr_loss, mean_square
+from .graph import BipartiteBlocks, bipartite_adjacency, sparse_from_edges
+from .losses import bpr_loss
+from .ops import mean_square, row_normalize
 
 N_GRAPH_LAYERS = 3  # hard-coded in the toolbox, whatever the config's n_layers says
 

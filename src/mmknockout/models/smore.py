@@ -9,7 +9,7 @@ from torch import nn
 from ..data.dataset import SplitData
 from .base import Features
 from .graph import GraphOperator, bipartite_blocks, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
-from .mgcn import SideContentRecommender, gate, take_rows
+from .blocks import SideContentRecommender, gate, take_rows
 
 
 def max_fusion(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,12 @@ from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
 from .blocks import xavier_table
-from .graph import GraphOperator, mixed_knn_graph, normalized_adjacency, sparse_from_edges
+from .graph import (
+    GraphOperator,
+    mixed_knn_graph,
+    normalized_adjacency,
+    sparse_from_edges,
+)
 from .params import HyperParams, hp
 
 #: user-user neighbours aggregated per user (hard-coded in DRAGON)

@@ -10,7 +10,13 @@ import torch
 from ..data.dataset import SplitData
 from .base import Features, Recommender, unique_items
 from .blocks import FeatureTables, id_tables
-from .graph import DegreeSensitivePruning, GraphOperator, lightgcn_propagate, mixed_knn_graph, normalized_adjacency
+from .graph import (
+    DegreeSensitivePruning,
+    GraphOperator,
+    lightgcn_propagate,
+    mixed_knn_graph,
+    normalized_adjacency,
+)
 from .losses import bpr_loss
 from .params import HyperParams, hp
 

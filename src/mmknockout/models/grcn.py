@@ -1,7 +1,9 @@
 """GRCN: graph-refined convolution, where content attention re-weights the user-item graph."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -9,11 +11,21 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, StackedTableRecommender
+from .blocks import xavier_table
 from .graph import BipartiteEdges
 from .ops import row_normalize
+from .params import HyperParams, hp
 
 #: modality order of the toolbox: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GRCNParams(HyperParams):
+    latent_embedding: int = hp(doc="width c of the per-modality content representations", ge=1)
+    n_layers: int = hp(doc="routing iterations", ge=0)
+    reg_weight: float = hp(doc="weight of the toolbox's squared-embedding penalty", ge=0)
+    paper_routing: bool = hp(False, "route item -> user as in the paper (false: the toolbox's direction)")
 
 
 class GRCN(StackedTableRecommender):
@@ -53,7 +65,7 @@ class GRCN(StackedTableRecommender):
     :math:`\mathrm{norm}(\mathrm{leakyrelu}(b_m))` (zero if that is zero: ``F.normalize`` has an
     eps), so attention depends only on the preferences; nothing divides by zero, no NaN.
 
-    Params: ``embedding_size`` (ID dim, 64), ``latent_embedding`` (content dim, 64), ``n_layers``
+    Args (:class:`GRCNParams`): ``embedding_size`` (ID dim, 64), ``latent_embedding`` (content dim, 64), ``n_layers``
     (routing iterations, 3), ``reg_weight``; optional ``paper_routing`` (default false).
     Scoring uses a fresh full propagation (the toolbox reuses the last training batch's result).
 
@@ -63,12 +75,12 @@ class GRCN(StackedTableRecommender):
     values (:class:`BipartiteEdges`), with hand-written gradients for features and edge values.
     """
 
+    Params = GRCNParams
+    family = "user-item graph"
+
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
-        d, c = self.embedding_size, int(self.param("latent_embedding"))
-        self.n_routing = int(self.param("n_layers"))
-        self.reg_weight = float(self.param("reg_weight"))
-        self.paper_routing = bool(self.params.get("paper_routing", False))
+        d, c = self.embedding_size, self.hp.latent_embedding
 
         pairs = torch.unique(torch.as_tensor(data.train_users, dtype=torch.long) * self.n_items
                              + torch.as_tensor(data.train_items, dtype=torch.long))
@@ -80,8 +92,8 @@ class GRCN(StackedTableRecommender):
         self.register_buffer("edge_source", torch.cat([users, items + self.n_users]), persistent=False)
 
         n_nodes = self.n_users + self.n_items
-        self.id_embedding = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_nodes, d)))
-        self.node_confidence = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_nodes, len(MODALITIES))))
+        self.id_embedding = xavier_table(n_nodes, d, normal=True)
+        self.node_confidence = xavier_table(n_nodes, len(MODALITIES), normal=True)
         self.projections = nn.ModuleDict()
         self.preferences = nn.ParameterDict()
         for m in MODALITIES:
@@ -89,12 +101,12 @@ class GRCN(StackedTableRecommender):
             layer = nn.Linear(features[m].shape[1], c)
             nn.init.xavier_normal_(layer.weight)
             self.projections[m] = layer
-            self.preferences[m] = nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_users, c)))
+            self.preferences[m] = xavier_table(self.n_users, c, normal=True)
 
     # ----------------------------------------------------------------------------------- graph
     def route(self, preference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """``n_layers`` routing iterations with ``i -> u`` messages (softmax over each user's items)."""
-        for _ in range(self.n_routing):
+        for _ in range(self.hp.n_layers):
             alpha = self.edges.softmax_per_user(self.edges.scores(preference, content))
             preference = row_normalize(self.edges.to_users(alpha, content, base=preference))
         return preference
@@ -102,7 +114,7 @@ class GRCN(StackedTableRecommender):
     def routed_preference(self, preference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Paper direction ``i -> u``; in the toolbox direction (``u -> i``) no message reaches a
         user, so the result is ``preference`` itself and the computation is skipped."""
-        if not self.paper_routing:
+        if not self.hp.paper_routing:
             return preference
         return self.route(preference, content)
 
@@ -144,4 +156,4 @@ class GRCN(StackedTableRecommender):
         emb = (self.id_embedding[both_users].pow(2) + self.id_embedding[items].pow(2)).mean()
         emb = emb + self.preferences["image"].pow(2).mean()
         content = sum(self.preferences[m][users].pow(2).mean() for m in MODALITIES)
-        return self.reg_weight * (emb + content)
+        return self.hp.reg_weight * (emb + content)

@@ -11,8 +11,16 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .graph import GraphOperator, bipartite_adjacency, cosine_normalize, knn_graph, knn_indices, lightgcn_propagate, sparse_from_edges
 from .blocks import FeatureTables, id_tables
+from .graph import (
+    GraphOperator,
+    bipartite_adjacency,
+    cosine_normalize,
+    knn_graph,
+    knn_indices,
+    lightgcn_propagate,
+    sparse_from_edges,
+)
 from .losses import bpr_loss, l2_sq_loss
 from .params import HyperParams, hp
 

@@ -1,24 +1,42 @@
 """LGMRec: local (modal graph) and global (hypergraph) embeddings on top of LightGCN."""
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import SplitData
-from ..errors import InputError
 from .base import Features, Recommender
-from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .blocks import id_tables, xavier_table
+from .graph import (
+    GraphOperator,
+    lightgcn_propagate,
+    normalized_adjacency,
+    sparse_from_edges,
+)
 from .losses import bpr_loss, emb_norm_loss
 from .ops import BoundedLogSumExp, FixedProjection
+from .params import HyperParams, hp
 
 GUMBEL_TAU = 0.2  # Gumbel-softmax and contrastive temperature, hard-coded in the toolbox
 
 
-def xavier_matrix(rows: int, cols: int) -> nn.Parameter:
-    return nn.Parameter(nn.init.xavier_uniform_(torch.empty(rows, cols)))
+@dataclass(frozen=True, kw_only=True)
+class LGMRecParams(HyperParams):
+    feat_embed_dim: int = hp(64, "width of the local modal embeddings", ge=1)
+    cf_model: str = hp("lightgcn", "collaborative backbone (only 'lightgcn' is implemented)", choices=("lightgcn",))
+    n_ui_layers: int = hp(doc="LightGCN layers of the CF embeddings", ge=0)
+    n_mm_layers: int = hp(doc="propagations of the local modal embeddings", ge=0)
+    n_hyper_layer: int = hp(doc="hypergraph message-passing rounds", ge=1)
+    hyper_num: int = hp(doc="number of hyperedges", ge=1)
+    keep_rate: float = hp(doc="keep probability of the hyperedge-assignment dropout", gt=0, le=1)
+    alpha: float = hp(doc="weight of the global (hypergraph) embeddings", ge=0)
+    cl_weight: float = hp(doc="weight of the hypergraph InfoNCE", ge=0)
+    reg_weight: float = hp(doc="weight of EmbLoss on the batch's final embeddings", ge=0)
 
 
 def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, tau: float,
@@ -76,7 +94,7 @@ class LGMRec(Recommender):
     sampled (from the torch global RNG), so scores are stochastic. One sample is drawn per
     evaluation pass (MMRec draws one per batch of evaluated users).
 
-    Params: ``embedding_size`` (64), ``feat_embed_dim`` (64), ``n_ui_layers``, ``n_mm_layers``,
+    Args (:class:`LGMRecParams`): ``embedding_size`` (64), ``feat_embed_dim`` (64), ``n_ui_layers``, ``n_mm_layers``,
     ``n_hyper_layer`` (>= 1), ``hyper_num``, ``keep_rate``, ``alpha``, ``cl_weight``,
     ``reg_weight``; ``cf_model`` must be ``lightgcn``.
 
@@ -87,29 +105,20 @@ class LGMRec(Recommender):
     No NaN path.
     """
 
+    Params = LGMRecParams
+    family = "hybrid"
+
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        d_feat = int(self.params.get("feat_embed_dim", d))
-        if self.params.get("cf_model", "lightgcn") != "lightgcn":
-            raise InputError("LGMRec: only cf_model 'lightgcn' is implemented (the study's setting)")
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.n_mm_layers = int(self.param("n_mm_layers"))
-        self.n_hyper_layer = int(self.param("n_hyper_layer"))
-        if self.n_hyper_layer < 1:
-            raise InputError("LGMRec: n_hyper_layer must be >= 1")
-        hyper_num = int(self.param("hyper_num"))
-        self.keep_rate = float(self.param("keep_rate"))
-        self.alpha = float(self.param("alpha"))
-        self.cl_weight = float(self.param("cl_weight"))
-        self.reg_weight = float(self.param("reg_weight"))
-        self.user_embedding = xavier_matrix(self.n_users, d)
-        self.item_embedding = xavier_matrix(self.n_items, d)
+        d_feat = self.hp.feat_embed_dim
+        hyper_num = self.hp.hyper_num
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
         self.modal_names = ("image", "text")
         for m in self.modal_names:
             self.register_buffer(f"{m}_feat", features[m].float().clone())  # frozen
-        self.local_trs = nn.ParameterDict({m: xavier_matrix(features[m].shape[1], d_feat) for m in self.modal_names})
-        self.hyper_trs = nn.ParameterDict({m: xavier_matrix(features[m].shape[1], hyper_num) for m in self.modal_names})
+        self.local_trs = nn.ParameterDict({m: xavier_table(features[m].shape[1], d_feat) for m in self.modal_names})
+        self.hyper_trs = nn.ParameterDict({m: xavier_table(features[m].shape[1], hyper_num) for m in self.modal_names})
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
         ui = self.user_item_matrix(data)
         self.ui = GraphOperator(ui)
@@ -126,7 +135,7 @@ class LGMRec(Recommender):
         return getattr(self, f"{m}_feat")
 
     def collaborative(self) -> torch.Tensor:
-        return lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
+        return lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.n_ui_layers)
 
     def project(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(X_m W_m, X_m V_m)`` from one product with ``[W_m | V_m]``: one pass over the features,
@@ -139,7 +148,7 @@ class LGMRec(Recommender):
         """Modal graph embedding: projected item features, user means, n_mm_layers propagations."""
         user_f = self.ui(item_f) * self.inv_user_degree
         out = torch.cat([user_f, item_f])
-        for _ in range(self.n_mm_layers):
+        for _ in range(self.hp.n_mm_layers):
             out = self.adj(out)
         return out
 
@@ -151,11 +160,11 @@ class LGMRec(Recommender):
 
     def hypergraph(self, item_h: torch.Tensor, user_h: torch.Tensor, item_emb: torch.Tensor) -> Hyper:
         """Hypergraph message passing item -> hyperedge -> (item, user); dropout on assignments."""
-        p = 1.0 - self.keep_rate
+        p = 1.0 - self.hp.keep_rate
         item_h = F.dropout(item_h, p=p, training=self.training)
         user_h = F.dropout(user_h, p=p, training=self.training)
         z_item = item_emb
-        for _ in range(self.n_hyper_layer):
+        for _ in range(self.hp.n_hyper_layer):
             edge = item_h.T @ z_item
             z_item = item_h @ edge
         return Hyper(user_h @ edge, z_item, user_h, item_h, edge)
@@ -172,9 +181,9 @@ class LGMRec(Recommender):
 
     def combine(self, cf: torch.Tensor, local: list[torch.Tensor], glob: torch.Tensor) -> torch.Tensor:
         """Final embeddings of the given rows: ``E^cf + sum_m bar E^m + alpha * bar(sum_m Z^m)``."""
-        return cf + sum(F.normalize(x, dim=1) for x in local) + self.alpha * F.normalize(glob, dim=1)
+        return cf + sum(F.normalize(x, dim=1) for x in local) + self.hp.alpha * F.normalize(glob, dim=1)
 
-    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Hyper]]:
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Hyper]]:
         cf, local, hyper = self.branches()
         glob = sum(torch.cat([h.z_user, h.z_item]) for h in hyper.values())
         all_embs = self.combine(cf, local, glob)
@@ -189,8 +198,8 @@ class LGMRec(Recommender):
         v, t = hyper["image"], hyper["text"]
         hcl = (hyper_contrastive(v.z_user[users], t.z_user[users], t.z_user, GUMBEL_TAU, (t.user_h, t.edge))
                + hyper_contrastive(v.z_item[pos], t.z_item[pos], t.z_item, GUMBEL_TAU, (t.item_h, t.edge)))
-        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.cl_weight * hcl + self.reg_weight * emb_norm_loss(u, i, j)
+        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.hp.cl_weight * hcl + self.hp.reg_weight * emb_norm_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        user_e, item_e, _ = self.forward_all()
+        user_e, item_e, _ = self.propagate()
         return user_e, item_e

@@ -11,8 +11,15 @@ from torch import nn
 from ..data.dataset import SplitData
 from .base import Features
 from .blocks import FeatureTables, SideContentRecommender, gate, id_tables, take_rows
-from .graph import GraphOperator, bipartite_blocks, knn_graph, lightgcn_propagate, normalized_adjacency
+from .graph import (
+    GraphOperator,
+    bipartite_blocks,
+    knn_graph,
+    lightgcn_propagate,
+    normalized_adjacency,
+)
 from .params import HyperParams, hp
+
 
 @dataclass(frozen=True, kw_only=True)
 class MGCNParams(HyperParams):

@@ -12,7 +12,13 @@ from torch import nn
 from ..data.dataset import SplitData
 from .base import Features, Recommender
 from .blocks import FeatureTables, xavier_table
-from .graph import DegreeSensitivePruning, GraphOperator, lightgcn_propagate, mixed_knn_graph, normalized_adjacency
+from .graph import (
+    DegreeSensitivePruning,
+    GraphOperator,
+    lightgcn_propagate,
+    mixed_knn_graph,
+    normalized_adjacency,
+)
 from .losses import bpr_loss, info_nce
 from .params import HyperParams, hp
 

@@ -10,8 +10,15 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features
-from .graph import GraphOperator, bipartite_blocks, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
 from .blocks import FeatureTables, SideContentRecommender, gate, id_tables, take_rows
+from .graph import (
+    GraphOperator,
+    bipartite_blocks,
+    knn_graph,
+    lightgcn_propagate,
+    normalized_adjacency,
+    sparse_from_edges,
+)
 from .params import HyperParams, hp
 
 

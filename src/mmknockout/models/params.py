@@ -48,7 +48,7 @@ def _convert(value: Any, kind: Any) -> Any:
     accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}[kind]
     if isinstance(value, accepted) and (kind is bool or not isinstance(value, bool)):
         return float(value) if kind is float else value
-    raise ValueError(f"a {kind.__name__}")
+    raise ValueError(f"{'an' if kind is int else 'a'} {kind.__name__}")
 
 
 def _check_range(value: Any, bounds: Mapping[str, float]) -> str | None:

@@ -1,12 +1,17 @@
 """The contract every registered model keeps, generated from the registry."""
 from __future__ import annotations
 
+import model_kit
 import numpy as np
 import pytest
 import torch
 
-import model_kit
-from mmknockout.models.registry import FEATURE_FREE, MODELS, get_model_class, validate_params
+from mmknockout.models.registry import (
+    FEATURE_FREE,
+    MODELS,
+    get_model_class,
+    validate_params,
+)
 
 #: (epochs, learning rate) under which each model's training loss must fall on the tiny data
 DECREASE = {"BPR": (30, 0.05), "LightGCN": (30, 0.05), "VBPR": (30, 0.05), "GRCN": (20, 0.01),

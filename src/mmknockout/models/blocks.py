@@ -31,6 +31,12 @@ def id_tables(n_users: int, n_items: int, d: int, normal: bool = False) -> tuple
     return xavier_table(n_users, d, normal), xavier_table(n_items, d, normal)
 
 
+def modality_weights(rows: int, n_modalities: int = 2) -> nn.Parameter:
+    """Per-row fusion weights ``[rows, n_modalities, 1]``, a softmax of Xavier-normal draws, then
+    trained freely (DualGNN, DRAGON)."""
+    return nn.Parameter(torch.softmax(nn.init.xavier_normal_(torch.empty(rows, n_modalities, 1)), dim=1))
+
+
 class FeatureTables(nn.Module):
     r"""Trainable copies of the condition's feature matrices, each with a projection
     :math:`W_m f^m + b_m` to ``out_dim``.

@@ -13,7 +13,7 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .blocks import xavier_table
+from .blocks import modality_weights, xavier_table
 from .graph import (
     GraphOperator,
     mixed_knn_graph,
@@ -99,7 +99,7 @@ class DRAGON(Recommender):
         self.register_buffer("text_features", features["text"].clone().float())
         self.image_gcn = ModalGCN(self.n_users, features["image"].shape[1], d)
         self.text_gcn = ModalGCN(self.n_users, features["text"].shape[1], d)
-        self.user_weight = nn.Parameter(torch.softmax(nn.init.xavier_normal_(torch.empty(self.n_users, 2, 1)), dim=1))
+        self.user_weight = modality_weights(self.n_users)
 
         self.mm_adj = mixed_knn_graph(features, self.hp.knn_k, self.hp.mm_image_weight)
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))

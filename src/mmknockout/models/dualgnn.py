@@ -12,7 +12,7 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .blocks import xavier_table
+from .blocks import modality_weights, xavier_table
 from .graph import BipartiteBlocks, normalized_adjacency
 from .losses import bpr_loss
 from .ops import mean_square, row_normalize
@@ -113,8 +113,7 @@ class DualGNN(Recommender):
             self.mlp_in[m] = nn.Linear(features[m].shape[1], 4 * d)
             self.mlp_out[m] = nn.Linear(4 * d, d)
             self.preferences[m] = xavier_table(self.n_users, d, normal=True)
-        self.user_weight = nn.Parameter(F.softmax(nn.init.xavier_normal_(torch.empty(self.n_users, 2, 1)), dim=1))
-        self.item_weight = nn.Parameter(F.softmax(nn.init.xavier_normal_(torch.empty(self.n_items, 2, 1)), dim=1))
+        self.user_weight, self.item_weight = modality_weights(self.n_users), modality_weights(self.n_items)
 
         ids, counts = pad_columns(torch.as_tensor(data.user_graph.ids, dtype=torch.long),
                                   torch.as_tensor(data.user_graph.weights, dtype=torch.float32), self.hp.user_graph_k)

@@ -20,6 +20,8 @@ from .params import HyperParams, hp
 
 @dataclass(frozen=True, kw_only=True)
 class BM3Params(HyperParams):
+    """BM3's hyper-parameters (config/models/BM3.yaml)."""
+
     n_layers: int = hp(doc="LightGCN layers", ge=0)
     reg_weight: float = hp(doc="weight of EmbLoss on the full online tables", ge=0)
     dropout: float = hp(doc="dropout rate of the target copies", ge=0, lt=1)

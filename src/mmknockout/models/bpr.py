@@ -16,6 +16,8 @@ from .params import HyperParams, hp
 
 @dataclass(frozen=True, kw_only=True)
 class BPRParams(HyperParams):
+    """BPR's hyper-parameters (config/models/BPR.yaml)."""
+
     reg_weight: float = hp(doc="weight of the EmbLoss regulariser", ge=0)
 
 

@@ -38,6 +38,8 @@ ROW_BLOCK = 256
 
 @dataclass(frozen=True, kw_only=True)
 class DAMRSParams(HyperParams):
+    """DAMRS's hyper-parameters (config/models/DAMRS.yaml)."""
+
     knn_k: int = hp(doc="neighbours per item in the denoised modal graphs", ge=1)
     n_mm_layers: int = hp(doc="propagations on the item-item graphs", ge=0)
     n_ui_layers: int = hp(doc="LightGCN layers on the user-item graph", ge=0)

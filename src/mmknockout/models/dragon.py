@@ -28,6 +28,8 @@ USER_NEIGHBOURS = 40
 
 @dataclass(frozen=True, kw_only=True)
 class DRAGONParams(HyperParams):
+    """DRAGON's hyper-parameters (config/models/DRAGON.yaml)."""
+
     knn_k: int = hp(doc="neighbours per item in each modality's kNN graph", ge=1)
     mm_image_weight: float = hp(doc="weight of the image graph in the mixed item graph", ge=0, le=1)
     n_mm_layers: int = hp(doc="propagations on the item-item graph", ge=0)

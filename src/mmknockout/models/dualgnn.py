@@ -24,6 +24,8 @@ MODALITIES = ("image", "text")
 
 @dataclass(frozen=True, kw_only=True)
 class DualGNNParams(HyperParams):
+    """DualGNN's hyper-parameters (config/models/DualGNN.yaml)."""
+
     n_layers: int = hp(2, "unused: one 2-hop propagation is hard-coded in the toolbox", ge=0)
     user_graph_k: int = hp(40, "neighbours per user taken from the user graph", ge=1)
     aggr_mode: str = hp("add", "aggregation of the modal GCNs (only 'add' is implemented)", choices=("add",))

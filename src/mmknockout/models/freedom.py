@@ -23,6 +23,8 @@ from .params import HyperParams, hp
 
 @dataclass(frozen=True, kw_only=True)
 class FREEDOMParams(HyperParams):
+    """FREEDOM's hyper-parameters (config/models/FREEDOM.yaml)."""
+
     knn_k: int = hp(doc="neighbours per item in each modality's kNN graph", ge=1)
     mm_image_weight: float = hp(doc="weight of the image graph in the mixed item graph", ge=0, le=1)
     n_mm_layers: int = hp(doc="propagations on the item-item graph", ge=0)

@@ -22,6 +22,8 @@ MODALITIES = ("image", "text")
 
 @dataclass(frozen=True, kw_only=True)
 class GRCNParams(HyperParams):
+    """GRCN's hyper-parameters (config/models/GRCN.yaml)."""
+
     latent_embedding: int = hp(doc="width c of the per-modality content representations", ge=1)
     n_layers: int = hp(doc="routing iterations", ge=0)
     reg_weight: float = hp(doc="weight of the toolbox's squared-embedding penalty", ge=0)

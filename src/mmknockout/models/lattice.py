@@ -27,6 +27,8 @@ from .params import HyperParams, hp
 
 @dataclass(frozen=True, kw_only=True)
 class LATTICEParams(HyperParams):
+    """LATTICE's hyper-parameters (config/models/LATTICE.yaml)."""
+
     feat_embed_dim: int = hp(doc="width of the projected features of the learned graphs", ge=1)
     weight_size: tuple[int, ...] = hp(doc="one entry per user-item layer (only the count is used)", ge=1)
     knn_k: int = hp(doc="neighbours per item in the original and learned graphs", ge=1)

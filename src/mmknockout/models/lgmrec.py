@@ -27,6 +27,8 @@ GUMBEL_TAU = 0.2  # Gumbel-softmax and contrastive temperature, hard-coded in th
 
 @dataclass(frozen=True, kw_only=True)
 class LGMRecParams(HyperParams):
+    """LGMRec's hyper-parameters (config/models/LGMRec.yaml)."""
+
     feat_embed_dim: int = hp(64, "width of the local modal embeddings", ge=1)
     cf_model: str = hp("lightgcn", "collaborative backbone (only 'lightgcn' is implemented)", choices=("lightgcn",))
     n_ui_layers: int = hp(doc="LightGCN layers of the CF embeddings", ge=0)

@@ -17,6 +17,8 @@ from .params import HyperParams, hp
 
 @dataclass(frozen=True, kw_only=True)
 class LightGCNParams(HyperParams):
+    """LightGCN's hyper-parameters (config/models/LightGCN.yaml)."""
+
     n_layers: int = hp(doc="propagation layers L", ge=0)
     reg_weight: float = hp(doc="weight of EmbLoss on the ego embeddings", ge=0)
 

@@ -23,6 +23,8 @@ from .params import HyperParams, hp
 
 @dataclass(frozen=True, kw_only=True)
 class MGCNParams(HyperParams):
+    """MGCN's hyper-parameters (config/models/MGCN.yaml)."""
+
     knn_k: int = hp(doc="neighbours per item in each modality's kNN graph", ge=1)
     n_layers: int = hp(doc="propagations on the item-item graphs", ge=0)
     n_ui_layers: int = hp(doc="LightGCN layers of the content view", ge=0)

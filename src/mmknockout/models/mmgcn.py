@@ -23,6 +23,8 @@ Halves = tuple[torch.Tensor, torch.Tensor]  # (user rows, item rows) of one node
 
 @dataclass(frozen=True, kw_only=True)
 class MMGCNParams(HyperParams):
+    """MMGCN's hyper-parameters (config/models/MMGCN.yaml)."""
+
     n_layers: int = hp(2, "unused: the toolbox hard-codes 3 graph layers", ge=0)
     visual_latent: int = hp(256, "width of the image projection (text enters raw)", ge=1)
     trainable_embeddings: bool = hp(doc="learn the ID embeddings and preferences (false: the toolbox's fixed ones)")

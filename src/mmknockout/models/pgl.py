@@ -28,6 +28,8 @@ TEMPERATURE = 0.2
 
 @dataclass(frozen=True, kw_only=True)
 class PGLParams(HyperParams):
+    """PGL's hyper-parameters (config/models/PGL.yaml)."""
+
     knn_k: int = hp(doc="neighbours per item in each modality's kNN graph", ge=1)
     mm_image_weight: float = hp(doc="weight of the image graph in the mixed item graph", ge=0, le=1)
     n_mm_layers: int = hp(doc="propagations on the item-item graph", ge=0)

@@ -23,6 +23,8 @@ BRANCH_ORDER = ("id", "image", "text")
 
 @dataclass(frozen=True, kw_only=True)
 class SLMRecParams(HyperParams):
+    """SLMRec's hyper-parameters (config/models/SLMRec.yaml)."""
+
     layer_num: int = hp(doc="LightGCN layers of the three graphs", ge=0)
     temp: float = hp(doc="temperature of the main in-batch InfoNCE", gt=0)
     ssl_temp: float = hp(doc="temperature of the FAC InfoNCE terms", gt=0)

@@ -24,6 +24,8 @@ from .params import HyperParams, hp
 
 @dataclass(frozen=True, kw_only=True)
 class SMOREParams(HyperParams):
+    """SMORE's hyper-parameters (config/models/SMORE.yaml)."""
+
     image_knn_k: int = hp(doc="neighbours per item in the image kNN graph", ge=1)
     text_knn_k: int = hp(doc="neighbours per item in the text kNN graph", ge=1)
     n_layers: int = hp(doc="propagations on the item-item graphs", ge=0)

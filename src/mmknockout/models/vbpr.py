@@ -17,6 +17,8 @@ from .params import HyperParams, hp
 
 @dataclass(frozen=True, kw_only=True)
 class VBPRParams(HyperParams):
+    """VBPR's hyper-parameters (config/models/VBPR.yaml)."""
+
     reg_weight: float = hp(doc="weight of the EmbLoss regulariser", ge=0)
 
 

@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from mmknockout.errors import InputError
 from mmknockout.models.registry import (
+    FAMILIES,
     FEATURE_FREE,
     MODELS,
+    REQUIRES,
+    STUDY_ORDER,
     get_model_class,
     validate_params,
 )
+from mmknockout.train.trainer import make_optimizer
 
 #: (epochs, learning rate) under which each model's training loss must fall on the tiny data
 DECREASE = {"BPR": (30, 0.05), "LightGCN": (30, 0.05), "VBPR": (30, 0.05), "GRCN": (20, 0.01),
@@ -71,3 +76,38 @@ def test_declares_family_and_documented_params(name):
     cls = get_model_class(name)
     assert cls.family and cls.Params.__name__ == f"{name}Params"
     assert all(cls.Params.describe().values()), cls.Params.describe()
+
+
+def test_registry_reads_the_classes():
+    assert MODELS == STUDY_ORDER
+    assert FEATURE_FREE == {"BPR", "LightGCN"}
+    assert REQUIRES == {"DualGNN": ("user_graph",), "DRAGON": ("user_graph",), "DAMRS": ("item_graph",)}
+    assert {FAMILIES[m] for m in MODELS} == {"no features", "simple fusion", "user-item graph", "item-item graph", "hybrid"}
+    with pytest.raises(InputError, match="unknown model 'Nope'"):
+        get_model_class("Nope")
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"reg_weight": -5}, "'reg_weight' must be >= 0"),
+    ({"embedding_size": 0}, "'embedding_size' must be >= 1"),
+    ({"learning_rate": -0.1}, "'learning_rate' must be > 0"),
+    ({"knn_k": 2.5}, "'knn_k' must be an int"),
+    ({"dropout": "high"}, "'dropout' must be a float"),
+    ({"lr_scheduler": [1.0]}, "'lr_scheduler' must be a list of 2 values"),
+    ({"depth": 3}, "unknown hyper-parameter 'depth'"),
+    ({"knn_k": None}, "missing hyper-parameter 'knn_k'"),
+])
+def test_validate_params_names_model_and_key(change, fragment):
+    params = {k: v for k, v in {**model_kit.params("FREEDOM"), **change}.items() if v is not None}
+    with pytest.raises(InputError, match="FREEDOM: ") as err:
+        validate_params("FREEDOM", params)
+    assert fragment in str(err.value)
+
+
+def test_construction_and_optimiser_check_their_params():
+    data, features = model_kit.tiny_split(), model_kit.as_tensors(model_kit.tiny_features())
+    with pytest.raises(InputError, match="FREEDOM: hyper-parameter 'reg_weight' must be >= 0"):
+        get_model_class("FREEDOM")(data, features, model_kit.params("FREEDOM", reg_weight=-5))
+    model = get_model_class("BPR")(data, features, model_kit.params("BPR"))
+    with pytest.raises(InputError, match="BPR: hyper-parameter 'weight_decay' must be >= 0"):
+        make_optimizer(model, model_kit.params("BPR", weight_decay=-1.0))

@@ -1,10 +1,14 @@
-"""Shared checks every model's test module runs: a tiny planted dataset, loss decrease, knockouts."""
+"""Shared test tools: a tiny planted dataset, a training loop, yaml parameters and the generic checks
+that tests/test_model_contract.py runs for every registered model."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from mmknockout.data import graphs
 from mmknockout.data.dataset import SplitData
@@ -17,9 +21,17 @@ KNOCKOUTS = {
     "ones": {"text": "ones", "image": "ones"},
     "noise": {"text": "noise", "image": "noise"},
     "shuffle": {"text": "shuffle", "image": "shuffle"},
+    "mean": {"text": "mean", "image": "mean"},
+    "constant": {"text": {"kind": "constant", "value": -2.5}, "image": {"kind": "constant", "value": 0.5}},
     "text-zeros": {"text": "zeros"},
     "image-noise": {"image": "noise"},
 }
+
+
+def params(model: str, **over: Any) -> dict[str, Any]:
+    """The yaml's fixed values with the first value of every grid entry, then ``over``."""
+    y = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "models" / f"{model}.yaml").read_text())
+    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **over}
 
 
 def tiny_split(n_users: int = 60, n_items: int = 40, n_clusters: int = 4, per_user: int = 8, seed: int = 0) -> SplitData:
@@ -88,7 +100,7 @@ def full_scores(model: Recommender, n_users: int) -> torch.Tensor:
         return model.score(torch.arange(n_users), reps)
 
 
-def assert_loss_decreases(model_cls, params, epochs: int = 30, lr: float = 0.01) -> None:
+def assert_loss_decreases(model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 30, lr: float = 0.01) -> None:
     data = tiny_split()
     model = build(model_cls, params, data)
     history = train_epochs(model, data, epochs, lr=lr)
@@ -96,7 +108,7 @@ def assert_loss_decreases(model_cls, params, epochs: int = 30, lr: float = 0.01)
     assert np.mean(history[-3:]) < np.mean(history[:3]), history
 
 
-def assert_knockouts_finite(model_cls, params, epochs: int = 3) -> None:
+def assert_knockouts_finite(model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 2) -> None:
     data = tiny_split()
     real = tiny_features(data.n_items)
     for name, spec in KNOCKOUTS.items():
@@ -107,3 +119,12 @@ def assert_knockouts_finite(model_cls, params, epochs: int = 3) -> None:
         scores = full_scores(model, data.n_users)
         assert scores.shape == (data.n_users, data.n_items)
         assert torch.isfinite(scores).all(), f"{name}: non-finite scores"
+
+
+def trained_run(model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 2,
+                features: Mapping[str, np.ndarray] | None = None) -> tuple[list[float], torch.Tensor]:
+    """Loss history and full score matrix of one seeded build-and-train."""
+    data = tiny_split()
+    model = build(model_cls, params, data, features)
+    history = train_epochs(model, data, epochs)
+    return history, full_scores(model, data.n_users)

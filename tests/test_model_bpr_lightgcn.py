@@ -1,15 +1,9 @@
+import model_kit
 import numpy as np
 import torch
-import yaml
 
-import model_kit
 from mmknockout.models.bpr import BPR
 from mmknockout.models.lightgcn import LightGCN
-
-
-def params(name: str) -> dict:
-    y = yaml.safe_load(open(f"config/models/{name}.yaml"))
-    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}}
 
 
 def test_bpr_loss_equation():
@@ -31,13 +25,3 @@ def test_lightgcn_representation_is_layer_mean():
     expected = (ego + a @ ego + a @ a @ ego) / 3
     u, i = model.representations()
     torch.testing.assert_close(torch.cat([u, i]).detach(), expected)
-
-
-def test_loss_decreases():
-    model_kit.assert_loss_decreases(BPR, params("BPR"), lr=0.05)
-    model_kit.assert_loss_decreases(LightGCN, params("LightGCN"), lr=0.05)
-
-
-def test_features_are_ignored():
-    assert BPR.modalities == () and LightGCN.modalities == ()
-    model_kit.assert_knockouts_finite(LightGCN, params("LightGCN"), epochs=1)

@@ -1,20 +1,18 @@
 import copy
 import math
 
+import model_kit
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
-import model_kit
 from mmknockout.data.dataset import NeighbourGraph
 from mmknockout.models.dualgnn import DualGNN, urn_positions
 from mmknockout.models.graph import normalized_adjacency
 
 
-def params(**overrides) -> dict:
-    y = yaml.safe_load(open("config/models/DualGNN.yaml"))
-    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **overrides}
+def params(**over) -> dict:
+    return model_kit.params("DualGNN", **over)
 
 
 def sparse_user_graph_data():
@@ -114,16 +112,10 @@ def test_zero_features_give_identical_content_and_finite_scores():
     torch.testing.assert_close(c, c[:1].expand_as(c))
 
 
-def test_loss_decreases_and_knockouts_finite():
-    model_kit.assert_loss_decreases(DualGNN, params(), epochs=20)
-    model_kit.assert_knockouts_finite(DualGNN, params(), epochs=2)
+def test_sparse_user_graph_trains_finite_and_deterministic():
     data = sparse_user_graph_data()
     model = model_kit.build(DualGNN, params(), data)
     assert np.isfinite(model_kit.train_epochs(model, data, 2)).all()
-
-
-def test_deterministic():
-    data = sparse_user_graph_data()
     losses = [model_kit.train_epochs(model_kit.build(DualGNN, params(), data, seed=0), data, 2) for _ in range(2)]
     assert losses[0] == losses[1]
 
@@ -146,7 +138,7 @@ def reference_loss(model, data, users, pos, neg) -> torch.Tensor:
     p = model.preferences
     reg = (p["image"][users] ** 2).mean() + (p["text"][users] ** 2).mean() + \
         (model.user_weight ** 2).mean() + (model.item_weight ** 2).mean()
-    return -torch.log2(torch.sigmoid(diff)).mean() + model.reg_weight * reg
+    return -torch.log2(torch.sigmoid(diff)).mean() + model.hp.reg_weight * reg
 
 
 def test_batch_loss_and_gradients_match_full_dense_computation():

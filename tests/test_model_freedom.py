@@ -1,15 +1,13 @@
+import model_kit
 import numpy as np
 import torch
-import yaml
 
-import model_kit
 from mmknockout.models import graph
 from mmknockout.models.freedom import FREEDOM
 
 
-def params() -> dict:
-    y = yaml.safe_load(open("config/models/FREEDOM.yaml"))
-    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}}
+def params(**over) -> dict:
+    return model_kit.params("FREEDOM", **over)
 
 
 def test_item_graph_mixes_unweighted_knn_graphs():
@@ -61,14 +59,3 @@ def test_constant_and_zero_features_give_identical_hub_graph():
     assert torch.equal(g1.to_dense(), g0.to_dense())
     cols = g1.indices()[1].unique()
     assert cols.tolist() == list(range(10))
-
-
-def test_loss_decreases_and_knockouts_finite():
-    model_kit.assert_loss_decreases(FREEDOM, params(), lr=0.02)
-    model_kit.assert_knockouts_finite(FREEDOM, params())
-
-
-def test_deterministic():
-    data = model_kit.tiny_split()
-    losses = [model_kit.train_epochs(model_kit.build(FREEDOM, params(), data, seed=3), data, 2) for _ in range(2)]
-    assert losses[0] == losses[1]

@@ -1,15 +1,14 @@
+import model_kit
 import numpy as np
 import torch
-import yaml
 
-import model_kit
-from mmknockout.models import lgmrec
-from mmknockout.models.lgmrec import LGMRec, _FixedProjection, hyper_contrastive
+from mmknockout.models import lgmrec, ops
+from mmknockout.models.lgmrec import LGMRec, hyper_contrastive
+from mmknockout.models.ops import FixedProjection
 
 
 def params(**over) -> dict:
-    y = yaml.safe_load(open("config/models/LGMRec.yaml"))
-    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **over}
+    return model_kit.params("LGMRec", **over)
 
 
 def test_local_modal_branch_matches_numpy():
@@ -39,7 +38,7 @@ def test_hypergraph_layer_and_contrastive_loss_match_hand_computation():
     assert torch.equal(hu_out, hu) and torch.equal(hi_out, hi)
     # InfoNCE written as in the paper: -sum log(exp(s+/tau) / sum_k exp(s_k/tau)), cosine s
     a, p, c = (np.random.default_rng(0).normal(size=s) for s in ((3, 5), (3, 5), (7, 5)))
-    n = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    n = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
     pos = np.exp((n(a) * n(p)).sum(1) / 0.2)
     ttl = np.exp(n(a) @ n(c).T / 0.2).sum(1)
     expected = -np.log(pos / ttl).sum()
@@ -80,25 +79,8 @@ def test_features_are_frozen_and_zero_features_remove_modal_part():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_loss_decreases():
-    model_kit.assert_loss_decreases(LGMRec, params())
-
-
-def test_knockouts_finite():
-    model_kit.assert_knockouts_finite(LGMRec, params())
-
-
-def test_deterministic():
-    data = model_kit.tiny_split()
-    runs = []
-    for _ in range(2):
-        model = model_kit.build(LGMRec, params(), data, seed=0)
-        runs.append(model_kit.train_epochs(model, data, 2))
-    assert runs[0] == runs[1]
-
-
 def test_factored_blocked_contrastive_matches_plain_infonce(monkeypatch):
-    monkeypatch.setattr(lgmrec, "ROW_BLOCK", 3)  # several blocks and a ragged last one
+    monkeypatch.setattr(ops, "ROW_BLOCK", 3)  # several blocks and a ragged last one
     g = torch.Generator().manual_seed(0)
     assign = torch.rand(30, 4, generator=g)
     assign[7] = 0  # a zero candidate (all assignments dropped): cosine 0 everywhere
@@ -121,7 +103,7 @@ def test_factored_blocked_contrastive_matches_plain_infonce(monkeypatch):
 def test_fixed_projection_gradient():
     g = torch.Generator().manual_seed(1)
     x, w, up = torch.randn(9, 5, generator=g), torch.randn(5, 3, generator=g, requires_grad=True), torch.randn(9, 3, generator=g)
-    (_FixedProjection.apply(x, w) * up).sum().backward()
+    (FixedProjection.apply(x, w) * up).sum().backward()
     torch.testing.assert_close(w.grad, x.T @ up)
 
 
@@ -132,11 +114,11 @@ def test_batch_rows_loss_matches_full_forward():
     torch.manual_seed(11)
     got = model.loss(users, pos, neg)
     torch.manual_seed(11)  # same Gumbel noise and dropout: the full table, then the batch rows
-    user_e, item_e, hyper = model.forward_all()
+    user_e, item_e, hyper = model.propagate()
     u, i, j = user_e[users], item_e[pos], item_e[neg]
     v, t = hyper["image"], hyper["text"]
     hcl = (hyper_contrastive(v.z_user[users], t.z_user[users], t.z_user, 0.2)
            + hyper_contrastive(v.z_item[pos], t.z_item[pos], t.z_item, 0.2))
-    expected = (lgmrec.bpr_loss((u * i).sum(1), (u * j).sum(1)) + model.cl_weight * hcl
-                + model.reg_weight * lgmrec.emb_norm_loss(u, i, j))
+    expected = (lgmrec.bpr_loss((u * i).sum(1), (u * j).sum(1)) + model.hp.cl_weight * hcl
+                + model.hp.reg_weight * lgmrec.emb_norm_loss(u, i, j))
     torch.testing.assert_close(got, expected)

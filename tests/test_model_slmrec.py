@@ -1,14 +1,12 @@
+import model_kit
 import numpy as np
 import torch
-import yaml
 
-import model_kit
 from mmknockout.models.slmrec import SLMRec
 
 
 def params(**over) -> dict:
-    y = yaml.safe_load(open("config/models/SLMRec.yaml"))
-    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **over}
+    return model_kit.params("SLMRec", **over)
 
 
 def _lin(layer, x):
@@ -88,23 +86,6 @@ def test_zero_features_give_bias_item_inputs():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_loss_decreases():
-    model_kit.assert_loss_decreases(SLMRec, params())
-
-
-def test_knockouts_finite():
-    model_kit.assert_knockouts_finite(SLMRec, params())
-
-
-def test_deterministic():
-    data = model_kit.tiny_split()
-    runs = []
-    for _ in range(2):
-        model = model_kit.build(SLMRec, params(), data, seed=0)
-        runs.append(model_kit.train_epochs(model, data, 2))
-    assert runs[0] == runs[1]
-
-
 def _reference_loss(model, users, pos):
     """The loss as written in the paper: full propagation, in-batch InfoNCE on the expanded batch."""
     import torch.nn.functional as F
@@ -116,12 +97,12 @@ def _reference_loss(model, users, pos):
 
     branches = model.propagate()
     user_reps, item_reps = model.fuse(branches)
-    main = info_nce(user_reps[users], item_reps[pos], model.temp)
+    main = info_nce(user_reps[users], item_reps[pos], model.hp.temp)
     x_id = model.g_i_iv(branches["id"][1][pos])
     x_v = model.g_v_iv(branches["image"][1][pos])
     x_t = model.g_t_ivat(branches["text"][1][pos])
-    fac = plain_nce(x_id, x_v, model.ssl_temp) + plain_nce(model.g_iva_ivat(model.g_iv_iva(x_id)), x_t, model.ssl_temp)
-    return main + model.ssl_alpha * fac
+    fac = plain_nce(x_id, x_v, model.hp.ssl_temp) + plain_nce(model.g_iva_ivat(model.g_iv_iva(x_id)), x_t, model.hp.ssl_temp)
+    return main + model.hp.ssl_alpha * fac
 
 
 def test_batch_path_matches_full_propagation_with_repeats():

@@ -1,14 +1,12 @@
+import model_kit
 import numpy as np
 import torch
-import yaml
 
-import model_kit
 from mmknockout.models.vbpr import VBPR
 
 
-def params() -> dict:
-    y = yaml.safe_load(open("config/models/VBPR.yaml"))
-    return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}}
+def params(**over) -> dict:
+    return model_kit.params("VBPR", **over)
 
 
 def test_item_representation_concatenates_id_and_projected_text_then_image():
@@ -31,14 +29,3 @@ def test_constant_features_reduce_ranking_to_id_half():
     id_scores = model.user_embedding[:, :d] @ model.item_embedding.T
     offset = (scores - id_scores).detach()
     torch.testing.assert_close(offset, offset[:, :1].expand_as(offset), rtol=0, atol=1e-5)
-
-
-def test_loss_decreases_and_knockouts_finite():
-    model_kit.assert_loss_decreases(VBPR, params(), lr=0.05)
-    model_kit.assert_knockouts_finite(VBPR, params())
-
-
-def test_deterministic():
-    data = model_kit.tiny_split()
-    losses = [model_kit.train_epochs(model_kit.build(VBPR, params(), data, seed=3), data, 2) for _ in range(2)]
-    assert losses[0] == losses[1]

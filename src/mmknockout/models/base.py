@@ -1,31 +1,52 @@
-"""The interface every recommender implements.
+"""The interface every recommender implements, and its method vocabulary.
 
 Life cycle, driven by :mod:`mmknockout.train.trainer`:
 
-1. ``Model(data, features, params)`` builds parameters and every fixed graph (on CPU; the
-   trainer then calls ``.to(device)``).
+1. ``Model(data, features, params)`` validates ``params`` into ``self.hp`` (the model's
+   :attr:`Recommender.Params` dataclass, :mod:`.params`), then builds parameters and every fixed
+   graph (on CPU; the trainer then calls ``.to(device)``).
 2. Each epoch: ``on_epoch_start(epoch)`` (per-epoch graph sampling), then ``loss(users, pos,
    neg)`` per mini-batch.
 3. Each evaluation: ``representations()`` runs the full propagation once, in eval mode and
    without gradients, and ``score(users, reps)`` ranks all items for a batch of users from it.
    Nothing computed in a training batch is reused for scoring.
+
+Method names, the same in every model:
+
+* ``propagate(...)`` -- the model's forward computation over its graphs, giving its node tables
+  (users, items, and whatever views the loss needs). Models whose row-wise tail can be limited
+  to a batch take ``rows`` (all rows when None). Recommenders never override ``forward``; the
+  ``nn.Module`` blocks inside a model (one modality's branch, a gate) use ``forward``.
+* ``representations()`` -- the final (user, item) tables used for scoring.
+* ``loss(users, pos, neg)`` -- the training objective of one batch; ``regulariser(...)`` -- its
+  penalty term where a model has one.
+* ``on_epoch_start(epoch)`` -- per-epoch sampling.
+
+A model is registered by defining a subclass with a non-empty :attr:`Recommender.family` in a
+module of this package (:mod:`.registry` scans it); its yaml lives in ``config/models/``.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..data.dataset import SplitData
 from ..errors import InputError
+from .params import HyperParams, OptimiserParams
 
 Features = Mapping[str, torch.Tensor]  # "text" -> [n_items, d_t], "image" -> [n_items, d_v]
 
 
 class Recommender(nn.Module):
-    """Base class: holds sizes, parameters and the feature matrices a model asked for."""
+    """Base class: holds sizes, validated hyper-parameters and the feature matrices a model asked for."""
 
+    #: the model's hyper-parameters (a frozen dataclass; see :mod:`.params`)
+    Params: ClassVar[type[HyperParams]] = HyperParams
+    #: the study's model family (Fig. 1 grouping); a class with a family is a registered model
+    family: ClassVar[str] = ""
     #: modalities the model reads; () for collaborative-filtering baselines
     modalities: ClassVar[tuple[str, ...]] = ("text", "image")
     #: auxiliary graphs the model needs from the dataset ("user_graph", "item_graph")
@@ -35,8 +56,8 @@ class Recommender(nn.Module):
         super().__init__()
         self.n_users = data.n_users
         self.n_items = data.n_items
-        self.params = dict(params)
-        self.embedding_size = int(self.params.get("embedding_size", 64))
+        self.hp = self.Params.from_mapping(type(self).__name__, params, ignore=OptimiserParams.KEYS)
+        self.embedding_size = self.hp.embedding_size
         for name in self.modalities:
             if name not in features or features[name] is None:
                 raise InputError(f"{type(self).__name__} needs {name} features but none were given")
@@ -47,12 +68,6 @@ class Recommender(nn.Module):
         for graph in self.requires:
             if getattr(data, graph) is None:
                 raise InputError(f"{type(self).__name__} needs the dataset's {graph.replace('_', '-')}")
-
-    def param(self, name: str) -> Any:
-        """A required hyper-parameter, with an error that names it when missing."""
-        if name not in self.params:
-            raise InputError(f"{type(self).__name__}: missing hyper-parameter '{name}' (see config/models/)")
-        return self.params[name]
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for per-epoch sampling (edge dropout, neighbour sampling); default: nothing."""

@@ -1,7 +1,9 @@
 """BM3: bootstrapped latent representations without negative sampling."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -9,47 +11,26 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
+from .blocks import FeatureTables, id_tables
 from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency
 from .losses import emb_norm_loss
+from .ops import GatherRows, Scratch
+from .params import HyperParams, hp
+
+
+@dataclass(frozen=True, kw_only=True)
+class BM3Params(HyperParams):
+    """BM3's hyper-parameters (config/models/BM3.yaml)."""
+
+    n_layers: int = hp(doc="LightGCN layers", ge=0)
+    reg_weight: float = hp(doc="weight of EmbLoss on the full online tables", ge=0)
+    dropout: float = hp(doc="dropout rate of the target copies", ge=0, lt=1)
+    cl_weight: float = hp(doc="weight of the modal alignment terms", ge=0)
 
 
 def alignment_loss(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``1 - mean cos(online, target)`` with the target treated as a constant (stop-gradient)."""
     return 1.0 - F.cosine_similarity(online, target.detach(), dim=-1).mean()
-
-
-class Scratch:
-    """A reused flat tensor lent out as ``rows x cols`` blocks.
-
-    On CPU a fresh tensor of tens of MB per batch costs more in page faults than filling it; a
-    block is only read by the batch that wrote it (autograd flags a reuse before its backward).
-    """
-
-    def __init__(self) -> None:
-        self.flat: torch.Tensor | None = None
-
-    def block(self, rows: int, like: torch.Tensor) -> torch.Tensor:
-        need = rows * like.shape[1]
-        flat = self.flat
-        if flat is None or flat.numel() < need or flat.device != like.device or flat.dtype != like.dtype:
-            flat = self.flat = like.new_empty(need)
-        return flat[:need].view(rows, like.shape[1])
-
-
-class GatherRows(torch.autograd.Function):
-    """``table[rows]`` for distinct ``rows``, written into a :class:`Scratch` block; the gradient
-    is ``grad`` at ``rows`` and zero elsewhere, as for plain indexing."""
-
-    @staticmethod
-    def forward(ctx, table: torch.Tensor, rows: torch.Tensor, scratch: Scratch) -> torch.Tensor:
-        ctx.save_for_backward(rows)
-        ctx.table_shape = table.shape
-        return torch.index_select(table, 0, rows, out=scratch.block(rows.numel(), table))
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (rows,) = ctx.saved_tensors
-        return grad.new_zeros(ctx.table_shape).index_copy_(0, rows, grad), None, None
 
 
 class BM3(Recommender):
@@ -79,7 +60,8 @@ class BM3(Recommender):
     still drawn for the full table, as in the toolbox, and applied to the rows read: same draws,
     same values.
 
-    Params: ``embedding_size`` (64), ``n_layers``, ``reg_weight``, ``dropout``, ``cl_weight``.
+    Args (:class:`BM3Params`): ``embedding_size`` (64), ``n_layers``, ``reg_weight``, ``dropout``,
+    ``cl_weight``.
 
     Degenerate features: an all-zero or constant feature table gives every item the same modal
     latent (the Linear bias), so the modal terms only pull all items towards one direction; cosine
@@ -87,45 +69,38 @@ class BM3(Recommender):
     the knocked-out values are only the initialisation.
     """
 
+    Params = BM3Params
+    family = "simple fusion"
+
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.n_layers = int(self.param("n_layers"))
-        self.reg_weight = float(self.param("reg_weight"))
-        self.dropout = float(self.param("dropout"))
-        self.cl_weight = float(self.param("cl_weight"))
-        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
         self.predictor = nn.Linear(d, d)
         nn.init.xavier_normal_(self.predictor.weight)
         # trainable feature tables (freeze=False in the toolbox) and their projections
-        self.feature_tables = nn.ParameterDict(
-            {m: nn.Parameter(features[m].detach().clone().float()) for m in self.modalities}
-        )
-        self.projections = nn.ModuleDict({m: nn.Linear(features[m].shape[1], d) for m in self.modalities})
-        for proj in self.projections.values():
-            nn.init.xavier_normal_(proj.weight)
+        self.content = FeatureTables(features, self.modalities, d, xavier=True)
         self.scratch = {m: Scratch() for m in self.modalities}  # for the batch's feature rows
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Online user and item latents (LightGCN layer mean; item ego embedding added)."""
         ego = torch.cat([self.user_embedding, self.item_embedding])
-        out = lightgcn_propagate(self.adj, ego, self.n_layers)
+        out = lightgcn_propagate(self.adj, ego, self.hp.n_layers)
         return out[: self.n_users], out[self.n_users:] + self.item_embedding
 
     def modal_latents(self, items: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Modal latents of all items, or of the rows ``items`` only."""
         def rows(m: str) -> torch.Tensor:
-            table = self.feature_tables[m]
+            table = self.content.tables[m]
             return table if items is None else GatherRows.apply(table, items, self.scratch[m])
 
-        return {m: self.projections[m](rows(m)) for m in self.modalities}
+        return {m: self.content.projections[m](rows(m)) for m in self.modalities}
 
     def targets(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout-perturbed, gradient-free copy of a latent (always perturbed, as in the toolbox)."""
         with torch.no_grad():
-            return F.dropout(x.detach(), p=self.dropout, training=True)
+            return F.dropout(x.detach(), p=self.hp.dropout, training=True)
 
     def target_noise(self, rows: int) -> torch.Tensor:
         """The factor :meth:`targets` multiplies a ``rows x d`` latent by: ``dropout(ones)``.
@@ -152,7 +127,7 @@ class BM3(Recommender):
             online = self.predictor(h)[item_at]
             target = (h.detach() * modal_noise[m][items])[item_at]
             modal_loss = modal_loss + alignment_loss(online, item_t_batch) + alignment_loss(online, target)
-        return id_loss + self.reg_weight * emb_norm_loss(user_h, item_h) + self.cl_weight * modal_loss
+        return id_loss + self.hp.reg_weight * emb_norm_loss(user_h, item_h) + self.hp.cl_weight * modal_loss
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         user_h, item_h = self.propagate()

@@ -1,17 +1,29 @@
 """DA-MRS: denoised item-item graphs, a co-interaction graph and KL alignment over LightGCN."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.autograd.function import once_differentiable
 
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import GraphOperator, cosine_normalize, lightgcn_propagate, neighbour_graph_adjacency, normalized_adjacency, sparse_from_edges, stable_topk, sym_normalize
+from .blocks import id_tables
+from .graph import (
+    GraphOperator,
+    cosine_normalize,
+    lightgcn_propagate,
+    neighbour_graph_adjacency,
+    normalized_adjacency,
+    sparse_from_edges,
+    stable_topk,
+    sym_normalize,
+)
+from .ops import RowExpSum
+from .params import HyperParams, hp
 
 #: pseudo-positive neighbours per item in the neighbour-discrimination loss (fixed in DA-MRS)
 N_PSEUDO = 10
@@ -22,6 +34,17 @@ MEAN_TOL = 1e-6
 #: batch items per block of the B x n similarity matrices of the neighbour loss (small temporaries
 #: are reused by the allocator; whole B x n matrices would be freshly mapped in every batch)
 ROW_BLOCK = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class DAMRSParams(HyperParams):
+    """DAMRS's hyper-parameters (config/models/DAMRS.yaml)."""
+
+    knn_k: int = hp(doc="neighbours per item in the denoised modal graphs", ge=1)
+    n_mm_layers: int = hp(doc="propagations on the item-item graphs", ge=0)
+    n_ui_layers: int = hp(doc="LightGCN layers on the user-item graph", ge=0)
+    neighbor_weight: float = hp(doc="weight of the neighbour-discrimination loss", ge=0)
+    kl_weight: float = hp(doc="weight of the KL alignment loss", ge=0)
 
 
 def denoised_knn_indices(text: torch.Tensor, image: torch.Tensor, k: int, chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -84,35 +107,6 @@ def row_topk_indices(x: torch.Tensor, k: int, groups: int = 10) -> torch.Tensor:
     return cand.gather(1, torch.topk(x.gather(1, cand), k, dim=1).indices)
 
 
-class _RowExpSum(torch.autograd.Function):
-    """``total_i = sum_j E_ij`` for ``E = exp(z @ y.T / TEMPERATURE)``, given E (detached) as
-    consecutive row blocks.
-
-    The gradient forms no new B x n matrix: with ``w = g / TEMPERATURE``,
-    ``dz = diag(w) E y`` and ``dy = E^T diag(w) z``.
-    """
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, y: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
-        ctx.save_for_backward(z, y)
-        ctx.blocks = blocks
-        return torch.cat([e.sum(1) for e in blocks])
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        z, y = ctx.saved_tensors
-        w = (grad / TEMPERATURE).unsqueeze(1)
-        dz = torch.cat([e @ y for e in ctx.blocks]) * w if ctx.needs_input_grad[0] else None
-        dy = None
-        if ctx.needs_input_grad[1]:
-            zw, dy, start = z * w, torch.zeros_like(y), 0
-            for e in ctx.blocks:
-                dy.addmm_(e.T, zw[start:start + e.shape[0]])
-                start += e.shape[0]
-        return dz, dy, None
-
-
 class DAMRS(Recommender):
     r"""DA-MRS (Xv et al., "Improving Multi-modal Recommender Systems by Denoising and Aligning
     Multi-modal Content and User Feedback", KDD 2024, https://doi.org/10.1145/3637528.3671703),
@@ -143,7 +137,7 @@ class DAMRS(Recommender):
         :math:`\sigma(u^\top \widehat{(h^t+h^v+h^s)/3})` over batch users x batch items
         (hats = L2-normalised).
 
-    Params: ``embedding_size``, ``knn_k``, ``n_mm_layers``, ``n_ui_layers``, ``neighbor_weight``,
+    Args (:class:`DAMRSParams`): ``embedding_size``, ``knn_k``, ``n_mm_layers``, ``n_ui_layers``, ``neighbor_weight``,
     ``kl_weight``.
 
     Degenerate features (cosine of a zero row is 0 everywhere, see :mod:`.graph`):
@@ -162,23 +156,19 @@ class DAMRS(Recommender):
     zero-row cosines are NaN (which makes the mean NaN and the kNN order arbitrary).
     """
 
+    Params = DAMRSParams
+    family = "hybrid"
     requires = ("item_graph",)
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.n_mm_layers = int(self.param("n_mm_layers"))
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.neighbor_weight = float(self.param("neighbor_weight"))
-        self.kl_weight = float(self.param("kl_weight"))
-        k = int(self.param("knn_k"))
         if self.n_items <= 2 * N_PSEUDO:
             raise InputError(f"DAMRS needs more than {2 * N_PSEUDO} items for its pseudo-label loss")
 
-        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
 
-        text_adj, image_adj = self.build_modal_graphs(features["text"], features["image"], k)
+        text_adj, image_adj = self.build_modal_graphs(features["text"], features["image"], self.hp.knn_k)
         self.text_adj = GraphOperator(text_adj)
         self.image_adj = GraphOperator(image_adj)
         self.session_adj = GraphOperator(self.build_session_graph(data))
@@ -201,11 +191,11 @@ class DAMRS(Recommender):
     # ----- representations ----------------------------------------------------------------------
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(users, LightGCN items, (h_text, h_image, h_session))."""
-        out = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
+        out = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.n_ui_layers)
         views = []
         for adj in (self.text_adj, self.image_adj, self.session_adj):
             h = self.item_embedding
-            for _ in range(self.n_mm_layers):
+            for _ in range(self.hp.n_mm_layers):
                 h = adj(h)
             views.append(h)
         return out[: self.n_users], out[self.n_users:], tuple(views)
@@ -237,7 +227,7 @@ class DAMRS(Recommender):
         the gradient of their row sums is analytic)."""
         mm = torch.exp((z.unsqueeze(1) * z_all[mm_pos]).sum(2) / TEMPERATURE).sum(1)
         single = torch.exp((z.unsqueeze(1) * z_all[single_pos]).sum(2) / TEMPERATURE).sum(1)
-        total = _RowExpSum.apply(z, z_all, exp_blocks)
+        total = RowExpSum.apply(z, z_all, exp_blocks, TEMPERATURE)
         return (-torch.log(mm / total + 1e-9) - torch.log(single / (total - mm) + 1e-9)).mean()
 
     @classmethod
@@ -304,4 +294,4 @@ class DAMRS(Recommender):
         items = item_cf + sum(views) / 3.0
         diff = (u * items[pos]).sum(1) - (u * items[neg]).sum(1)
         bpr = -(F.logsigmoid(diff) * w_pos + F.logsigmoid(-diff) * w_neg).mean()
-        return bpr + self.neighbor_weight * nd + self.kl_weight * kl
+        return bpr + self.hp.neighbor_weight * nd + self.hp.kl_weight * kl

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,10 +13,28 @@ from torch import nn
 from ..data.dataset import SplitData
 from ..errors import InputError
 from .base import Features, Recommender
-from .graph import GraphOperator, knn_graph, normalized_adjacency, sparse_from_edges
+from .blocks import modality_weights, xavier_table
+from .graph import (
+    GraphOperator,
+    mixed_knn_graph,
+    normalized_adjacency,
+    sparse_from_edges,
+)
+from .params import HyperParams, hp
 
 #: user-user neighbours aggregated per user (hard-coded in DRAGON)
 USER_NEIGHBOURS = 40
+
+
+@dataclass(frozen=True, kw_only=True)
+class DRAGONParams(HyperParams):
+    """DRAGON's hyper-parameters (config/models/DRAGON.yaml)."""
+
+    knn_k: int = hp(doc="neighbours per item in each modality's kNN graph", ge=1)
+    mm_image_weight: float = hp(doc="weight of the image graph in the mixed item graph", ge=0, le=1)
+    n_mm_layers: int = hp(doc="propagations on the item-item graph", ge=0)
+    aggr_mode: str = hp(doc="aggregation of the modal GCNs (only 'add' is implemented)", choices=("add",))
+    reg_weight: float = hp(doc="weight of the preference and user-weight penalty", ge=0)
 
 
 class ModalGCN(nn.Module):
@@ -26,7 +46,7 @@ class ModalGCN(nn.Module):
 
     def __init__(self, n_users: int, feat_dim: int, d: int) -> None:
         super().__init__()
-        self.preference = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_users, d)))
+        self.preference = xavier_table(n_users, d, normal=True)
         self.mlp_in = nn.Linear(feat_dim, 4 * d)
         self.mlp_out = nn.Linear(4 * d, d)
 
@@ -60,8 +80,8 @@ class DRAGON(Recommender):
     draws and their counts enter the softmax); users with none get zero weights (no aggregation).
     MMRec draws the padding from the list as it grows; we draw from the original list.
 
-    Params: ``embedding_size``, ``knn_k``, ``mm_image_weight``, ``n_mm_layers``, ``aggr_mode``
-    ('add' only), ``reg_weight``.
+    Args (:class:`DRAGONParams`): ``embedding_size``, ``knn_k``, ``mm_image_weight``,
+    ``n_mm_layers``, ``aggr_mode`` ('add' only), ``reg_weight``.
 
     Degenerate features: the GCN input is normalised with an eps, so zero features make every item
     feature part equal to the MLP bias (no NaN). The kNN graph uses cosine 0 for zero rows and
@@ -69,25 +89,21 @@ class DRAGON(Recommender):
     item links to items ``0..k-1``; noise gives an essentially random graph.
     """
 
+    Params = DRAGONParams
+    family = "hybrid"
     requires = ("user_graph",)
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        if self.param("aggr_mode") != "add":
-            raise InputError(f"DRAGON: only aggr_mode 'add' is implemented, got {self.params['aggr_mode']!r}")
-        self.n_mm_layers = int(self.param("n_mm_layers"))
-        self.reg_weight = float(self.param("reg_weight"))
-        k, alpha = int(self.param("knn_k")), float(self.param("mm_image_weight"))
 
         self.register_buffer("image_features", features["image"].clone().float())
         self.register_buffer("text_features", features["text"].clone().float())
         self.image_gcn = ModalGCN(self.n_users, features["image"].shape[1], d)
         self.text_gcn = ModalGCN(self.n_users, features["text"].shape[1], d)
-        self.user_weight = nn.Parameter(torch.softmax(nn.init.xavier_normal_(torch.empty(self.n_users, 2, 1)), dim=1))
+        self.user_weight = modality_weights(self.n_users)
 
-        mm_adj = alpha * knn_graph(features["image"], k, weighted=False) + (1 - alpha) * knn_graph(features["text"], k, weighted=False)
-        self.mm_adj = GraphOperator(mm_adj.coalesce())
+        self.mm_adj = mixed_knn_graph(features, self.hp.knn_k, self.hp.mm_image_weight)
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
         self.register_neighbours(data)
         self.on_epoch_start(0)
@@ -137,25 +153,25 @@ class DRAGON(Recommender):
         return sparse_from_edges(rows, self.epoch_neighbours.reshape(-1), self.epoch_weights.reshape(-1), (n, n))
 
     # ----- representations ----------------------------------------------------------------------
-    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         v = self.image_gcn(self.adj, self.image_features)
         t = self.text_gcn(self.adj, self.text_features)
         users = torch.cat([self.user_weight[:, 0] * v[: self.n_users], self.user_weight[:, 1] * t[: self.n_users]], dim=1)
         items = torch.cat([v[self.n_users:], t[self.n_users:]], dim=1)
         h = items
-        for _ in range(self.n_mm_layers):
+        for _ in range(self.hp.n_mm_layers):
             h = self.mm_adj(h)
         social = self.user_user(users)
         return users + social, items + h
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.forward_all()
+        return self.propagate()
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        user_reps, item_reps = self.forward_all()
+        user_reps, item_reps = self.propagate()
         u = user_reps.index_select(0, users)
         diff = (u * item_reps.index_select(0, pos)).sum(1) - (u * item_reps.index_select(0, neg)).sum(1)
         rank = -(F.logsigmoid(diff) / math.log(2.0)).mean()
         reg = self.image_gcn.preference.index_select(0, users).pow(2).mean() + self.text_gcn.preference.index_select(0, users).pow(2).mean() \
             + self.user_weight.pow(2).mean()
-        return rank + self.reg_weight * reg
+        return rank + self.hp.reg_weight * reg

@@ -2,20 +2,34 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import SplitData
-from ..errors import InputError
 from .base import Features, Recommender
-from .graph import BipartiteBlocks, normalized_adjacency, row_normalize
-from .losses import bpr_loss, mean_square
+from .blocks import modality_weights, xavier_table
+from .graph import BipartiteBlocks, normalized_adjacency
+from .losses import bpr_loss
+from .ops import mean_square, row_normalize
+from .params import HyperParams, hp
 
 #: modality order of the toolbox's fusion weights: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DualGNNParams(HyperParams):
+    """DualGNN's hyper-parameters (config/models/DualGNN.yaml)."""
+
+    n_layers: int = hp(2, "unused: one 2-hop propagation is hard-coded in the toolbox", ge=0)
+    user_graph_k: int = hp(40, "neighbours per user taken from the user graph", ge=1)
+    aggr_mode: str = hp("add", "aggregation of the modal GCNs (only 'add' is implemented)", choices=("add",))
+    reg_weight: float = hp(doc="weight of the preference and fusion-weight penalty", ge=0)
 
 
 def pad_columns(ids: torch.Tensor, counts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,20 +92,18 @@ class DualGNN(Recommender):
     and :math:`r_i = \sum_m (x^m_i + A_{iu} x^m_u) + A_{iu} A_{ui} \sum_m x^m_i`; a training batch
     applies the user-user graph only at its own users (``embedding_bag`` over the sampled lists).
 
-    Params: ``embedding_size`` (64), ``user_graph_k`` (40), ``aggr_mode`` (only ``add``),
+    Args (:class:`DualGNNParams`): ``embedding_size`` (64), ``user_graph_k`` (40), ``aggr_mode`` (only ``add``),
     ``reg_weight``. Not reproduced: the toolbox's modality-drop edge lists (built but never used by
     its forward) and its scoring from the last training batch (we propagate afresh).
     """
 
+    Params = DualGNNParams
+    family = "user-item graph"
     requires = ("user_graph",)
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.reg_weight = float(self.param("reg_weight"))
-        self.k = int(self.param("user_graph_k"))
-        if self.param("aggr_mode") != "add":
-            raise InputError(f"DualGNN: aggr_mode must be 'add', got {self.param('aggr_mode')!r}")
         self.graph = BipartiteBlocks(
             normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items), self.n_users)
 
@@ -102,12 +114,11 @@ class DualGNN(Recommender):
             self.register_buffer(f"{m}_features", features[m].float().clone())
             self.mlp_in[m] = nn.Linear(features[m].shape[1], 4 * d)
             self.mlp_out[m] = nn.Linear(4 * d, d)
-            self.preferences[m] = nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_users, d)))
-        self.user_weight = nn.Parameter(F.softmax(nn.init.xavier_normal_(torch.empty(self.n_users, 2, 1)), dim=1))
-        self.item_weight = nn.Parameter(F.softmax(nn.init.xavier_normal_(torch.empty(self.n_items, 2, 1)), dim=1))
+            self.preferences[m] = xavier_table(self.n_users, d, normal=True)
+        self.user_weight, self.item_weight = modality_weights(self.n_users), modality_weights(self.n_items)
 
         ids, counts = pad_columns(torch.as_tensor(data.user_graph.ids, dtype=torch.long),
-                                  torch.as_tensor(data.user_graph.weights, dtype=torch.float32), self.k)
+                                  torch.as_tensor(data.user_graph.weights, dtype=torch.float32), self.hp.user_graph_k)
         self.register_buffer("neighbour_ids", ids)
         self.register_buffer("neighbour_counts", counts)
         self.register_buffer("n_neighbours", (ids >= 0).sum(dim=1))
@@ -119,7 +130,7 @@ class DualGNN(Recommender):
     # ----------------------------------------------------------------------------- user graph
     def sample_user_graph(self) -> None:
         """Draw this epoch's padded neighbour lists and their softmax weights."""
-        pos = urn_positions(self.n_neighbours, self.k)
+        pos = urn_positions(self.n_neighbours, self.hp.user_graph_k)
         ids = self.neighbour_ids.gather(1, pos)
         weights = F.softmax(self.neighbour_counts.gather(1, pos), dim=1)
         has = (self.n_neighbours > 0).unsqueeze(1)
@@ -167,7 +178,7 @@ class DualGNN(Recommender):
     # ------------------------------------------------------------------------------ training
     def regulariser(self, users: torch.Tensor) -> torch.Tensor:
         pref = sum(self.preferences[m].index_select(0, users).pow(2).mean() for m in MODALITIES)
-        return self.reg_weight * (pref + mean_square(self.user_weight) + mean_square(self.item_weight))
+        return self.hp.reg_weight * (pref + mean_square(self.user_weight) + mean_square(self.item_weight))
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         fused, item_reps = self.fused_halves()

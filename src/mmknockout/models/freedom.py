@@ -1,15 +1,36 @@
 """FREEDOM: a frozen item-item graph plus a degree-sensitively pruned user-item graph."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender, unique_items
-from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency
+from .blocks import FeatureTables, id_tables
+from .graph import (
+    DegreeSensitivePruning,
+    GraphOperator,
+    lightgcn_propagate,
+    mixed_knn_graph,
+    normalized_adjacency,
+)
 from .losses import bpr_loss
+from .params import HyperParams, hp
+
+
+@dataclass(frozen=True, kw_only=True)
+class FREEDOMParams(HyperParams):
+    """FREEDOM's hyper-parameters (config/models/FREEDOM.yaml)."""
+
+    knn_k: int = hp(doc="neighbours per item in each modality's kNN graph", ge=1)
+    mm_image_weight: float = hp(doc="weight of the image graph in the mixed item graph", ge=0, le=1)
+    n_mm_layers: int = hp(doc="propagations on the item-item graph", ge=0)
+    n_ui_layers: int = hp(doc="LightGCN layers on the user-item graph", ge=0)
+    dropout: float = hp(doc="fraction of the user-item edges pruned each epoch", ge=0, lt=1)
+    reg_weight: float = hp(doc="weight of the feature BPR terms", ge=0)
 
 
 class FREEDOM(Recommender):
@@ -33,53 +54,32 @@ class FREEDOM(Recommender):
     similarity 0, see :mod:`.graph`), so ties break to the lowest item indices and every item links
     to items ``0..k-1``; the feature loss is then invariant to the constant. No NaN can arise.
 
-    Params: ``embedding_size``, ``knn_k``, ``mm_image_weight``, ``n_mm_layers``, ``n_ui_layers``,
-    ``dropout``, ``reg_weight``.
+    Args (:class:`FREEDOMParams`): ``embedding_size``, ``knn_k``, ``mm_image_weight``,
+    ``n_mm_layers``, ``n_ui_layers``, ``dropout``, ``reg_weight``.
     """
+
+    Params = FREEDOMParams
+    family = "item-item graph"
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
-        d = self.embedding_size
-        self.n_mm_layers = int(self.param("n_mm_layers"))
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.dropout = float(self.param("dropout"))
-        self.reg_weight = float(self.param("reg_weight"))
-        k, alpha = int(self.param("knn_k")), float(self.param("mm_image_weight"))
-
-        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
-        self.text_features = nn.Parameter(features["text"].clone().float())
-        self.image_features = nn.Parameter(features["image"].clone().float())
-        self.text_proj = nn.Linear(features["text"].shape[1], d)
-        self.image_proj = nn.Linear(features["image"].shape[1], d)
-        for layer in (self.text_proj, self.image_proj):
-            nn.init.xavier_normal_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-        mm_adj = alpha * knn_graph(features["image"], k, weighted=False) + (1 - alpha) * knn_graph(features["text"], k, weighted=False)
-        self.mm_adj = GraphOperator(mm_adj.coalesce())
-        self.register_buffer("edge_users", torch.as_tensor(data.train_users, dtype=torch.long))
-        self.register_buffer("edge_items", torch.as_tensor(data.train_items, dtype=torch.long))
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, self.embedding_size)
+        self.content = FeatureTables(features, ("text", "image"), self.embedding_size, xavier=True, zero_bias=True)
+        self.mm_adj = mixed_knn_graph(features, self.hp.knn_k, self.hp.mm_image_weight)
+        self.pruning = DegreeSensitivePruning(torch.as_tensor(data.train_users, dtype=torch.long),
+                                              torch.as_tensor(data.train_items, dtype=torch.long), self.n_users, self.n_items)
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
-        deg_u = torch.bincount(self.edge_users, minlength=self.n_users).float()
-        deg_i = torch.bincount(self.edge_items, minlength=self.n_items).float()
-        self.register_buffer("edge_prob", (deg_u[self.edge_users] * deg_i[self.edge_items]).rsqrt())
         self.train_adj = self.adj
 
     def on_epoch_start(self, epoch: int) -> None:
         """Degree-sensitive edge pruning: keep ``1 - dropout`` of the user-item edges."""
-        if self.dropout <= 0:
-            self.train_adj = self.adj
-            return
-        n_keep = int(self.edge_prob.numel() * (1 - self.dropout))
-        keep = torch.multinomial(self.edge_prob, n_keep, replacement=False)
-        self.train_adj = GraphOperator(normalized_adjacency(self.edge_users[keep], self.edge_items[keep], self.n_users, self.n_items)).to(self.edge_users.device)
+        self.train_adj = self.adj if self.hp.dropout <= 0 else self.pruning.sample(1 - self.hp.dropout)
 
     def propagate(self, adj: GraphOperator) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.item_embedding
-        for _ in range(self.n_mm_layers):
+        for _ in range(self.hp.n_mm_layers):
             h = self.mm_adj(h)
-        out = lightgcn_propagate(adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
+        out = lightgcn_propagate(adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.n_ui_layers)
         return out[: self.n_users], out[self.n_users:] + h
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -87,9 +87,9 @@ class FREEDOM(Recommender):
         u = user_reps.index_select(0, users)
         loss = bpr_loss((u * item_reps.index_select(0, pos)).sum(1), (u * item_reps.index_select(0, neg)).sum(1))
         items, pos_at, neg_at = unique_items(pos, neg)
-        for table, proj in ((self.text_features, self.text_proj), (self.image_features, self.image_proj)):
-            projected = proj(table.index_select(0, items))
-            loss = loss + self.reg_weight * bpr_loss((u * projected.index_select(0, pos_at)).sum(1), (u * projected.index_select(0, neg_at)).sum(1))
+        for m in ("text", "image"):
+            projected = self.content(m, items)
+            loss = loss + self.hp.reg_weight * bpr_loss((u * projected.index_select(0, pos_at)).sum(1), (u * projected.index_select(0, neg_at)).sum(1))
         return loss
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Graph building blocks shared by the models: normalised adjacencies, kNN item graphs, LightGCN.
+"""Graph building blocks shared by the models: normalised adjacencies, kNN item graphs, LightGCN,
+degree-sensitive edge pruning and per-edge bipartite patterns.
 
 Graphs are built as coalesced ``torch.sparse_coo_tensor``; a fixed graph that a model multiplies
 with is wrapped in a :class:`GraphOperator` (CSR, with its transpose stored for the backward pass),
@@ -17,11 +18,13 @@ Degenerate features, defined once here for every model:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .ops import BagProduct, EdgeDots, EdgeProduct, bag_product, segment_softmax
 
 # torch flags its CSR support as beta on first use; the operations used here are stable
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -58,26 +61,6 @@ def normalized_adjacency(users, items, n_users: int, n_items: int) -> torch.Tens
     return sym_normalize(bipartite_adjacency(users, items, n_users, n_items))
 
 
-def _bag_product(x: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``A @ x`` for a CSR matrix given as (column indices, row offsets, values): one weighted
-    bag-sum per row. ``embedding_bag`` runs a fused gather-and-sum kernel, 2-3x faster than torch's
-    CSR-times-dense product on CPU, with a fixed summation order per row."""
-    return F.embedding_bag(cols, x.contiguous(), offsets, mode="sum", per_sample_weights=values.to(x.dtype))
-
-
-class _BagProduct(torch.autograd.Function):
-    """``A @ x`` with gradient ``A^T @ g`` (the transpose stored the same way); for x only."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, *csr: torch.Tensor) -> torch.Tensor:
-        ctx.transpose = csr[3:]
-        return _bag_product(x, *csr[:3])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        return (_bag_product(grad, *ctx.transpose),) + (None,) * 6
-
-
 class GraphOperator(nn.Module):
     """A fixed sparse matrix applied to dense features: ``op(x) = A @ x``.
 
@@ -99,8 +82,8 @@ class GraphOperator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         csr = (self.cols, self.offsets, self.values)
         if torch.is_grad_enabled() and x.requires_grad:
-            return _BagProduct.apply(x, *csr, self.t_cols, self.t_offsets, self.t_values)
-        return _bag_product(x, *csr)
+            return BagProduct.apply(x, *csr, self.t_cols, self.t_offsets, self.t_values)
+        return bag_product(x, *csr)
 
     def indices(self) -> torch.Tensor:
         """(row, col) of the stored entries, row-major, as a 2 x nnz tensor."""
@@ -179,6 +162,15 @@ def knn_graph(features: torch.Tensor, k: int, weighted: bool, chunk_size: int = 
     return sym_normalize(sparse_from_edges(rows, idx.reshape(-1), values.float(), (n, n)))
 
 
+def mixed_knn_graph(features: Mapping[str, torch.Tensor], k: int, image_weight: float) -> GraphOperator:
+    r"""The frozen item graph :math:`S = \alpha S^v + (1-\alpha) S^t` of FREEDOM, DRAGON and PGL:
+    unit-weight top-``k`` cosine graphs of the raw image and text features, each symmetrically
+    normalised, mixed with :math:`\alpha` = ``image_weight`` (image first, as in the toolbox)."""
+    mixed = image_weight * knn_graph(features["image"], k, weighted=False) \
+        + (1 - image_weight) * knn_graph(features["text"], k, weighted=False)
+    return GraphOperator(mixed.coalesce())
+
+
 def neighbour_graph_adjacency(ids: np.ndarray, weights: np.ndarray | None, n: int, self_loops: bool = False) -> torch.Tensor:
     """Sparse n x n matrix from padded neighbour lists (``ids == -1`` is padding)."""
     ids_t = torch.as_tensor(ids, dtype=torch.long)
@@ -222,31 +214,93 @@ class BipartiteBlocks(nn.Module):
         self.to_users, self.to_items = GraphOperator(to_users), GraphOperator(to_items)
 
 
-NORM_EPS = 1e-12  # F.normalize's default
+class DegreeSensitivePruning(nn.Module):
+    r"""Degree-sensitive edge pruning of the user-item graph (FREEDOM, PGL's local principal graph).
 
-
-class _RowNormalize(torch.autograd.Function):
-    """``F.normalize(x, dim=1)`` with a one-pass backward ``(g - y (g . y)) / max(||x||, eps)``.
-
-    Same values as ``F.normalize``; where the norm is clamped to eps the gradient is ``g / eps``,
-    as there. Autograd's own graph for ``F.normalize`` allocates several full-size temporaries.
+    :meth:`sample` draws a fraction of the training edges without replacement, edge :math:`(u, i)`
+    with probability :math:`\propto 1/\sqrt{d_u d_i}` (torch global RNG), and returns the
+    symmetrically normalised graph of the kept edges.
     """
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-        scale = norm.clamp_min(NORM_EPS)
-        y = x / scale
-        ctx.save_for_backward(y, scale, norm > NORM_EPS)
-        return y
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.register_buffer("edge_users", users)
+        self.register_buffer("edge_items", items)
+        deg_u = torch.bincount(users, minlength=n_users).float()
+        deg_i = torch.bincount(items, minlength=n_items).float()
+        self.register_buffer("edge_prob", (deg_u[users] * deg_i[items]).rsqrt())
+
+    def sample(self, keep: float) -> GraphOperator:
+        """The normalised graph of ``int(E * keep)`` drawn edges, on the edges' device."""
+        n_keep = int(self.edge_prob.numel() * keep)
+        kept = torch.multinomial(self.edge_prob, n_keep, replacement=False)
+        adj = normalized_adjacency(self.edge_users[kept], self.edge_items[kept], self.n_users, self.n_items)
+        return GraphOperator(adj).to(self.edge_users.device)
+
+
+class BipartiteEdges(nn.Module):
+    """The E distinct training pairs ``(u, i)`` as a sparse U x I pattern, stored in CSR both ways.
+
+    Per-edge values are always given in *edge order*: user-major, items ascending within a user
+    (the order of the sorted pair codes). ``by_user(v)`` is the U x I matrix with those values,
+    ``by_item(v)`` its I x U transpose (rows item-major, through the stored permutation
+    ``item_order``), so products with per-edge values never gather E x d rows.
+    """
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        order = torch.argsort(items * n_users + users)  # item-major position -> edge index
+        self.register_buffer("users", users, persistent=False)  # softmax groups
+        self.register_buffer("items", items, persistent=False)
+        self.register_buffer("item_order", order, persistent=False)
+        # CSR structure with int32 indices (what the sparse kernels use; saves a conversion per call)
+        self.register_buffer("user_ptr", self._pointers(users, n_users), persistent=False)
+        self.register_buffer("user_cols", items.int(), persistent=False)
+        self.register_buffer("item_ptr", self._pointers(items, n_items), persistent=False)
+        self.register_buffer("item_cols", users[order].int(), persistent=False)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        y, scale, above = ctx.saved_tensors
-        along = torch.linalg.vecdot(grad, y, dim=1).unsqueeze(1) * above
-        return torch.addcmul(grad, y, along, value=-1).div_(scale)
+    def _pointers(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+        return torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)]).int()
 
+    def by_user(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.user_ptr, self.user_cols, values, (self.n_users, self.n_items),
+                                       check_invariants=False)
 
-def row_normalize(x: torch.Tensor) -> torch.Tensor:
-    """Rows scaled to unit L2 norm (``F.normalize(x, dim=1)``), cheaper to differentiate."""
-    return _RowNormalize.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.normalize(x)
+    def by_item(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.item_ptr, self.item_cols, values.index_select(0, self.item_order),
+                                       (self.n_items, self.n_users), check_invariants=False)
+
+    def dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``<a[u_e], b[i_e]>`` per edge (sampled dense product; no E x d temporaries)."""
+        pattern = self.by_user(a.new_zeros(self.users.numel()))
+        return torch.sparse.sampled_addmm(pattern, a, b.t()).values()
+
+    @staticmethod
+    def product(matrix: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """``base + matrix @ x``. Without ``base`` the product is written in place into an
+        uninitialised tensor (``beta=0`` ignores its contents, as ``torch.addmm`` documents), which
+        skips the zero fill and the copy of ``matrix @ x``."""
+        if base is None:
+            return x.new_empty(matrix.shape[0], x.shape[1]).addmm_(matrix, x, beta=0)
+        return torch.addmm(base, matrix, x)
+
+    def scores(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Differentiable ``<a[u_e], b[i_e]>`` for user rows ``a`` [U, d] and item rows ``b`` [I, d]."""
+        return EdgeDots.apply(a, b, self)
+
+    def to_users(self, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """``base[u] + sum over edges (u, i) of values_e * x[i]`` for item rows ``x`` [I, d]."""
+        return EdgeProduct.apply(values, x, base, self, True)
+
+    def to_items(self, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """``base[i] + sum over edges (u, i) of values_e * x[u]`` for user rows ``x`` [U, d]."""
+        return EdgeProduct.apply(values, x, base, self, False)
+
+    def softmax_per_user(self, scores: torch.Tensor) -> torch.Tensor:
+        return segment_softmax(scores, self.users, self.n_users)
+
+    def softmax_per_item(self, scores: torch.Tensor) -> torch.Tensor:
+        return segment_softmax(scores, self.items, self.n_items)

@@ -1,7 +1,9 @@
 """GRCN: graph-refined convolution, where content attention re-weights the user-item graph."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -9,151 +11,23 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, StackedTableRecommender
-from .graph import row_normalize
+from .blocks import xavier_table
+from .graph import BipartiteEdges
+from .ops import row_normalize
+from .params import HyperParams, hp
 
 #: modality order of the toolbox: image ("v") first, then text ("t")
 MODALITIES = ("image", "text")
 
 
-def segment_softmax(scores: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
-    """Softmax of edge ``scores`` within each group (edges sharing a target node), vectorised.
+@dataclass(frozen=True, kw_only=True)
+class GRCNParams(HyperParams):
+    """GRCN's hyper-parameters (config/models/GRCN.yaml)."""
 
-    The group maximum is subtracted for stability (it cancels exactly); an empty denominator
-    cannot occur because every edge belongs to its own group, and 1e-16 guards the sum. The
-    gradient is the softmax Jacobian, ``alpha * (g - sum_group(alpha * g))``.
-    """
-    return _SegmentSoftmax.apply(scores, groups, n_groups)
-
-
-class _SegmentSoftmax(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, scores: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
-        top = torch.full((n_groups,), float("-inf"), dtype=scores.dtype, device=scores.device)
-        top = top.scatter_reduce(0, groups, scores, reduce="amax", include_self=True)
-        ex = (scores - top.index_select(0, groups)).exp_()
-        total = torch.zeros(n_groups, dtype=scores.dtype, device=scores.device).index_add_(0, groups, ex)
-        alpha = ex.div_(total.add_(1e-16).index_select(0, groups))
-        ctx.save_for_backward(alpha, groups)
-        ctx.n_groups = n_groups
-        return alpha
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        alpha, groups = ctx.saved_tensors
-        weighted = alpha * grad
-        total = torch.zeros(ctx.n_groups, dtype=grad.dtype, device=grad.device).index_add_(0, groups, weighted)
-        return torch.addcmul(weighted, alpha, total.index_select(0, groups), value=-1), None, None
-
-
-class BipartiteEdges(nn.Module):
-    """The E distinct training pairs ``(u, i)`` as a sparse U x I pattern, stored in CSR both ways.
-
-    Per-edge values are always given in *edge order*: user-major, items ascending within a user
-    (the order of the sorted pair codes). ``by_user(v)`` is the U x I matrix with those values,
-    ``by_item(v)`` its I x U transpose (rows item-major, through the stored permutation
-    ``item_order``), so products with per-edge values never gather E x d rows.
-    """
-
-    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> None:
-        super().__init__()
-        self.n_users, self.n_items = n_users, n_items
-        order = torch.argsort(items * n_users + users)  # item-major position -> edge index
-        self.register_buffer("users", users, persistent=False)  # softmax groups
-        self.register_buffer("items", items, persistent=False)
-        self.register_buffer("item_order", order, persistent=False)
-        # CSR structure with int32 indices (what the sparse kernels use; saves a conversion per call)
-        self.register_buffer("user_ptr", self._pointers(users, n_users), persistent=False)
-        self.register_buffer("user_cols", items.int(), persistent=False)
-        self.register_buffer("item_ptr", self._pointers(items, n_items), persistent=False)
-        self.register_buffer("item_cols", users[order].int(), persistent=False)
-
-    @staticmethod
-    def _pointers(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
-        return torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)]).int()
-
-    def by_user(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.user_ptr, self.user_cols, values, (self.n_users, self.n_items),
-                                       check_invariants=False)
-
-    def by_item(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.item_ptr, self.item_cols, values.index_select(0, self.item_order),
-                                       (self.n_items, self.n_users), check_invariants=False)
-
-    def dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """``<a[u_e], b[i_e]>`` per edge (sampled dense product; no E x d temporaries)."""
-        pattern = self.by_user(a.new_zeros(self.users.numel()))
-        return torch.sparse.sampled_addmm(pattern, a, b.t()).values()
-
-    @staticmethod
-    def product(matrix: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-        """``base + matrix @ x``. Without ``base`` the product is written in place into an
-        uninitialised tensor (``beta=0`` ignores its contents, as ``torch.addmm`` documents), which
-        skips the zero fill and the copy of ``matrix @ x``."""
-        if base is None:
-            return x.new_empty(matrix.shape[0], x.shape[1]).addmm_(matrix, x, beta=0)
-        return torch.addmm(base, matrix, x)
-
-    def scores(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Differentiable ``<a[u_e], b[i_e]>`` for user rows ``a`` [U, d] and item rows ``b`` [I, d]."""
-        return _EdgeDots.apply(a, b, self)
-
-    def to_users(self, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-        """``base[u] + sum over edges (u, i) of values_e * x[i]`` for item rows ``x`` [I, d]."""
-        return _EdgeProduct.apply(values, x, base, self, True)
-
-    def to_items(self, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-        """``base[i] + sum over edges (u, i) of values_e * x[u]`` for user rows ``x`` [U, d]."""
-        return _EdgeProduct.apply(values, x, base, self, False)
-
-    def softmax_per_user(self, scores: torch.Tensor) -> torch.Tensor:
-        return segment_softmax(scores, self.users, self.n_users)
-
-    def softmax_per_item(self, scores: torch.Tensor) -> torch.Tensor:
-        return segment_softmax(scores, self.items, self.n_items)
-
-
-class _EdgeDots(torch.autograd.Function):
-    """``s_e = <a[u_e], b[i_e]>``; gradients ``S_g @ b`` and ``S_g^T @ a`` with ``S_g`` the pattern
-    carrying the incoming per-edge gradient."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, edges: BipartiteEdges) -> torch.Tensor:
-        ctx.save_for_backward(a, b)
-        ctx.edges = edges
-        return edges.dots(a, b)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        a, b = ctx.saved_tensors
-        edges = ctx.edges
-        grad_a = edges.product(edges.by_user(grad), b) if ctx.needs_input_grad[0] else None
-        grad_b = edges.product(edges.by_item(grad), a) if ctx.needs_input_grad[1] else None
-        return grad_a, grad_b, None
-
-
-class _EdgeProduct(torch.autograd.Function):
-    """``base + A_v @ x`` with per-edge ``values`` towards users (``A_v`` is U x I) or items (its
-    transpose); gradients for ``x`` (the transposed product), ``values`` (``<grad[target],
-    x[source]>`` per edge) and ``base`` (``grad`` itself)."""
-
-    @staticmethod
-    def forward(ctx, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None, edges: BipartiteEdges,
-                to_users: bool) -> torch.Tensor:
-        ctx.save_for_backward(values, x)
-        ctx.edges, ctx.to_users = edges, to_users
-        return edges.product(edges.by_user(values) if to_users else edges.by_item(values), x, base)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        values, x = ctx.saved_tensors
-        edges, to_users = ctx.edges, ctx.to_users
-        grad = grad.contiguous()
-        grad_values = grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_values = edges.dots(grad, x) if to_users else edges.dots(x, grad)
-        if ctx.needs_input_grad[1]:
-            grad_x = edges.product(edges.by_item(values) if to_users else edges.by_user(values), grad)
-        return grad_values, grad_x, grad if ctx.needs_input_grad[2] else None, None, None
+    latent_embedding: int = hp(doc="width c of the per-modality content representations", ge=1)
+    n_layers: int = hp(doc="routing iterations", ge=0)
+    reg_weight: float = hp(doc="weight of the toolbox's squared-embedding penalty", ge=0)
+    paper_routing: bool = hp(False, "route item -> user as in the paper (false: the toolbox's direction)")
 
 
 class GRCN(StackedTableRecommender):
@@ -193,7 +67,7 @@ class GRCN(StackedTableRecommender):
     :math:`\mathrm{norm}(\mathrm{leakyrelu}(b_m))` (zero if that is zero: ``F.normalize`` has an
     eps), so attention depends only on the preferences; nothing divides by zero, no NaN.
 
-    Params: ``embedding_size`` (ID dim, 64), ``latent_embedding`` (content dim, 64), ``n_layers``
+    Args (:class:`GRCNParams`): ``embedding_size`` (ID dim, 64), ``latent_embedding`` (content dim, 64), ``n_layers``
     (routing iterations, 3), ``reg_weight``; optional ``paper_routing`` (default false).
     Scoring uses a fresh full propagation (the toolbox reuses the last training batch's result).
 
@@ -203,12 +77,12 @@ class GRCN(StackedTableRecommender):
     values (:class:`BipartiteEdges`), with hand-written gradients for features and edge values.
     """
 
+    Params = GRCNParams
+    family = "user-item graph"
+
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
-        d, c = self.embedding_size, int(self.param("latent_embedding"))
-        self.n_routing = int(self.param("n_layers"))
-        self.reg_weight = float(self.param("reg_weight"))
-        self.paper_routing = bool(self.params.get("paper_routing", False))
+        d, c = self.embedding_size, self.hp.latent_embedding
 
         pairs = torch.unique(torch.as_tensor(data.train_users, dtype=torch.long) * self.n_items
                              + torch.as_tensor(data.train_items, dtype=torch.long))
@@ -220,8 +94,8 @@ class GRCN(StackedTableRecommender):
         self.register_buffer("edge_source", torch.cat([users, items + self.n_users]), persistent=False)
 
         n_nodes = self.n_users + self.n_items
-        self.id_embedding = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_nodes, d)))
-        self.node_confidence = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_nodes, len(MODALITIES))))
+        self.id_embedding = xavier_table(n_nodes, d, normal=True)
+        self.node_confidence = xavier_table(n_nodes, len(MODALITIES), normal=True)
         self.projections = nn.ModuleDict()
         self.preferences = nn.ParameterDict()
         for m in MODALITIES:
@@ -229,12 +103,12 @@ class GRCN(StackedTableRecommender):
             layer = nn.Linear(features[m].shape[1], c)
             nn.init.xavier_normal_(layer.weight)
             self.projections[m] = layer
-            self.preferences[m] = nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_users, c)))
+            self.preferences[m] = xavier_table(self.n_users, c, normal=True)
 
     # ----------------------------------------------------------------------------------- graph
     def route(self, preference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """``n_layers`` routing iterations with ``i -> u`` messages (softmax over each user's items)."""
-        for _ in range(self.n_routing):
+        for _ in range(self.hp.n_layers):
             alpha = self.edges.softmax_per_user(self.edges.scores(preference, content))
             preference = row_normalize(self.edges.to_users(alpha, content, base=preference))
         return preference
@@ -242,7 +116,7 @@ class GRCN(StackedTableRecommender):
     def routed_preference(self, preference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Paper direction ``i -> u``; in the toolbox direction (``u -> i``) no message reaches a
         user, so the result is ``preference`` itself and the computation is skipped."""
-        if not self.paper_routing:
+        if not self.hp.paper_routing:
             return preference
         return self.route(preference, content)
 
@@ -284,4 +158,4 @@ class GRCN(StackedTableRecommender):
         emb = (self.id_embedding[both_users].pow(2) + self.id_embedding[items].pow(2)).mean()
         emb = emb + self.preferences["image"].pow(2).mean()
         content = sum(self.preferences[m][users].pow(2).mean() for m in MODALITIES)
-        return self.reg_weight * (emb + content)
+        return self.hp.reg_weight * (emb + content)

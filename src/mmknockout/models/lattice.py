@@ -1,7 +1,9 @@
 """LATTICE: item-item structures learned from multimodal features, mixed with fixed kNN graphs."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -9,8 +11,30 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
-from .graph import GraphOperator, bipartite_adjacency, cosine_normalize, knn_graph, knn_indices, lightgcn_propagate, sparse_from_edges
+from .blocks import FeatureTables, id_tables
+from .graph import (
+    GraphOperator,
+    bipartite_adjacency,
+    cosine_normalize,
+    knn_graph,
+    knn_indices,
+    lightgcn_propagate,
+    sparse_from_edges,
+)
 from .losses import bpr_loss, l2_sq_loss
+from .params import HyperParams, hp
+
+
+@dataclass(frozen=True, kw_only=True)
+class LATTICEParams(HyperParams):
+    """LATTICE's hyper-parameters (config/models/LATTICE.yaml)."""
+
+    feat_embed_dim: int = hp(doc="width of the projected features of the learned graphs", ge=1)
+    weight_size: tuple[int, ...] = hp(doc="one entry per user-item layer (only the count is used)", ge=1)
+    knn_k: int = hp(doc="neighbours per item in the original and learned graphs", ge=1)
+    lambda_coeff: float = hp(doc="weight of the original graphs in the item-item mixture", ge=0, le=1)
+    n_layers: int = hp(doc="propagations on the item-item graph", ge=0)
+    reg_weight: float = hp(doc="weight of the L2 penalty on the batch representations", ge=0)
 
 
 def mean_adjacency_with_self_loops(users, items, n_users: int, n_items: int) -> torch.Tensor:
@@ -63,30 +87,23 @@ class LATTICE(Recommender):
     rows. Constant rows tie every similarity; ties go to the lower item index, so every item
     links to items ``0..k-1``. A non-positive degree of the learned graph gives zero weights.
 
-    Params: ``embedding_size``, ``feat_embed_dim``, ``weight_size``, ``knn_k``, ``lambda_coeff``,
-    ``n_layers``, ``reg_weight``.
+    Args (:class:`LATTICEParams`): ``embedding_size``, ``feat_embed_dim``, ``weight_size``,
+    ``knn_k``, ``lambda_coeff``, ``n_layers``, ``reg_weight``.
     """
+
+    Params = LATTICEParams
+    family = "item-item graph"
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        feat_dim = int(self.param("feat_embed_dim"))
-        self.n_ui_layers = len(self.param("weight_size"))
-        self.knn_k = int(self.param("knn_k"))
-        self.lambda_coeff = float(self.param("lambda_coeff"))
-        self.n_layers = int(self.param("n_layers"))
-        self.reg_weight = float(self.param("reg_weight"))
-
-        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
-        self.image_features = nn.Parameter(features["image"].clone().float())
-        self.text_features = nn.Parameter(features["text"].clone().float())
-        self.image_proj = nn.Linear(features["image"].shape[1], feat_dim)
-        self.text_proj = nn.Linear(features["text"].shape[1], feat_dim)
+        self.n_ui_layers = len(self.hp.weight_size)
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
+        self.content = FeatureTables(features, ("image", "text"), self.hp.feat_embed_dim)
         self.modal_weight = nn.Parameter(torch.tensor([0.5, 0.5]))
 
-        self.image_original_adj = GraphOperator(knn_graph(features["image"], self.knn_k, weighted=True))
-        self.text_original_adj = GraphOperator(knn_graph(features["text"], self.knn_k, weighted=True))
+        self.image_original_adj = GraphOperator(knn_graph(features["image"], self.hp.knn_k, weighted=True))
+        self.text_original_adj = GraphOperator(knn_graph(features["text"], self.hp.knn_k, weighted=True))
         self.adj = GraphOperator(mean_adjacency_with_self_loops(data.train_users, data.train_items, self.n_users, self.n_items))
         self._rebuild = True
         self._learned: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -103,10 +120,10 @@ class LATTICE(Recommender):
         """
         w = torch.softmax(self.modal_weight, dim=0)
         ids, vals = [], []
-        for weight, table, proj in ((w[0], self.image_features, self.image_proj), (w[1], self.text_features, self.text_proj)):
-            z = proj(table)
+        for weight, m in ((w[0], "image"), (w[1], "text")):
+            z = self.content(m)
             with torch.no_grad():
-                idx, _ = knn_indices(z, self.knn_k)
+                idx, _ = knn_indices(z, self.hp.knn_k)
             zn = cosine_normalize(z)
             ids.append(idx)
             vals.append(weight * (zn.unsqueeze(1) * zn[idx]).sum(-1))
@@ -120,10 +137,10 @@ class LATTICE(Recommender):
         idx, val = learned
         w = torch.softmax(self.modal_weight, dim=0)
         h = self.item_embedding
-        for _ in range(self.n_layers):
+        for _ in range(self.hp.n_layers):
             h_learned = (val.unsqueeze(-1) * h[idx]).sum(1)
             h_original = w[0] * self.image_original_adj(h) + w[1] * self.text_original_adj(h)
-            h = (1 - self.lambda_coeff) * h_learned + self.lambda_coeff * h_original
+            h = (1 - self.hp.lambda_coeff) * h_learned + self.hp.lambda_coeff * h_original
         return h
 
     def propagate(self, learned: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +157,7 @@ class LATTICE(Recommender):
             learned = self._learned
         user_reps, item_reps = self.propagate(learned)
         u, i, j = user_reps.index_select(0, users), item_reps.index_select(0, pos), item_reps.index_select(0, neg)
-        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
+        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.hp.reg_weight * l2_sq_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.propagate(self.learned_graph())

@@ -1,72 +1,44 @@
 """LGMRec: local (modal graph) and global (hypergraph) embeddings on top of LightGCN."""
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from ..data.dataset import SplitData
-from ..errors import InputError
 from .base import Features, Recommender
-from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency, sparse_from_edges
+from .blocks import id_tables, xavier_table
+from .graph import (
+    GraphOperator,
+    lightgcn_propagate,
+    normalized_adjacency,
+    sparse_from_edges,
+)
 from .losses import bpr_loss, emb_norm_loss
+from .ops import BoundedLogSumExp, FixedProjection
+from .params import HyperParams, hp
 
 GUMBEL_TAU = 0.2  # Gumbel-softmax and contrastive temperature, hard-coded in the toolbox
-#: anchor rows per block of the anchors x candidates logits (small, reusable temporaries)
-ROW_BLOCK = 256
 
 
-def xavier_matrix(rows: int, cols: int) -> nn.Parameter:
-    return nn.Parameter(nn.init.xavier_uniform_(torch.empty(rows, cols)))
+@dataclass(frozen=True, kw_only=True)
+class LGMRecParams(HyperParams):
+    """LGMRec's hyper-parameters (config/models/LGMRec.yaml)."""
 
-
-class _BoundedLogSumExp(torch.autograd.Function):
-    """``lse_i = log sum_j exp(a_i . b_j)`` for logits of small magnitude (here cosines / tau, at
-    most 5), so no max shift is needed. Row blocks of ``E = exp(a b^T)`` are kept for the gradient
-    ``dA = diag(w) E B``, ``dB = E^T diag(w) A`` with ``w = g / s`` (no further B x n matrix); the
-    products are written with the wide dimension last (``(B^T E^T)^T``), which MKL runs faster."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        blocks = [torch.mm(a[s:s + ROW_BLOCK], b.T).exp_() for s in range(0, a.shape[0], ROW_BLOCK)]
-        sums = torch.cat([e.sum(1) for e in blocks])
-        ctx.save_for_backward(a, b, sums)
-        ctx.blocks = blocks
-        return sums.log()
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        a, b, sums = ctx.saved_tensors
-        w = (grad / sums).unsqueeze(1)
-        da = db_t = None
-        if ctx.needs_input_grad[0]:
-            b_t = b.T.contiguous()
-            da = torch.cat([b_t @ e.T for e in ctx.blocks], dim=1).T * w
-        if ctx.needs_input_grad[1]:
-            aw_t, db_t = (a * w).T, b.new_zeros(b.shape[1], b.shape[0])
-            for s, e in zip(range(0, a.shape[0], ROW_BLOCK), ctx.blocks):
-                db_t.addmm_(aw_t[:, s:s + ROW_BLOCK], e)
-        return da, None if db_t is None else db_t.T
-
-
-class _FixedProjection(torch.autograd.Function):
-    """``x @ w`` for a fixed feature matrix x (no gradient); ``dw = (g^T x)^T``, which MKL runs
-    faster than autograd's ``x^T g`` for a tall x."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return x @ w
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
-        (x,) = ctx.saved_tensors
-        return None, (grad.T @ x).T
+    feat_embed_dim: int = hp(64, "width of the local modal embeddings", ge=1)
+    cf_model: str = hp("lightgcn", "collaborative backbone (only 'lightgcn' is implemented)", choices=("lightgcn",))
+    n_ui_layers: int = hp(doc="LightGCN layers of the CF embeddings", ge=0)
+    n_mm_layers: int = hp(doc="propagations of the local modal embeddings", ge=0)
+    n_hyper_layer: int = hp(doc="hypergraph message-passing rounds", ge=1)
+    hyper_num: int = hp(doc="number of hyperedges", ge=1)
+    keep_rate: float = hp(doc="keep probability of the hyperedge-assignment dropout", gt=0, le=1)
+    alpha: float = hp(doc="weight of the global (hypergraph) embeddings", ge=0)
+    cl_weight: float = hp(doc="weight of the hypergraph InfoNCE", ge=0)
+    reg_weight: float = hp(doc="weight of EmbLoss on the batch's final embeddings", ge=0)
 
 
 def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, tau: float,
@@ -85,7 +57,7 @@ def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: 
         left, right = (a @ edge.T) / tau, assign / norm
     else:
         left, right = a / tau, F.normalize(candidates, dim=1)
-    return (_BoundedLogSumExp.apply(left, right) - pos).sum()
+    return (BoundedLogSumExp.apply(left, right) - pos).sum()
 
 
 class Hyper(NamedTuple):
@@ -124,7 +96,7 @@ class LGMRec(Recommender):
     sampled (from the torch global RNG), so scores are stochastic. One sample is drawn per
     evaluation pass (MMRec draws one per batch of evaluated users).
 
-    Params: ``embedding_size`` (64), ``feat_embed_dim`` (64), ``n_ui_layers``, ``n_mm_layers``,
+    Args (:class:`LGMRecParams`): ``embedding_size`` (64), ``feat_embed_dim`` (64), ``n_ui_layers``, ``n_mm_layers``,
     ``n_hyper_layer`` (>= 1), ``hyper_num``, ``keep_rate``, ``alpha``, ``cl_weight``,
     ``reg_weight``; ``cf_model`` must be ``lightgcn``.
 
@@ -135,29 +107,20 @@ class LGMRec(Recommender):
     No NaN path.
     """
 
+    Params = LGMRecParams
+    family = "hybrid"
+
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        d_feat = int(self.params.get("feat_embed_dim", d))
-        if self.params.get("cf_model", "lightgcn") != "lightgcn":
-            raise InputError("LGMRec: only cf_model 'lightgcn' is implemented (the study's setting)")
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.n_mm_layers = int(self.param("n_mm_layers"))
-        self.n_hyper_layer = int(self.param("n_hyper_layer"))
-        if self.n_hyper_layer < 1:
-            raise InputError("LGMRec: n_hyper_layer must be >= 1")
-        hyper_num = int(self.param("hyper_num"))
-        self.keep_rate = float(self.param("keep_rate"))
-        self.alpha = float(self.param("alpha"))
-        self.cl_weight = float(self.param("cl_weight"))
-        self.reg_weight = float(self.param("reg_weight"))
-        self.user_embedding = xavier_matrix(self.n_users, d)
-        self.item_embedding = xavier_matrix(self.n_items, d)
+        d_feat = self.hp.feat_embed_dim
+        hyper_num = self.hp.hyper_num
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
         self.modal_names = ("image", "text")
         for m in self.modal_names:
             self.register_buffer(f"{m}_feat", features[m].float().clone())  # frozen
-        self.local_trs = nn.ParameterDict({m: xavier_matrix(features[m].shape[1], d_feat) for m in self.modal_names})
-        self.hyper_trs = nn.ParameterDict({m: xavier_matrix(features[m].shape[1], hyper_num) for m in self.modal_names})
+        self.local_trs = nn.ParameterDict({m: xavier_table(features[m].shape[1], d_feat) for m in self.modal_names})
+        self.hyper_trs = nn.ParameterDict({m: xavier_table(features[m].shape[1], hyper_num) for m in self.modal_names})
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
         ui = self.user_item_matrix(data)
         self.ui = GraphOperator(ui)
@@ -174,20 +137,20 @@ class LGMRec(Recommender):
         return getattr(self, f"{m}_feat")
 
     def collaborative(self) -> torch.Tensor:
-        return lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
+        return lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.n_ui_layers)
 
     def project(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(X_m W_m, X_m V_m)`` from one product with ``[W_m | V_m]``: one pass over the features,
         and one ``X^T G`` for both weight gradients (a 4-column ``X^T G`` alone is very slow)."""
         d_feat = self.local_trs[m].shape[1]
-        out = _FixedProjection.apply(self.feat(m), torch.cat([self.local_trs[m], self.hyper_trs[m]], dim=1))
+        out = FixedProjection.apply(self.feat(m), torch.cat([self.local_trs[m], self.hyper_trs[m]], dim=1))
         return out[:, :d_feat], out[:, d_feat:]
 
     def local_modal(self, item_f: torch.Tensor) -> torch.Tensor:
         """Modal graph embedding: projected item features, user means, n_mm_layers propagations."""
         user_f = self.ui(item_f) * self.inv_user_degree
         out = torch.cat([user_f, item_f])
-        for _ in range(self.n_mm_layers):
+        for _ in range(self.hp.n_mm_layers):
             out = self.adj(out)
         return out
 
@@ -199,11 +162,11 @@ class LGMRec(Recommender):
 
     def hypergraph(self, item_h: torch.Tensor, user_h: torch.Tensor, item_emb: torch.Tensor) -> Hyper:
         """Hypergraph message passing item -> hyperedge -> (item, user); dropout on assignments."""
-        p = 1.0 - self.keep_rate
+        p = 1.0 - self.hp.keep_rate
         item_h = F.dropout(item_h, p=p, training=self.training)
         user_h = F.dropout(user_h, p=p, training=self.training)
         z_item = item_emb
-        for _ in range(self.n_hyper_layer):
+        for _ in range(self.hp.n_hyper_layer):
             edge = item_h.T @ z_item
             z_item = item_h @ edge
         return Hyper(user_h @ edge, z_item, user_h, item_h, edge)
@@ -220,9 +183,9 @@ class LGMRec(Recommender):
 
     def combine(self, cf: torch.Tensor, local: list[torch.Tensor], glob: torch.Tensor) -> torch.Tensor:
         """Final embeddings of the given rows: ``E^cf + sum_m bar E^m + alpha * bar(sum_m Z^m)``."""
-        return cf + sum(F.normalize(x, dim=1) for x in local) + self.alpha * F.normalize(glob, dim=1)
+        return cf + sum(F.normalize(x, dim=1) for x in local) + self.hp.alpha * F.normalize(glob, dim=1)
 
-    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Hyper]]:
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Hyper]]:
         cf, local, hyper = self.branches()
         glob = sum(torch.cat([h.z_user, h.z_item]) for h in hyper.values())
         all_embs = self.combine(cf, local, glob)
@@ -237,8 +200,8 @@ class LGMRec(Recommender):
         v, t = hyper["image"], hyper["text"]
         hcl = (hyper_contrastive(v.z_user[users], t.z_user[users], t.z_user, GUMBEL_TAU, (t.user_h, t.edge))
                + hyper_contrastive(v.z_item[pos], t.z_item[pos], t.z_item, GUMBEL_TAU, (t.item_h, t.edge)))
-        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.cl_weight * hcl + self.reg_weight * emb_norm_loss(u, i, j)
+        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.hp.cl_weight * hcl + self.hp.reg_weight * emb_norm_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        user_e, item_e, _ = self.forward_all()
+        user_e, item_e, _ = self.propagate()
         return user_e, item_e

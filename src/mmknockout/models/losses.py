@@ -59,22 +59,3 @@ def info_nce_distinct(view1: torch.Tensor, view2: torch.Tensor, index: torch.Ten
     v2 = F.normalize(view2.index_select(0, distinct), dim=1)
     counts = counts.to(v1.dtype)
     return counted_info_nce(v1, v2, torch.arange(distinct.numel(), device=index.device), counts, temperature, counts)
-
-
-class _MeanSquare(torch.autograd.Function):
-    """``x.pow(2).mean()`` with a one-pass backward ``2 x g / n``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        flat = x.reshape(-1)
-        return torch.dot(flat, flat) / flat.numel()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return x * (2 * grad / x.numel())
-
-
-def mean_square(x: torch.Tensor) -> torch.Tensor:
-    return _MeanSquare.apply(x)

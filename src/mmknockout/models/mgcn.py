@@ -1,58 +1,35 @@
 """MGCN: behaviour-purified modality views on item-item graphs, fused by attention."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..data.dataset import SplitData
-from .base import Features, Recommender
-from .graph import GraphOperator, bipartite_blocks, knn_graph, lightgcn_propagate, normalized_adjacency
-from .losses import bpr_loss, info_nce_distinct, l2_sq_loss
-
-CL_TEMPERATURE = 0.2  # hard-coded in MMRec's MGCN and SMORE
-
-
-def gate(d: int) -> nn.Sequential:
-    """``sigmoid(W x + b)``, the gate used for purifying and preference weighting."""
-    return nn.Sequential(nn.Linear(d, d), nn.Sigmoid())
-
-
-def take_rows(rows: torch.Tensor | None, *tables: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``table[rows]`` for each table (all rows when ``rows`` is None)."""
-    return tables if rows is None else tuple(t.index_select(0, rows) for t in tables)
+from .base import Features
+from .blocks import FeatureTables, SideContentRecommender, gate, id_tables, take_rows
+from .graph import (
+    GraphOperator,
+    bipartite_blocks,
+    knn_graph,
+    lightgcn_propagate,
+    normalized_adjacency,
+)
+from .params import HyperParams, hp
 
 
-class SideContentRecommender(Recommender):
-    """Shared by MGCN and SMORE: ``forward(rows)`` gives (side, content) tables of the given rows of
-    the users-then-items node list (all when None); the representation is their sum, trained with
-    BPR + ``reg_weight`` L2 + ``cl_weight`` times the InfoNCE between the side and content views of
-    the batch's users and positive items.
+@dataclass(frozen=True, kw_only=True)
+class MGCNParams(HyperParams):
+    """MGCN's hyper-parameters (config/models/MGCN.yaml)."""
 
-    A training batch evaluates the side view only on its own distinct nodes (every operation after
-    the graph propagations is row-wise) and the InfoNCE on distinct rows (:func:`info_nce_distinct`).
-    """
-
-    def forward(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
-
-    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
-        rows, index = torch.unique(nodes, return_inverse=True)
-        side, content = self.forward(rows)
-        final = content + side
-        at_u, at_i, at_j = index.split([users.numel(), pos.numel(), neg.numel()])
-        u, i, j = final[at_u], final[at_i], final[at_j]
-        rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * l2_sq_loss(u, i, j)
-        cl = info_nce_distinct(side, content, at_i, CL_TEMPERATURE) + \
-            info_nce_distinct(side, content, at_u, CL_TEMPERATURE)
-        return rec + self.cl_weight * cl
-
-    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        side, content = self.forward()
-        final = content + side
-        return final[: self.n_users], final[self.n_users:]
+    knn_k: int = hp(doc="neighbours per item in each modality's kNN graph", ge=1)
+    n_layers: int = hp(doc="propagations on the item-item graphs", ge=0)
+    n_ui_layers: int = hp(doc="LightGCN layers of the content view", ge=0)
+    reg_weight: float = hp(doc="weight of the L2 penalty on the batch embeddings", ge=0)
+    cl_loss: float = hp(doc="weight of the side/content InfoNCE", ge=0)
 
 
 class MGCN(SideContentRecommender):
@@ -83,40 +60,27 @@ class MGCN(SideContentRecommender):
     zero vector (finite: normalisation has an eps). Constant rows tie every similarity and ties go
     to the lower item index (every item links to items ``0..k-1``).
 
-    Params: ``embedding_size``, ``knn_k``, ``n_layers``, ``n_ui_layers``, ``reg_weight``,
-    ``cl_loss``.
+    Args (:class:`MGCNParams`): ``embedding_size``, ``knn_k``, ``n_layers``, ``n_ui_layers``,
+    ``reg_weight``, ``cl_loss``.
     """
+
+    Params = MGCNParams
+    family = "item-item graph"
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.knn_k = int(self.param("knn_k"))
-        self.n_layers = int(self.param("n_layers"))
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.reg_weight = float(self.param("reg_weight"))
-        self.cl_weight = float(self.param("cl_loss"))
-
-        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
-        self.image_features = nn.Parameter(features["image"].clone().float())
-        self.text_features = nn.Parameter(features["text"].clone().float())
-        self.image_proj = nn.Linear(features["image"].shape[1], d)
-        self.text_proj = nn.Linear(features["text"].shape[1], d)
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
+        self.content = FeatureTables(features, ("image", "text"), d)
         self.query_common = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
         self.gate_image, self.gate_text = gate(d), gate(d)
         self.gate_image_prefer, self.gate_text_prefer = gate(d), gate(d)
 
-        self.image_adj = GraphOperator(knn_graph(features["image"], self.knn_k, weighted=True))
-        self.text_adj = GraphOperator(knn_graph(features["text"], self.knn_k, weighted=True))
+        self.image_adj = GraphOperator(knn_graph(features["image"], self.hp.knn_k, weighted=True))
+        self.text_adj = GraphOperator(knn_graph(features["text"], self.hp.knn_k, weighted=True))
         adj = normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
         self.adj = GraphOperator(adj)
         self.R = GraphOperator(bipartite_blocks(adj, self.n_users)[0])
-
-    def item_item_view(self, item_embeds: torch.Tensor, item_adj: GraphOperator) -> torch.Tensor:
-        """``n_layers`` propagations on an item graph, users by :math:`\\hat R`; (U+I) x d."""
-        for _ in range(self.n_layers):
-            item_embeds = item_adj(item_embeds)
-        return torch.cat([self.R(item_embeds), item_embeds])
 
     def fuse(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Common + preference-gated specific parts, averaged: the side embedding."""
@@ -126,11 +90,11 @@ class MGCN(SideContentRecommender):
         spec_text = self.gate_text_prefer(content) * (text_embeds - common)
         return (spec_image + spec_text + common) / 3
 
-    def forward(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(side, content) embeddings of the nodes ``rows`` (users then items; all when None)."""
-        image_items = self.item_embedding * self.gate_image(self.image_proj(self.image_features))
-        text_items = self.item_embedding * self.gate_text(self.text_proj(self.text_features))
-        content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
+        image_items = self.item_embedding * self.gate_image(self.content("image"))
+        text_items = self.item_embedding * self.gate_text(self.content("text"))
+        content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.n_ui_layers)
         image_view = self.item_item_view(image_items, self.image_adj)
         text_view = self.item_item_view(text_items, self.text_adj)
         image_view, text_view, content = take_rows(rows, image_view, text_view, content)

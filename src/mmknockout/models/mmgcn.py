@@ -1,7 +1,9 @@
 """MMGCN: one graph-convolution branch per modality on the user-item graph, averaged."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -9,12 +11,26 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender, unique_items
-from .graph import BipartiteBlocks, bipartite_adjacency, row_normalize, sparse_from_edges
-from .losses import bpr_loss, mean_square
+from .graph import BipartiteBlocks, bipartite_adjacency, sparse_from_edges
+from .losses import bpr_loss
+from .ops import mean_square, row_normalize
+from .params import HyperParams, hp
 
 N_GRAPH_LAYERS = 3  # hard-coded in the toolbox, whatever the config's n_layers says
 
 Halves = tuple[torch.Tensor, torch.Tensor]  # (user rows, item rows) of one node table
+
+
+@dataclass(frozen=True, kw_only=True)
+class MMGCNParams(HyperParams):
+    """MMGCN's hyper-parameters (config/models/MMGCN.yaml)."""
+
+    n_layers: int = hp(2, "unused: the toolbox hard-codes 3 graph layers", ge=0)
+    visual_latent: int = hp(256, "width of the image projection (text enters raw)", ge=1)
+    trainable_embeddings: bool = hp(doc="learn the ID embeddings and preferences (false: the toolbox's fixed ones)")
+    reg_weight: float = hp(doc="weight of the squared-embedding penalty", ge=0)
+
+
 def mean_adjacency(adj: torch.Tensor) -> torch.Tensor:
     """Row-normalised ``D^-1 A``: each node averages its neighbours (isolated nodes get zero)."""
     adj = adj.coalesce()
@@ -128,17 +144,18 @@ class MMGCN(Recommender):
     zero: ``F.normalize`` has an eps), so items differ only through :math:`E_{id}` and the graph;
     nothing divides by zero, no NaN.
 
-    Params: ``embedding_size`` (64), ``visual_latent`` (256), ``reg_weight``,
+    Args (:class:`MMGCNParams`): ``embedding_size`` (64), ``visual_latent`` (256), ``reg_weight``,
     ``trainable_embeddings``. Scoring uses a fresh full propagation (the toolbox reuses the last
     training batch's result).
     """
 
+    Params = MMGCNParams
+    family = "user-item graph"
+
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.reg_weight = float(self.param("reg_weight"))
-        trainable = bool(self.param("trainable_embeddings"))
-        latent = int(self.param("visual_latent"))
+        trainable, latent = self.hp.trainable_embeddings, self.hp.visual_latent
         adj = bipartite_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
         self.graph = BipartiteBlocks(mean_adjacency(adj), self.n_users)
         _frozen_or_trainable(self, "id_embedding",
@@ -166,7 +183,7 @@ class MMGCN(Recommender):
     def regulariser(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         both_users = torch.cat([users, users])
         emb = (self.id_embedding[both_users].pow(2) + self.id_embedding[items + self.n_users].pow(2)).mean()
-        return self.reg_weight * (emb + mean_square(self.branches["image"].preference))
+        return self.hp.reg_weight * (emb + mean_square(self.branches["image"].preference))
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         items, pos_at, neg_at = unique_items(pos, neg)

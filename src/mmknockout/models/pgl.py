@@ -1,20 +1,43 @@
 """PGL: feature-only item embeddings trained on a sampled principal sub-graph of the UI graph."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import SplitData
-from ..errors import InputError
 from .base import Features, Recommender
-from .graph import GraphOperator, knn_graph, lightgcn_propagate, normalized_adjacency
+from .blocks import FeatureTables, xavier_table
+from .graph import (
+    DegreeSensitivePruning,
+    GraphOperator,
+    lightgcn_propagate,
+    mixed_knn_graph,
+    normalized_adjacency,
+)
 from .losses import bpr_loss, info_nce
+from .params import HyperParams, hp
 
 #: InfoNCE temperature (fixed in PGL)
 TEMPERATURE = 0.2
+
+
+@dataclass(frozen=True, kw_only=True)
+class PGLParams(HyperParams):
+    """PGL's hyper-parameters (config/models/PGL.yaml)."""
+
+    knn_k: int = hp(doc="neighbours per item in each modality's kNN graph", ge=1)
+    mm_image_weight: float = hp(doc="weight of the image graph in the mixed item graph", ge=0, le=1)
+    n_mm_layers: int = hp(doc="propagations on the item-item graph", ge=0)
+    n_ui_layers: int = hp(doc="LightGCN layers on the principal sub-graph", ge=0)
+    keep_rate: float = hp(doc="fraction of the user-item edges kept in the local principal sub-graph", gt=0, le=1)
+    dropout: float = hp(doc="feature dropout of the InfoNCE views", ge=0, lt=1)
+    reg_weight: float = hp(doc="weight of the InfoNCE term (0 skips it)", ge=0)
+    mode: str = hp(doc="principal sub-graph: 'local' (the study's; 'global' is not implemented)", choices=("local",))
 
 
 class PGL(Recommender):
@@ -37,8 +60,8 @@ class PGL(Recommender):
     * ``mode`` 'global' (truncated-SVD principal sub-graph) materialises a dense
       (U+I) x (U+I) matrix in MMRec and is not used by the study; it raises an error here.
 
-    Params: ``embedding_size`` (per modality), ``knn_k``, ``mm_image_weight``, ``n_mm_layers``,
-    ``n_ui_layers``, ``keep_rate``, ``dropout``, ``reg_weight``, ``mode``.
+    Args (:class:`PGLParams`): ``embedding_size`` (per modality), ``knn_k``, ``mm_image_weight``,
+    ``n_mm_layers``, ``n_ui_layers``, ``keep_rate``, ``dropout``, ``reg_weight``, ``mode``.
 
     Degenerate features: zero or constant features make all cosine similarities tied (zero rows
     have similarity 0, :mod:`.graph`), so the frozen item graph is the hub graph linking every item
@@ -47,55 +70,38 @@ class PGL(Recommender):
     feature tables.
     """
 
+    Params = PGLParams
+    family = "hybrid"
+
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        mode = self.param("mode")
-        if mode != "local":
-            raise InputError(f"PGL: only mode 'local' is implemented (the study's setting), got {mode!r}")
-        self.n_mm_layers = int(self.param("n_mm_layers"))
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.keep_rate = float(self.param("keep_rate"))
-        self.reg_weight = float(self.param("reg_weight"))
-        k, alpha = int(self.param("knn_k")), float(self.param("mm_image_weight"))
-
-        self.user_image = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.user_text = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.image_features = nn.Parameter(features["image"].clone().float())
-        self.text_features = nn.Parameter(features["text"].clone().float())
-        self.image_proj = nn.Linear(features["image"].shape[1], d)
-        self.text_proj = nn.Linear(features["text"].shape[1], d)
-        self.feature_dropout = nn.Dropout(float(self.param("dropout")))
-
-        mm_adj = alpha * knn_graph(features["image"], k, weighted=False) + (1 - alpha) * knn_graph(features["text"], k, weighted=False)
-        self.mm_adj = GraphOperator(mm_adj.coalesce())
+        self.user_image, self.user_text = xavier_table(self.n_users, d), xavier_table(self.n_users, d)
+        self.content = FeatureTables(features, ("image", "text"), d)
+        self.feature_dropout = nn.Dropout(self.hp.dropout)
+        self.mm_adj = mixed_knn_graph(features, self.hp.knn_k, self.hp.mm_image_weight)
         train = data.train_matrix.tocoo()
-        self.register_buffer("edge_users", torch.as_tensor(train.row, dtype=torch.long))
-        self.register_buffer("edge_items", torch.as_tensor(train.col, dtype=torch.long))
+        self.pruning = DegreeSensitivePruning(torch.as_tensor(train.row, dtype=torch.long),
+                                              torch.as_tensor(train.col, dtype=torch.long), self.n_users, self.n_items)
         self.adj = GraphOperator(normalized_adjacency(train.row, train.col, self.n_users, self.n_items))
-        deg_u = torch.bincount(self.edge_users, minlength=self.n_users).float()
-        deg_i = torch.bincount(self.edge_items, minlength=self.n_items).float()
-        self.register_buffer("edge_prob", (deg_u[self.edge_users] * deg_i[self.edge_items]).rsqrt())
         self.train_adj: GraphOperator | None = None  # set each epoch; None -> the full graph
 
     def on_epoch_start(self, epoch: int) -> None:
         """Local principal sub-graph: degree-sensitive sampling of ``keep_rate`` of the edges."""
-        n_keep = int(self.edge_prob.numel() * self.keep_rate)
-        keep = torch.multinomial(self.edge_prob, n_keep, replacement=False)
-        self.train_adj = GraphOperator(normalized_adjacency(self.edge_users[keep], self.edge_items[keep], self.n_users, self.n_items)).to(self.edge_users.device)
+        self.train_adj = self.pruning.sample(self.hp.keep_rate)
 
     def item_embeddings(self) -> torch.Tensor:
-        image = F.normalize(self.image_proj(self.image_features), dim=1)
-        text = F.normalize(self.text_proj(self.text_features), dim=1)
+        image = F.normalize(self.content("image"), dim=1)
+        text = F.normalize(self.content("text"), dim=1)
         return torch.cat([image, text], dim=1)
 
     def propagate(self, adj: GraphOperator) -> tuple[torch.Tensor, torch.Tensor]:
         items = self.item_embeddings()
         h = items
-        for _ in range(self.n_mm_layers):
+        for _ in range(self.hp.n_mm_layers):
             h = self.mm_adj(h)
         users = torch.cat([self.user_image, self.user_text], dim=1)
-        out = lightgcn_propagate(adj, torch.cat([users, items]), self.n_ui_layers)
+        out = lightgcn_propagate(adj, torch.cat([users, items]), self.hp.n_ui_layers)
         return out[: self.n_users], out[self.n_users:] + h
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,8 +111,8 @@ class PGL(Recommender):
         user_reps, item_reps = self.propagate(self.adj if self.train_adj is None else self.train_adj)
         u, i_pos = user_reps.index_select(0, users), item_reps.index_select(0, pos)
         loss = bpr_loss((u * i_pos).sum(1), (u * item_reps.index_select(0, neg)).sum(1))
-        if self.reg_weight != 0:
+        if self.hp.reg_weight != 0:
             drop = self.feature_dropout
             cl = (info_nce(drop(u), drop(u), TEMPERATURE) + info_nce(drop(i_pos), drop(i_pos), TEMPERATURE)) / 2
-            loss = loss + self.reg_weight * cl
+            loss = loss + self.hp.reg_weight * cl
         return loss

@@ -1,70 +1,81 @@
-"""Model registry: name -> class, so config and CLI select models by name."""
+"""Model registry: name -> class, so config and CLI select models by name.
+
+A model is a :class:`~.base.Recommender` subclass with a non-empty ``family``, defined in a
+module of this package; the package is scanned once on first use. Everything else here is read
+from the classes: a model's ``modalities`` (none: feature-free), its ``requires`` (auxiliary
+graphs) and its ``Params`` (hyper-parameters, checked by :func:`validate_params`).
+"""
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import TYPE_CHECKING
+import pkgutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 
-if TYPE_CHECKING:  # importing the base class would import torch, which selection and tables do not need
+if TYPE_CHECKING:
     from .base import Recommender
 
-#: model name -> "module:Class"; modules are imported only when a model is used
-MODELS: dict[str, str] = {
-    "BPR": "bpr:BPR",
-    "LightGCN": "lightgcn:LightGCN",
-    "VBPR": "vbpr:VBPR",
-    "BM3": "bm3:BM3",
-    "GRCN": "grcn:GRCN",
-    "DualGNN": "dualgnn:DualGNN",
-    "SLMRec": "slmrec:SLMRec",
-    "MMGCN": "mmgcn:MMGCN",
-    "LGMRec": "lgmrec:LGMRec",
-    "LATTICE": "lattice:LATTICE",
-    "FREEDOM": "freedom:FREEDOM",
-    "MGCN": "mgcn:MGCN",
-    "DAMRS": "damrs:DAMRS",
-    "SMORE": "smore:SMORE",
-    "DRAGON": "dragon:DRAGON",
-    "PGL": "pgl:PGL",
-}
+#: the study's presentation order; a model not listed here follows, by name
+STUDY_ORDER = ("BPR", "LightGCN", "VBPR", "BM3", "GRCN", "DualGNN", "SLMRec", "MMGCN", "LGMRec", "LATTICE",
+               "FREEDOM", "MGCN", "DAMRS", "SMORE", "DRAGON", "PGL")
+#: modules of this package that define no model
+_INFRASTRUCTURE = frozenset({"base", "blocks", "graph", "losses", "ops", "params", "registry"})
 
-#: models that read no features (their runs need no feature files)
-FEATURE_FREE: frozenset[str] = frozenset({"BPR", "LightGCN"})
 
-#: auxiliary graphs a model needs, known without importing torch (checked against the classes in tests)
-REQUIRES: dict[str, tuple[str, ...]] = {"DualGNN": ("user_graph",), "DRAGON": ("user_graph",), "DAMRS": ("item_graph",)}
+@functools.cache
+def _classes() -> dict[str, type[Recommender]]:
+    """Every registered model class by name, in registry order."""
+    from .base import Recommender
 
-#: the model families of the study (Fig. 1 grouping); BPR and LightGCN are the feature-free references
-FAMILIES: dict[str, str] = {
-    "BPR": "no features",
-    "LightGCN": "no features",
-    "VBPR": "simple fusion",
-    "BM3": "simple fusion",
-    "SLMRec": "simple fusion",
-    "MMGCN": "user-item graph",
-    "GRCN": "user-item graph",
-    "DualGNN": "user-item graph",
-    "LATTICE": "item-item graph",
-    "FREEDOM": "item-item graph",
-    "MGCN": "item-item graph",
-    "SMORE": "item-item graph",
-    "DAMRS": "hybrid",
-    "DRAGON": "hybrid",
-    "LGMRec": "hybrid",
-    "PGL": "hybrid",
-}
+    found: dict[str, type[Recommender]] = {}
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.name in _INFRASTRUCTURE or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Recommender) and value.__module__ == module.__name__ \
+                    and "family" in vars(value):
+                found[value.__name__] = value
+    rank = {name: i for i, name in enumerate(STUDY_ORDER)}
+    return {name: found[name] for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))}
+
+
+def __getattr__(name: str) -> Any:
+    """``MODELS``, ``FAMILIES``, ``FEATURE_FREE`` and ``REQUIRES``, computed from the classes."""
+    if name == "MODELS":
+        return tuple(_classes())
+    if name == "FAMILIES":
+        return {n: cls.family for n, cls in _classes().items()}
+    if name == "FEATURE_FREE":
+        return frozenset(n for n, cls in _classes().items() if not cls.modalities)
+    if name == "REQUIRES":
+        return {n: tuple(cls.requires) for n, cls in _classes().items() if cls.requires}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def available_models() -> list[str]:
-    """Registered models whose module exists in this installation, in registry order."""
-    from importlib.util import find_spec
-
-    return [name for name, target in MODELS.items() if find_spec(f"{__package__}.{target.split(':')[0]}")]
+    """Registered models, in registry order."""
+    return list(_classes())
 
 
-def get_model_class(name: str) -> "type[Recommender]":
-    if name not in MODELS:
-        raise InputError(f"unknown model '{name}'; known models: {', '.join(sorted(MODELS))}")
-    module, cls = MODELS[name].split(":")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+def get_model_class(name: str) -> type[Recommender]:
+    classes = _classes()
+    if name not in classes:
+        raise InputError(f"unknown model '{name}'; known models: {', '.join(sorted(classes))}")
+    return classes[name]
+
+
+def validate_params(model: str, params: Mapping[str, Any]) -> None:
+    """Check one grid point (fixed values merged with the grid's) of ``model``.
+
+    Raises :class:`~mmknockout.errors.InputError` naming the model and the key for an unknown or
+    missing key, a wrong type or an out-of-range value; optimiser keys are checked too.
+    """
+    from .params import OptimiserParams
+
+    get_model_class(model).Params.from_mapping(model, params, ignore=OptimiserParams.KEYS)
+    OptimiserParams.of(model, params)

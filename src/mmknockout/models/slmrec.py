@@ -1,7 +1,9 @@
 """SLMRec: self-supervised multimedia recommendation with the FAC (fine-and-coarse) task."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -9,11 +11,25 @@ from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender
+from .blocks import id_tables
 from .graph import GraphOperator, lightgcn_propagate, normalized_adjacency
 from .losses import counted_info_nce
+from .ops import Scratch
+from .params import HyperParams, hp
 
 Branches = dict[str, tuple[torch.Tensor, torch.Tensor]]  # branch -> (user rows, item rows)
 BRANCH_ORDER = ("id", "image", "text")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SLMRecParams(HyperParams):
+    """SLMRec's hyper-parameters (config/models/SLMRec.yaml)."""
+
+    layer_num: int = hp(doc="LightGCN layers of the three graphs", ge=0)
+    temp: float = hp(doc="temperature of the main in-batch InfoNCE", gt=0)
+    ssl_temp: float = hp(doc="temperature of the FAC InfoNCE terms", gt=0)
+    ssl_alpha: float = hp(doc="weight of the FAC self-supervision", ge=0)
+    reg: float = hp(doc="unused, as in the toolbox (the optimiser's weight_decay regularises)", ge=0)
 
 
 def xavier_linear(d_in: int, d_out: int) -> nn.Linear:
@@ -76,7 +92,7 @@ class SLMRec(Recommender):
     features a (users + items) x 4096 float table). Repeated items of a batch enter the in-batch
     InfoNCE once, with their counts. Evaluation (:meth:`representations`) runs the plain propagation.
 
-    Params: ``embedding_size`` (d = ``recdim``, 64), ``layer_num``, ``temp``, ``ssl_temp``,
+    Args (:class:`SLMRecParams`): ``embedding_size`` (d = ``recdim``, 64), ``layer_num``, ``temp``, ``ssl_temp``,
     ``ssl_alpha``. ``reg`` is accepted and unused, as in the toolbox.
 
     Degenerate features: zero rows stay zero after normalisation, so :math:`f_m` is the bias for
@@ -84,15 +100,13 @@ class SLMRec(Recommender):
     graph carries only degree information; no NaN path exists (``F.normalize`` has an eps).
     """
 
+    Params = SLMRecParams
+    family = "simple fusion"
+
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.n_layers = int(self.param("layer_num"))
-        self.temp = float(self.param("temp"))
-        self.ssl_temp = float(self.param("ssl_temp"))
-        self.ssl_alpha = float(self.param("ssl_alpha"))
-        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
         self.register_buffer("image_feat", F.normalize(features["image"].float(), dim=1))
         self.register_buffer("text_feat", F.normalize(features["text"].float(), dim=1))
         self.image_dense = xavier_linear(self.image_feat.shape[1], d)
@@ -108,15 +122,15 @@ class SLMRec(Recommender):
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
         # fixed factors of the modality branches, P[0; x_m] and P[0; 1] (training path only)
         for name in ("image", "text"):
-            spread = spread_item_input(self.adj, getattr(self, f"{name}_feat"), self.n_users, self.n_layers)
+            spread = spread_item_input(self.adj, getattr(self, f"{name}_feat"), self.n_users, self.hp.layer_num)
             self.register_buffer(f"{name}_spread", spread, persistent=False)
         ones = torch.ones(self.n_items, 1)
-        self.register_buffer("bias_spread", spread_item_input(self.adj, ones, self.n_users, self.n_layers), persistent=False)
-        self._scratch: dict[str, torch.Tensor] = {}  # see gather_rows
+        self.register_buffer("bias_spread", spread_item_input(self.adj, ones, self.n_users, self.hp.layer_num), persistent=False)
+        self.scratch = {name: Scratch() for name in ("image", "text")}  # see gather_rows
 
     def branch(self, item_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LightGCN on [shared user embeddings; one item input], split into (users, items)."""
-        out = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, item_input]), self.n_layers)
+        out = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, item_input]), self.hp.layer_num)
         return out[: self.n_users], out[self.n_users:]
 
     def propagate(self) -> Branches:
@@ -136,8 +150,8 @@ class SLMRec(Recommender):
         """
         n_users = users.numel()
         nodes = torch.cat([users, items + self.n_users])
-        even, odd = lightgcn_parity_sums(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_layers)
-        even, odd = even.index_select(0, nodes) / (self.n_layers + 1), odd.index_select(0, nodes) / (self.n_layers + 1)
+        even, odd = lightgcn_parity_sums(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.layer_num)
+        even, odd = even.index_select(0, nodes) / (self.hp.layer_num + 1), odd.index_select(0, nodes) / (self.hp.layer_num + 1)
         shared = torch.cat([even[:n_users], odd[n_users:]])
         parts = {"id": torch.cat([odd[:n_users], even[n_users:]]),
                  "image": self.modal_part("image", nodes), "text": self.modal_part("text", nodes)}
@@ -155,12 +169,7 @@ class SLMRec(Recommender):
         On CPU a fresh 50 MB tensor per batch costs more in page faults than the copy itself; the
         scratch is only read by this batch's backward pass (autograd would flag any earlier reuse).
         """
-        table: torch.Tensor = getattr(self, f"{name}_spread")
-        need = rows.numel() * table.shape[1]
-        scratch = self._scratch.get(name)
-        if scratch is None or scratch.numel() < need or scratch.device != table.device or scratch.dtype != table.dtype:
-            scratch = self._scratch[name] = table.new_empty(need)
-        return torch.index_select(table, 0, rows, out=scratch[:need].view(rows.numel(), table.shape[1]))
+        return self.scratch[name].gather(getattr(self, f"{name}_spread"), rows)
 
     def fuse(self, branches: Branches) -> tuple[torch.Tensor, torch.Tensor]:
         users = self.user_fusion(torch.cat([branches[k][0] for k in BRANCH_ORDER], dim=1))
@@ -175,10 +184,10 @@ class SLMRec(Recommender):
         target = torch.arange(counts.numel(), device=counts.device)
         x_id = self.g_i_iv(branches["id"][1])
         x_v = self.g_v_iv(branches["image"][1])
-        fine = counted_info_nce(x_id, x_v, target, counts, self.ssl_temp, weights=counts)
+        fine = counted_info_nce(x_id, x_v, target, counts, self.hp.ssl_temp, weights=counts)
         x_ivt = self.g_iva_ivat(self.g_iv_iva(x_id))
         x_t = self.g_t_ivat(branches["text"][1])
-        coarse = counted_info_nce(x_ivt, x_t, target, counts, self.ssl_temp, weights=counts)
+        coarse = counted_info_nce(x_ivt, x_t, target, counts, self.hp.ssl_temp, weights=counts)
         return fine + coarse
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -188,8 +197,8 @@ class SLMRec(Recommender):
         branches = self.batch_branches(user_ids, item_ids)
         user_reps, item_reps = self.fuse(branches)
         main = counted_info_nce(F.normalize(user_reps, dim=1)[user_at], F.normalize(item_reps, dim=1),
-                                item_at, counts, self.temp)
-        return main + self.ssl_alpha * self.fac_loss(branches, counts)
+                                item_at, counts, self.hp.temp)
+        return main + self.hp.ssl_alpha * self.fac_loss(branches, counts)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.fuse(self.propagate())

@@ -1,15 +1,38 @@
 """SMORE: spectral (FFT) denoising and fusion of modality features, three item-item views."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features
-from .graph import GraphOperator, bipartite_blocks, knn_graph, lightgcn_propagate, normalized_adjacency, sparse_from_edges
-from .mgcn import SideContentRecommender, gate, take_rows
+from .blocks import FeatureTables, SideContentRecommender, gate, id_tables, take_rows
+from .graph import (
+    GraphOperator,
+    bipartite_blocks,
+    knn_graph,
+    lightgcn_propagate,
+    normalized_adjacency,
+    sparse_from_edges,
+)
+from .params import HyperParams, hp
+
+
+@dataclass(frozen=True, kw_only=True)
+class SMOREParams(HyperParams):
+    """SMORE's hyper-parameters (config/models/SMORE.yaml)."""
+
+    image_knn_k: int = hp(doc="neighbours per item in the image kNN graph", ge=1)
+    text_knn_k: int = hp(doc="neighbours per item in the text kNN graph", ge=1)
+    n_layers: int = hp(doc="propagations on the item-item graphs", ge=0)
+    n_ui_layers: int = hp(doc="LightGCN layers of the content view", ge=0)
+    reg_weight: float = hp(doc="weight of the L2 penalty on the batch embeddings", ge=0)
+    cl_loss: float = hp(doc="weight of the side/content InfoNCE", ge=0)
+    dropout_rate: float = hp(doc="dropout of the preference gates (training only)", ge=0, lt=1)
 
 
 def max_fusion(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,25 +84,19 @@ class SMORE(SideContentRecommender):
     term (normalisation has an eps). Constant rows tie every similarity and ties go to the lower
     item index (every item links to items ``0..k-1``).
 
-    Params: ``embedding_size``, ``image_knn_k``, ``text_knn_k``, ``n_layers``, ``n_ui_layers``,
-    ``reg_weight``, ``cl_loss``, ``dropout_rate``.
+    Args (:class:`SMOREParams`): ``embedding_size``, ``image_knn_k``, ``text_knn_k``,
+    ``n_layers``, ``n_ui_layers``, ``reg_weight``, ``cl_loss``, ``dropout_rate``.
     """
+
+    Params = SMOREParams
+    family = "item-item graph"
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.n_layers = int(self.param("n_layers"))
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.reg_weight = float(self.param("reg_weight"))
-        self.cl_weight = float(self.param("cl_loss"))
-        self.dropout = nn.Dropout(p=float(self.param("dropout_rate")))
-
-        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
-        self.image_features = nn.Parameter(features["image"].clone().float())
-        self.text_features = nn.Parameter(features["text"].clone().float())
-        self.image_proj = nn.Linear(features["image"].shape[1], d)
-        self.text_proj = nn.Linear(features["text"].shape[1], d)
+        self.dropout = nn.Dropout(p=self.hp.dropout_rate)
+        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
+        self.content = FeatureTables(features, ("image", "text"), d)
         self.query_image = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, d, bias=False))
         self.query_text = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, d, bias=False))
         self.gate_image, self.gate_text, self.gate_fusion = gate(d), gate(d), gate(d)
@@ -88,8 +105,8 @@ class SMORE(SideContentRecommender):
         self.text_filter = nn.Parameter(torch.randn(1, d // 2 + 1, 2))
         self.fusion_filter = nn.Parameter(torch.randn(1, d // 2 + 1, 2))
 
-        image_adj = knn_graph(features["image"], int(self.param("image_knn_k")), weighted=True)
-        text_adj = knn_graph(features["text"], int(self.param("text_knn_k")), weighted=True)
+        image_adj = knn_graph(features["image"], self.hp.image_knn_k, weighted=True)
+        text_adj = knn_graph(features["text"], self.hp.text_knn_k, weighted=True)
         self.image_adj = GraphOperator(image_adj)
         self.text_adj = GraphOperator(text_adj)
         self.fusion_adj = GraphOperator(max_fusion(image_adj, text_adj))
@@ -106,12 +123,6 @@ class SMORE(SideContentRecommender):
         text_conv = torch.fft.irfft(text_fft * torch.view_as_complex(self.text_filter), n=d, dim=1, norm="ortho")
         fusion_conv = torch.fft.irfft(image_fft * text_fft * torch.view_as_complex(self.fusion_filter), n=d, dim=1, norm="ortho")
         return image_conv, text_conv, fusion_conv
-
-    def item_item_view(self, item_embeds: torch.Tensor, item_adj: GraphOperator) -> torch.Tensor:
-        """``n_layers`` propagations on an item graph, users by :math:`\\hat R`; (U+I) x d."""
-        for _ in range(self.n_layers):
-            item_embeds = item_adj(item_embeds)
-        return torch.cat([self.R(item_embeds), item_embeds])
 
     def dropout_rows(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """``self.dropout`` of the full (U+I) x d table, restricted to ``rows`` (``x`` holds those rows).
@@ -134,11 +145,11 @@ class SMORE(SideContentRecommender):
         p_fusion = self.dropout_rows(self.gate_fusion_prefer(content), rows)
         return torch.stack([p_image * agg_image, p_text * agg_text, p_fusion * fusion]).mean(dim=0)
 
-    def forward(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(side, content) embeddings of the nodes ``rows`` (users then items; all when None)."""
-        conv_v, conv_t, conv_f = self.spectrum_convolution(self.image_proj(self.image_features), self.text_proj(self.text_features))
+        conv_v, conv_t, conv_f = self.spectrum_convolution(self.content("image"), self.content("text"))
         e = self.item_embedding
-        content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, e]), self.n_ui_layers)
+        content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, e]), self.hp.n_ui_layers)
         image = self.item_item_view(e * self.gate_image(conv_v), self.image_adj)
         text = self.item_item_view(e * self.gate_text(conv_t), self.text_adj)
         fusion = self.item_item_view(e * self.gate_fusion(conv_f), self.fusion_adj)

@@ -1,14 +1,25 @@
 """VBPR: visual (here: multimodal) BPR."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..data.dataset import SplitData
 from .base import Features, Recommender, unique_items
+from .blocks import xavier_table
 from .losses import bpr_loss, emb_norm_loss
+from .params import HyperParams, hp
+
+
+@dataclass(frozen=True, kw_only=True)
+class VBPRParams(HyperParams):
+    """VBPR's hyper-parameters (config/models/VBPR.yaml)."""
+
+    reg_weight: float = hp(doc="weight of the EmbLoss regulariser", ge=0)
 
 
 class VBPR(Recommender):
@@ -24,16 +35,17 @@ class VBPR(Recommender):
     Knockout: with constant (or zero) features the content half is the same vector for every item,
     so it adds a per-user constant to all scores and ranking reduces to BPR on the ID half.
 
-    Params: ``embedding_size`` (d = 64), ``reg_weight``.
+    Args (:class:`VBPRParams`): ``embedding_size`` (d = 64), ``reg_weight``.
     """
+
+    Params = VBPRParams
+    family = "simple fusion"
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.reg_weight = float(self.param("reg_weight"))
         self.register_buffer("raw_features", torch.cat([features["text"], features["image"]], dim=1).float())
-        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, 2 * d)))
-        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.user_embedding, self.item_embedding = xavier_table(self.n_users, 2 * d), xavier_table(self.n_items, d)
         self.item_linear = nn.Linear(self.raw_features.shape[1], d)
         nn.init.xavier_normal_(self.item_linear.weight)
         nn.init.zeros_(self.item_linear.bias)
@@ -48,7 +60,7 @@ class VBPR(Recommender):
         items, pos_at, neg_at = unique_items(pos, neg)
         reps = self.item_representations(items)
         u, i, j = self.user_embedding.index_select(0, users), reps.index_select(0, pos_at), reps.index_select(0, neg_at)
-        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.reg_weight * emb_norm_loss(u, i, j)
+        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.hp.reg_weight * emb_norm_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_embedding, self.item_representations()

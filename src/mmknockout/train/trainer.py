@@ -144,9 +144,11 @@ def resolve_device(name: str) -> torch.device:
 def make_optimizer(model: Recommender, params: Mapping[str, Any]) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     # the fused kernel does Adam's update in one pass over each parameter (several times faster
     # on the large embedding and feature tables); same update rule as the default implementation
-    opt = torch.optim.Adam(model.parameters(), lr=float(params.get("learning_rate", 0.001)),
-                           weight_decay=float(params.get("weight_decay", 0.0)), fused=True)
-    factor, step = params.get("lr_scheduler", [1.0, 50])
+    from ..models.params import OptimiserParams
+
+    settings = OptimiserParams.of(type(model).__name__, params)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
+    factor, step = settings.lr_scheduler
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: factor ** (epoch / step))
     return opt, sched
 

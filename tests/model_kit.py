@@ -128,3 +128,22 @@ def trained_run(model_cls: type[Recommender], params: Mapping[str, Any], epochs:
     model = build(model_cls, params, data, features)
     history = train_epochs(model, data, epochs)
     return history, full_scores(model, data.n_users)
+
+
+def run_spec(model: str, params: Mapping[str, Any], condition: str = "baseline",
+             condition_spec: Mapping[str, Any] | None = None, seed: int = 1,
+             training: Mapping[str, Any] | None = None):
+    """A RunSpec for ``run.train_run`` outside any config (file names are not used)."""
+    from mmknockout.spec import RunSpec
+
+    return RunSpec(dataset="tiny", feature_set="default", text_encoder="t", image_encoder="i", model=model,
+                   params_id="p", params=dict(params), condition=condition, condition_spec=dict(condition_spec or {}),
+                   seed=seed, training=dict(training or {"epochs": 1}))
+
+
+def run_outputs(folder) -> dict[str, Any]:
+    """The three output files of a run in ``folder``."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    return {"metrics": folder / "metrics.json", "history": folder / "history.csv", "per_user": folder / "per_user.npz"}

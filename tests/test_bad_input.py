@@ -1,7 +1,10 @@
 """Bad input is rejected early, with a message that names the problem, and exits non-zero."""
 import copy
 import gzip
+import re
+from pathlib import Path
 
+import model_kit
 import numpy as np
 import pytest
 import yaml
@@ -12,7 +15,8 @@ from mmknockout.errors import InputError
 from mmknockout.knockout import Condition
 from mmknockout.train.trainer import TrainConfig, resolve_device
 
-DEMO = load_yaml("config/config.yaml")
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = load_yaml(ROOT / "config" / "config.yaml")
 
 
 def broken(**changes):
@@ -102,42 +106,52 @@ def test_cli_train_unknown_dataset_condition_model(capsys, tmp_path):
     assert "unknown model 'SuperRec'" in capsys.readouterr().err
 
 
-def test_cli_fetch_checksum_mismatch_leaves_no_file(capsys, tmp_path):
+def step(rule, **arguments):
+    """Call a workflow step's entry function as its rule would."""
+    from mmknockout.workflow import entry_function
+
+    return entry_function(rule)(**arguments)
+
+
+def test_fetch_checksum_mismatch_leaves_no_file(tmp_path):
     raw = tmp_path / "ratings.csv"
     raw.write_text("A,B,5.0,1\n")
-    registry = tmp_path / "datasets.yaml"
-    registry.write_text(yaml.safe_dump({"datasets": {"x": {"files": {"ratings": {
-        "file": "ratings.csv", "source": "local", "path": str(raw), "sha256": "0" * 64}}}}}))
+    entry = {"file": "ratings.csv", "source": "local", "path": str(raw), "sha256": "0" * 64}
     out = tmp_path / "out" / "ratings.csv"
-    assert run_cli("fetch", "--registry", str(registry), "--dataset", "x", "--role", "ratings", "--out", str(out)) == 2
-    assert "sha256" in capsys.readouterr().err
+    with pytest.raises(InputError, match="sha256"):
+        step("fetch_raw", entry=entry, dest=str(out), retries=1)
     assert not out.exists()
-    assert run_cli("fetch", "--registry", str(registry), "--dataset", "y", "--role", "ratings", "--out", str(out)) == 2
-    assert "unknown dataset 'y'" in capsys.readouterr().err
 
 
-def test_cli_prepare_missing_file_and_empty_core(capsys, tmp_path):
-    assert run_cli("prepare", "--ratings", str(tmp_path / "none.csv"), "--name", "x", "--out-dir", str(tmp_path)) == 2
-    assert "none.csv" in capsys.readouterr().err
+def test_prepare_missing_file_and_empty_core(tmp_path):
+    def outputs(folder):
+        return {"inter": str(folder / "x.inter"), "stats": str(folder / "stats.json"),
+                "item_map": str(folder / "i_id_mapping.csv"), "user_map": str(folder / "u_id_mapping.csv")}
+
+    with pytest.raises(InputError, match="none.csv"):
+        step("prepare_split", ratings=str(tmp_path / "none.csv"), seed=1, kcore=5, **outputs(tmp_path))
     sparse = tmp_path / "sparse.csv"
     sparse.write_text("".join(f"U{i},I{i},5.0,{i}\n" for i in range(20)))
-    assert run_cli("prepare", "--ratings", str(sparse), "--name", "x", "--out-dir", str(tmp_path / "o")) == 2
-    assert "no" in capsys.readouterr().err.lower()
+    with pytest.raises(InputError, match="no interactions left"):
+        step("prepare_split", ratings=str(sparse), seed=1, kcore=5, **outputs(tmp_path / "o"))
     assert not (tmp_path / "o" / "x.inter").exists()
 
 
-def test_cli_text_features_corrupt_gzip(capsys, tmp_path):
+def test_text_features_corrupt_gzip(tmp_path):
     bad = tmp_path / "meta.json.gz"
     bad.write_bytes(b"definitely not gzip")
     mapping = tmp_path / "i_id_mapping.csv"
     mapping.write_text("asin\titemID\nA\t0\n")
-    assert run_cli("text-features", "--metadata", str(bad), "--item-map", str(mapping), "--out", str(tmp_path / "t.npy")) == 2
-    assert "meta.json.gz" in capsys.readouterr().err
+    outputs = {"features": str(tmp_path / "t.npy"), "texts": str(tmp_path / "t.tsv")}
+    settings = {"model": "all-MiniLM-L6-v2", "batch_size": 8, "device": "cpu"}
+    with pytest.raises(InputError, match="meta.json.gz"):
+        step("text_features", metadata=str(bad), item_map=str(mapping), **outputs, **settings)
     line = tmp_path / "meta2.json.gz"
     with gzip.open(line, "wt") as fh:
         fh.write("{'asin': 'A', 'title': 'ok'}\n{'asin': 'B', 'title': \n")
-    assert run_cli("text-features", "--metadata", str(line), "--item-map", str(mapping), "--out", str(tmp_path / "t.npy")) == 2
-    assert "line 2" in capsys.readouterr().err
+    with pytest.raises(InputError, match="line 2"):
+        step("text_features", metadata=str(line), item_map=str(mapping), **outputs, **settings)
+    assert not (tmp_path / "t.npy").exists()
 
 
 def prepared_split(tmp_path):
@@ -146,6 +160,16 @@ def prepared_split(tmp_path):
     inter = tmp_path / "x.inter"
     inter.write_text("userID\titemID\trating\ttimestamp\tx_label\n" + "".join(f"{u}\t{i}\t5.0\t1\t{l}\n" for u, i, l in rows))
     return inter
+
+
+def spec_of(model, params):
+    from mmknockout.grid import model_config
+
+    return model_kit.run_spec(model, {**model_config(model)["fixed"], **params})
+
+
+def run_outputs(folder):
+    return model_kit.run_outputs(folder)
 
 
 @pytest.mark.parametrize("matrix, fragment", [
@@ -160,9 +184,9 @@ def test_training_rejects_bad_feature_files(tmp_path, matrix, fragment):
     np.save(tmp_path / "text.npy", np.ones((6, 3), np.float32))
     np.save(tmp_path / "image.npy", matrix)
     with pytest.raises(InputError) as err:
-        train_run(dataset="x", model="VBPR", params={"reg_weight": 0.1}, params_id="p", condition="baseline",
-                  condition_spec={}, seed=1, inter=inter, features={"text": tmp_path / "text.npy", "image": tmp_path / "image.npy"},
-                  training={"epochs": 1}, out_dir=tmp_path / "run")
+        train_run(spec_of("VBPR", {"reg_weight": 0.1}), inter=inter,
+                  features={"text": tmp_path / "text.npy", "image": tmp_path / "image.npy"}, user_graph=None,
+                  item_graph=None, **run_outputs(tmp_path / "run"))
     assert "image.npy" in str(err.value) and (fragment in str(err.value) or fragment.lower() in str(err.value).lower())
     assert not (tmp_path / "run" / "metrics.json").exists()
 
@@ -171,9 +195,8 @@ def test_training_requires_graph_files(tmp_path):
     from mmknockout.run import train_run
 
     with pytest.raises(InputError, match="user graph"):
-        train_run(dataset="x", model="DualGNN", params={}, params_id="p", condition="baseline", condition_spec={},
-                  seed=1, inter=prepared_split(tmp_path), features={}, training={"epochs": 1},
-                  out_dir=tmp_path / "run", user_graph=tmp_path / "missing.npz")
+        train_run(spec_of("DualGNN", {}), inter=prepared_split(tmp_path), features={}, item_graph=None,
+                  user_graph=tmp_path / "missing.npz", **run_outputs(tmp_path / "run"))
 
 
 def test_inter_file_with_bad_label_and_gap_in_ids(tmp_path):
@@ -186,3 +209,26 @@ def test_inter_file_with_bad_label_and_gap_in_ids(tmp_path):
     p.write_text("userID\titemID\trating\ttimestamp\tx_label\n0\t0\t5\t1\t0\n2\t1\t5\t1\t1\n")
     with pytest.raises(InputError, match="userID must be contiguous"):
         SplitData.from_inter(p)
+
+
+@pytest.mark.parametrize("model, key, value, rule", [
+    ("VBPR", "embedding_size", 0, ">= 1"), ("FREEDOM", "knn_k", -5, ">= 1"), ("VBPR", "learning_rate", -0.1, "> 0"),
+    ("VBPR", "embedding_size", "wide", "int"), ("FREEDOM", "mm_image_weight", 2.0, "<= 1"),
+])
+def test_bad_hyper_parameter_in_a_model_file_is_refused_at_start_up(monkeypatch, model, key, value, rule):
+    from mmknockout import config as cfg
+
+    real = cfg.model_config
+
+    bad_model = model
+
+    def with_bad_value(*args, **kwargs):
+        y = copy.deepcopy(real(*args, **kwargs))
+        if args[:1] == (bad_model,) or kwargs.get("model") == bad_model:
+            y["fixed"][key] = value
+        return y
+
+    monkeypatch.setattr(cfg, "model_config", with_bad_value)
+    conf = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    with pytest.raises(InputError, match=rf"{model}\.yaml.*'{key}'.*{re.escape(rule)}"):
+        cfg.validate_config(conf)

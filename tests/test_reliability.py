@@ -78,9 +78,10 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     files = write_tiny_dataset(tmp_path)
     params = {"knn_k": 5, "mm_image_weight": 0.1, "n_mm_layers": 1, "n_ui_layers": 2, "dropout": 0.5, "reg_weight": 0.01,
               "learning_rate": 0.01}
-    records = [train_run(dataset="tiny", model="FREEDOM", params=params, params_id="p", condition="dual-noise",
-                         condition_spec={"text": "noise", "image": "noise"}, seed=7, training={"epochs": 4, "topk": [5, 10]},
-                         out_dir=tmp_path / f"run{i}", **files) for i in range(2)]
+    spec = model_kit.run_spec("FREEDOM", params, "dual-noise", {"text": "noise", "image": "noise"}, seed=7,
+                              training={"epochs": 4, "topk": [5, 10]})
+    records = [train_run(spec, **files, user_graph=None, item_graph=None, **model_kit.run_outputs(tmp_path / f"run{i}"))
+               for i in range(2)]
     assert records[0]["test"] == records[1]["test"] and records[0]["valid"] == records[1]["valid"]
     assert (tmp_path / "run0/history.csv").read_text().split("\n")[1].split(",")[:2] == \
         (tmp_path / "run1/history.csv").read_text().split("\n")[1].split(",")[:2]

@@ -173,18 +173,9 @@ def test_run_record_states_why_training_stopped(tmp_path):
     inter.write_text(
         "userID\titemID\trating\ttimestamp\tx_label\n" + "".join(f"{u}\t{i}\t5\t1\t{x}\n" for u, i, x in rows)
     )
+    spec = model_kit.run_spec("BPR", {"reg_weight": 0.0}, training={"epochs": 2, "topk": [5]})
     record = train_run(
-        dataset="tiny",
-        model="BPR",
-        params={"reg_weight": 0.0},
-        params_id="p",
-        condition="baseline",
-        condition_spec={},
-        seed=1,
-        inter=inter,
-        features={},
-        training={"epochs": 2, "topk": [5]},
-        out_dir=tmp_path / "run",
+        spec, inter=inter, features={}, user_graph=None, item_graph=None, **model_kit.run_outputs(tmp_path / "run")
     )
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["stop_reason"] == record["stop_reason"] == "epoch_cap"

@@ -33,7 +33,7 @@ from .grid import (
     parse_params_id,
 )
 from .knockout import parse_conditions
-from .models.registry import MODELS
+from .models.registry import MODELS, validate_params
 from .sweeps import RESERVED_PREFIX, check_sweep_names, sweep_conditions
 
 __all__ = ["DEFAULT_PARAMS", "METRICS", "MODEL_DIR", "SCHEMA", "all_conditions", "check_config_files", "grid_points",
@@ -118,6 +118,13 @@ def _check_models(config: Mapping[str, Any]) -> None:
     unknown = [m for m in config["models"] if m not in MODELS]
     if unknown:
         _fail("models", f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    for model in config["models"]:  # every grid point's hyper-parameters, against the model's declared types
+        fixed = model_config(model)["fixed"]
+        for point in grid_points(model, config["grid"]):
+            try:
+                validate_params(model, {**fixed, **point})
+            except InputError as exc:
+                _fail("models", f"config/models/{model}.yaml, grid point {params_id(point)}: {exc}")
 
 
 def _check_conditions(config: Mapping[str, Any]) -> None:

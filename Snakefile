@@ -4,6 +4,7 @@ Raw data -> 5-core split -> text/image features and auxiliary graphs -> one trai
 (dataset, feature set, model, condition, grid point, seed) -> grid-point selection -> tables,
 figures and a report. The default config is the laptop demo; config/paper.yaml is the study.
 """
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 """Shared test tools: a tiny planted dataset, a training loop, yaml parameters and the generic checks
 that tests/test_model_contract.py runs for every registered model."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -34,7 +35,9 @@ def params(model: str, **over: Any) -> dict[str, Any]:
     return {**y["fixed"], **{k: v[0] for k, v in y["grid"].items()}, **over}
 
 
-def tiny_split(n_users: int = 60, n_items: int = 40, n_clusters: int = 4, per_user: int = 8, seed: int = 0) -> SplitData:
+def tiny_split(
+    n_users: int = 60, n_items: int = 40, n_clusters: int = 4, per_user: int = 8, seed: int = 0
+) -> SplitData:
     """Users prefer one item cluster; 80/10/10-like per-user split; both auxiliary graphs built."""
     rng = np.random.default_rng(seed)
     cluster = np.arange(n_items) % n_clusters
@@ -53,11 +56,17 @@ def tiny_split(n_users: int = 60, n_items: int = 40, n_clusters: int = 4, per_us
     return data
 
 
-def tiny_features(n_items: int = 40, n_clusters: int = 4, text_dim: int = 12, image_dim: int = 20, seed: int = 1) -> dict[str, np.ndarray]:
+def tiny_features(
+    n_items: int = 40, n_clusters: int = 4, text_dim: int = 12, image_dim: int = 20, seed: int = 1
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     cluster = np.arange(n_items) % n_clusters
-    text = np.eye(n_clusters)[cluster] @ rng.normal(size=(n_clusters, text_dim)) + 0.1 * rng.normal(size=(n_items, text_dim))
-    image = np.abs(np.eye(n_clusters)[cluster] @ rng.normal(size=(n_clusters, image_dim)) + rng.normal(size=(n_items, image_dim)))
+    text = np.eye(n_clusters)[cluster] @ rng.normal(size=(n_clusters, text_dim)) + 0.1 * rng.normal(
+        size=(n_items, text_dim)
+    )
+    image = np.abs(
+        np.eye(n_clusters)[cluster] @ rng.normal(size=(n_clusters, image_dim)) + rng.normal(size=(n_items, image_dim))
+    )
     return {"text": text.astype(np.float32), "image": image.astype(np.float32)}
 
 
@@ -65,8 +74,13 @@ def as_tensors(features: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in features.items()}
 
 
-def build(model_cls: type[Recommender], params: Mapping[str, Any], data: SplitData | None = None,
-          features: Mapping[str, np.ndarray] | None = None, seed: int = 0) -> Recommender:
+def build(
+    model_cls: type[Recommender],
+    params: Mapping[str, Any],
+    data: SplitData | None = None,
+    features: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+) -> Recommender:
     torch.manual_seed(seed)
     np.random.seed(seed)
     data = data or tiny_split()
@@ -74,7 +88,9 @@ def build(model_cls: type[Recommender], params: Mapping[str, Any], data: SplitDa
     return model_cls(data, as_tensors(features), params)
 
 
-def train_epochs(model: Recommender, data: SplitData, epochs: int, lr: float = 0.01, batch_size: int = 128) -> list[float]:
+def train_epochs(
+    model: Recommender, data: SplitData, epochs: int, lr: float = 0.01, batch_size: int = 128
+) -> list[float]:
     """Plain Adam loop; returns the mean training loss of every epoch."""
     sampler = NegativeSampler(data, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -100,7 +116,9 @@ def full_scores(model: Recommender, n_users: int) -> torch.Tensor:
         return model.score(torch.arange(n_users), reps)
 
 
-def assert_loss_decreases(model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 30, lr: float = 0.01) -> None:
+def assert_loss_decreases(
+    model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 30, lr: float = 0.01
+) -> None:
     data = tiny_split()
     model = build(model_cls, params, data)
     history = train_epochs(model, data, epochs, lr=lr)
@@ -121,8 +139,12 @@ def assert_knockouts_finite(model_cls: type[Recommender], params: Mapping[str, A
         assert torch.isfinite(scores).all(), f"{name}: non-finite scores"
 
 
-def trained_run(model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 2,
-                features: Mapping[str, np.ndarray] | None = None) -> tuple[list[float], torch.Tensor]:
+def trained_run(
+    model_cls: type[Recommender],
+    params: Mapping[str, Any],
+    epochs: int = 2,
+    features: Mapping[str, np.ndarray] | None = None,
+) -> tuple[list[float], torch.Tensor]:
     """Loss history and full score matrix of one seeded build-and-train."""
     data = tiny_split()
     model = build(model_cls, params, data, features)
@@ -130,15 +152,30 @@ def trained_run(model_cls: type[Recommender], params: Mapping[str, Any], epochs:
     return history, full_scores(model, data.n_users)
 
 
-def run_spec(model: str, params: Mapping[str, Any], condition: str = "baseline",
-             condition_spec: Mapping[str, Any] | None = None, seed: int = 1,
-             training: Mapping[str, Any] | None = None):
+def run_spec(
+    model: str,
+    params: Mapping[str, Any],
+    condition: str = "baseline",
+    condition_spec: Mapping[str, Any] | None = None,
+    seed: int = 1,
+    training: Mapping[str, Any] | None = None,
+):
     """A RunSpec for ``run.train_run`` outside any config (file names are not used)."""
     from mmknockout.spec import RunSpec
 
-    return RunSpec(dataset="tiny", feature_set="default", text_encoder="t", image_encoder="i", model=model,
-                   params_id="p", params=dict(params), condition=condition, condition_spec=dict(condition_spec or {}),
-                   seed=seed, training=dict(training or {"epochs": 1}))
+    return RunSpec(
+        dataset="tiny",
+        feature_set="default",
+        text_encoder="t",
+        image_encoder="i",
+        model=model,
+        params_id="p",
+        params=dict(params),
+        condition=condition,
+        condition_spec=dict(condition_spec or {}),
+        seed=seed,
+        training=dict(training or {"epochs": 1}),
+    )
 
 
 def run_outputs(folder) -> dict[str, Any]:

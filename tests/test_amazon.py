@@ -1,4 +1,5 @@
 """Parsers of the Amazon 2014 files: ratings CSV, metadata json.gz, image-feature .b."""
+
 import gzip
 
 import numpy as np
@@ -52,8 +53,13 @@ def _write_meta(path, lines):
 
 def test_read_metadata_python_literals(tmp_path):
     p = tmp_path / "meta.json.gz"
-    _write_meta(p, ["{'asin': 'B001', 'title': 'Stroller', 'categories': [['Baby', 'Strollers']], 'price': 9.5}",
-                    "{'asin': 'B002', 'brand': \"Tot's\", 'imUrl': 'http://x/y.jpg'}"])
+    _write_meta(
+        p,
+        [
+            "{'asin': 'B001', 'title': 'Stroller', 'categories': [['Baby', 'Strollers']], 'price': 9.5}",
+            "{'asin': 'B002', 'brand': \"Tot's\", 'imUrl': 'http://x/y.jpg'}",
+        ],
+    )
     df = read_metadata(p)
     assert df["asin"].tolist() == ["B001", "B002"]
     assert df.loc[0, "categories"] == [["Baby", "Strollers"]]
@@ -77,7 +83,7 @@ def test_read_metadata_not_a_dict(tmp_path):
 
 def test_read_metadata_corrupt_gzip(tmp_path):
     p = tmp_path / "meta.json.gz"
-    _write_meta(p, ["{'asin': 'B%03d', 'title': 'item %d'}" % (i, i) for i in range(2000)])
+    _write_meta(p, [f"{{'asin': 'B{i:03d}', 'title': 'item {i}'}}" for i in range(2000)])
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])  # truncated stream
     with pytest.raises(InputError, match="corrupt or truncated gzip"):

@@ -1,12 +1,13 @@
 """The package's import graph: no module imports one that imports it back, and data flows one way.
 
-Every import counts, at module level or inside a function. Stages are ordered; a module may import
+Every import that runs counts, at module level or inside a function. Stages are ordered; a module may import
 its own stage or a lower one, never a higher one.
 """
 
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,19 @@ def modules() -> dict[str, Path]:
 
 
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
-    """Package modules imported anywhere in ``path``."""
+    """Package modules imported anywhere in ``path`` (imports for type checkers only do not run)."""
     is_pkg = path.name == "__init__.py"
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for n in ast.walk(block)
+    }
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -59,6 +69,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     return out
 
 
+@cache
 def import_graph() -> dict[str, set[str]]:
     mods = modules()
     return {name: imports_of(name, path, set(mods)) for name, path in mods.items()}

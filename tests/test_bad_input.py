@@ -1,10 +1,10 @@
 """Bad input is rejected early, with a message that names the problem, and exits non-zero."""
+
 import copy
 import gzip
 import re
 from pathlib import Path
 
-import model_kit
 import numpy as np
 import pytest
 import yaml
@@ -14,6 +14,8 @@ from mmknockout.config import load_yaml, parse_params_id, validate_config
 from mmknockout.errors import InputError
 from mmknockout.knockout import Condition
 from mmknockout.train.trainer import TrainConfig, resolve_device
+
+import model_kit
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = load_yaml(ROOT / "config" / "config.yaml")
@@ -36,39 +38,45 @@ def broken(**changes):
 DELETE = object()
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"colour": "blue"}, "Additional properties are not allowed ('colour'"),
-    ({"seeds": "999"}, "'seeds'"),
-    ({"seeds": [1, 1]}, "'seeds'"),
-    ({"grid": "huge"}, "'grid'"),
-    ({"training__epochs": "ten"}, "'training.epochs'"),
-    ({"training__device": "tpu"}, "'training.device'"),
-    ({"training__valid_metric": "AUC"}, "'training.valid_metric'"),
-    ({"training__learning_rate": 0.1}, "'training'"),
-    ({"selection": "best"}, "'selection'"),
-    ({"models": ["FREEDOM", "NotAModel"]}, "unknown model(s) ['NotAModel']"),
-    ({"conditions__text-noise": {"text": "loud"}}, "'conditions.text-noise"),
-    ({"conditions__odd": {"audio": "noise"}}, "'conditions.odd'"),
-    ({"datasets__demo__feature_sets": ["nope"]}, "unknown feature set 'nope'"),
-    ({"feature_sets__default__text": "bert"}, "unknown text encoder 'bert'"),
-    ({"datasets__demo__source": "ftp"}, "'datasets.demo.source'"),
-    ({"preprocessing__kcore": 0}, "'preprocessing.kcore'"),
-    ({"sweeps__dataset": "baby"}, "'sweeps.dataset': unknown dataset 'baby'"),
-    ({"figures__conditions": ["baseline", "ghost"]}, "unknown condition 'ghost'"),
-    ({"conditions__baseline": DELETE}, "'baseline' is a required property"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"colour": "blue"}, "Additional properties are not allowed ('colour'"),
+        ({"seeds": "999"}, "'seeds'"),
+        ({"seeds": [1, 1]}, "'seeds'"),
+        ({"grid": "huge"}, "'grid'"),
+        ({"training__epochs": "ten"}, "'training.epochs'"),
+        ({"training__device": "tpu"}, "'training.device'"),
+        ({"training__valid_metric": "AUC"}, "'training.valid_metric'"),
+        ({"training__learning_rate": 0.1}, "'training'"),
+        ({"selection": "best"}, "'selection'"),
+        ({"models": ["FREEDOM", "NotAModel"]}, "unknown model(s) ['NotAModel']"),
+        ({"conditions__text-noise": {"text": "loud"}}, "'conditions.text-noise"),
+        ({"conditions__odd": {"audio": "noise"}}, "'conditions.odd'"),
+        ({"datasets__demo__feature_sets": ["nope"]}, "unknown feature set 'nope'"),
+        ({"feature_sets__default__text": "bert"}, "unknown text encoder 'bert'"),
+        ({"datasets__demo__source": "ftp"}, "'datasets.demo.source'"),
+        ({"preprocessing__kcore": 0}, "'preprocessing.kcore'"),
+        ({"sweeps__dataset": "baby"}, "'sweeps.dataset': unknown dataset 'baby'"),
+        ({"figures__conditions": ["baseline", "ghost"]}, "unknown condition 'ghost'"),
+        ({"conditions__baseline": DELETE}, "'baseline' is a required property"),
+    ],
+)
 def test_config_errors_name_the_field(changes, fragment):
     with pytest.raises(InputError) as err:
         validate_config(broken(**changes))
     assert fragment in str(err.value)
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ({"text": "static"}, "unknown knockout 'static'"),
-    ({"image": {"kind": "blur"}}, "kind must be one of"),
-    ({"image": {"kind": "noise", "sigma": 1}}, "unknown option(s) ['sigma']"),
-    ({"video": "noise"}, "unknown modality ['video']"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ({"text": "static"}, "unknown knockout 'static'"),
+        ({"image": {"kind": "blur"}}, "kind must be one of"),
+        ({"image": {"kind": "noise", "sigma": 1}}, "unknown option(s) ['sigma']"),
+        ({"video": "noise"}, "unknown modality ['video']"),
+    ],
+)
 def test_condition_errors(spec, fragment):
     with pytest.raises(InputError, match=None) as err:
         Condition.parse("bad", spec)
@@ -125,8 +133,12 @@ def test_fetch_checksum_mismatch_leaves_no_file(tmp_path):
 
 def test_prepare_missing_file_and_empty_core(tmp_path):
     def outputs(folder):
-        return {"inter": str(folder / "x.inter"), "stats": str(folder / "stats.json"),
-                "item_map": str(folder / "i_id_mapping.csv"), "user_map": str(folder / "u_id_mapping.csv")}
+        return {
+            "inter": str(folder / "x.inter"),
+            "stats": str(folder / "stats.json"),
+            "item_map": str(folder / "i_id_mapping.csv"),
+            "user_map": str(folder / "u_id_mapping.csv"),
+        }
 
     with pytest.raises(InputError, match="none.csv"):
         step("prepare_split", ratings=str(tmp_path / "none.csv"), seed=1, kcore=5, **outputs(tmp_path))
@@ -158,7 +170,9 @@ def prepared_split(tmp_path):
     rows = [(u, i, 0) for u in range(6) for i in range(6) if (u + i) % 3]
     rows += [(u, (u + 3) % 6, 1) for u in range(6)] + [(u, (u + 6) % 6, 2) for u in range(6)]
     inter = tmp_path / "x.inter"
-    inter.write_text("userID\titemID\trating\ttimestamp\tx_label\n" + "".join(f"{u}\t{i}\t5.0\t1\t{l}\n" for u, i, l in rows))
+    inter.write_text(
+        "userID\titemID\trating\ttimestamp\tx_label\n" + "".join(f"{u}\t{i}\t5.0\t1\t{part}\n" for u, i, part in rows)
+    )
     return inter
 
 
@@ -172,11 +186,14 @@ def run_outputs(folder):
     return model_kit.run_outputs(folder)
 
 
-@pytest.mark.parametrize("matrix, fragment", [
-    (np.ones((5, 4), np.float32), "rows"),
-    (np.where(np.eye(6, 4) > 0, np.nan, 1.0).astype(np.float32), "row 0"),
-    (np.where(np.eye(6, 4)[::-1] > 0, np.inf, 1.0).astype(np.float32), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "matrix, fragment",
+    [
+        (np.ones((5, 4), np.float32), "rows"),
+        (np.where(np.eye(6, 4) > 0, np.nan, 1.0).astype(np.float32), "row 0"),
+        (np.where(np.eye(6, 4)[::-1] > 0, np.inf, 1.0).astype(np.float32), "non-finite"),
+    ],
+)
 def test_training_rejects_bad_feature_files(tmp_path, matrix, fragment):
     from mmknockout.run import train_run
 
@@ -184,9 +201,14 @@ def test_training_rejects_bad_feature_files(tmp_path, matrix, fragment):
     np.save(tmp_path / "text.npy", np.ones((6, 3), np.float32))
     np.save(tmp_path / "image.npy", matrix)
     with pytest.raises(InputError) as err:
-        train_run(spec_of("VBPR", {"reg_weight": 0.1}), inter=inter,
-                  features={"text": tmp_path / "text.npy", "image": tmp_path / "image.npy"}, user_graph=None,
-                  item_graph=None, **run_outputs(tmp_path / "run"))
+        train_run(
+            spec_of("VBPR", {"reg_weight": 0.1}),
+            inter=inter,
+            features={"text": tmp_path / "text.npy", "image": tmp_path / "image.npy"},
+            user_graph=None,
+            item_graph=None,
+            **run_outputs(tmp_path / "run"),
+        )
     assert "image.npy" in str(err.value) and (fragment in str(err.value) or fragment.lower() in str(err.value).lower())
     assert not (tmp_path / "run" / "metrics.json").exists()
 
@@ -195,8 +217,14 @@ def test_training_requires_graph_files(tmp_path):
     from mmknockout.run import train_run
 
     with pytest.raises(InputError, match="user graph"):
-        train_run(spec_of("DualGNN", {}), inter=prepared_split(tmp_path), features={}, item_graph=None,
-                  user_graph=tmp_path / "missing.npz", **run_outputs(tmp_path / "run"))
+        train_run(
+            spec_of("DualGNN", {}),
+            inter=prepared_split(tmp_path),
+            features={},
+            item_graph=None,
+            user_graph=tmp_path / "missing.npz",
+            **run_outputs(tmp_path / "run"),
+        )
 
 
 def test_inter_file_with_bad_label_and_gap_in_ids(tmp_path):
@@ -211,10 +239,16 @@ def test_inter_file_with_bad_label_and_gap_in_ids(tmp_path):
         SplitData.from_inter(p)
 
 
-@pytest.mark.parametrize("model, key, value, rule", [
-    ("VBPR", "embedding_size", 0, ">= 1"), ("FREEDOM", "knn_k", -5, ">= 1"), ("VBPR", "learning_rate", -0.1, "> 0"),
-    ("VBPR", "embedding_size", "wide", "int"), ("FREEDOM", "mm_image_weight", 2.0, "<= 1"),
-])
+@pytest.mark.parametrize(
+    "model, key, value, rule",
+    [
+        ("VBPR", "embedding_size", 0, ">= 1"),
+        ("FREEDOM", "knn_k", -5, ">= 1"),
+        ("VBPR", "learning_rate", -0.1, "> 0"),
+        ("VBPR", "embedding_size", "wide", "int"),
+        ("FREEDOM", "mm_image_weight", 2.0, "<= 1"),
+    ],
+)
 def test_bad_hyper_parameter_in_a_model_file_is_refused_at_start_up(monkeypatch, model, key, value, rule):
     from mmknockout import config as cfg
 

@@ -1,4 +1,5 @@
 """Smoke test of the benchmark command on a tiny shape (the real benchmark is not part of the suite)."""
+
 import json
 
 from mmknockout.bench.run import run

@@ -1,4 +1,5 @@
 """Configuration: defaults filled from the schema, bad values refused naming the field, strict YAML."""
+
 import copy
 import dataclasses
 import importlib
@@ -40,6 +41,7 @@ def refused(conf, *fragments):
 
 # --- names that become path parts or wildcards -------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["../x", "..", "a..b", "mini(lm", "two words", "a*b", "_x", ".hidden", "x/y", ""])
 def test_bad_names_are_refused_everywhere(name):
     demo_ds = DEMO["datasets"]["demo"]
@@ -77,17 +79,24 @@ def test_feature_set_listed_twice():
 
 # --- sweeps ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["sweep-const-1", "sweep-noise-0.8", "sweep-mine"])
 def test_sweep_prefix_is_reserved(name):
-    refused(changed("conditions", {**DEMO["conditions"], name: {"text": "ones"}}),
-            f"'conditions.{name}'", "reserved for the sweeps")
+    refused(
+        changed("conditions", {**DEMO["conditions"], name: {"text": "ones"}}),
+        f"'conditions.{name}'",
+        "reserved for the sweeps",
+    )
 
 
-@pytest.mark.parametrize("path, values, fragment", [
-    ("sweeps.constant.values", [1, 1.0000001], "'sweep-const-1'"),
-    ("sweeps.constant.values", [1e-7, 1.0000001e-7], "'sweep-const-1e-07'"),
-    ("sweeps.noise.std", [0.8, 0.80000001], "'sweep-noise-0.8'"),
-])
+@pytest.mark.parametrize(
+    "path, values, fragment",
+    [
+        ("sweeps.constant.values", [1, 1.0000001], "'sweep-const-1'"),
+        ("sweeps.constant.values", [1e-7, 1.0000001e-7], "'sweep-const-1e-07'"),
+        ("sweeps.noise.std", [0.8, 0.80000001], "'sweep-noise-0.8'"),
+    ],
+)
 def test_sweep_values_that_print_alike_are_refused(path, values, fragment):
     refused(changed(path, values), f"config field '{path}'", fragment)
 
@@ -111,31 +120,41 @@ def test_sweep_dataset_and_feature_set_must_exist():
 
 # --- numbers -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path, value", [
-    ("conditions.dual-ones.text", {"kind": "constant", "value": math.nan}),
-    ("conditions.dual-noise.image", {"kind": "noise", "mean": math.inf}),
-    ("conditions.dual-noise.text", {"kind": "noise", "std": -math.inf}),
-    ("sweeps.noise.mean", math.nan),
-    ("sweeps.noise.std", [0, math.inf]),
-    ("sweeps.constant.values", [0, math.nan]),
-    ("sweeps.reg_weight", [1.0, math.inf]),
-    ("sweeps.constant.reg_weight", [math.nan]),
-])
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        ("conditions.dual-ones.text", {"kind": "constant", "value": math.nan}),
+        ("conditions.dual-noise.image", {"kind": "noise", "mean": math.inf}),
+        ("conditions.dual-noise.text", {"kind": "noise", "std": -math.inf}),
+        ("sweeps.noise.mean", math.nan),
+        ("sweeps.noise.std", [0, math.inf]),
+        ("sweeps.constant.values", [0, math.nan]),
+        ("sweeps.reg_weight", [1.0, math.inf]),
+        ("sweeps.constant.reg_weight", [math.nan]),
+    ],
+)
 def test_nan_and_inf_are_refused(path, value):
     refused(changed(path, value), f"config field '{path}", "NaN and infinite numbers are not allowed")
 
 
 def test_nan_written_in_yaml_is_refused(tmp_path):
-    text = (tmp_path / "c.yaml")
+    text = tmp_path / "c.yaml"
     text.write_text(yaml.safe_dump(DEMO).replace("reg_weight:\n  - 1.0", "reg_weight:\n  - .nan"))
     with pytest.raises(InputError, match=r"'sweeps\.reg_weight\.0': NaN"):
         cfg.load_config(text)
 
 
-@pytest.mark.parametrize("path, value", [
-    ("seeds", [2**32]), ("seeds", [-1]), ("seeds", [999.0]), ("preprocessing.split_seed", 2**40),
-    ("conditions.dual-noise.text", {"kind": "noise", "seed": 2**32}),
-])
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        ("seeds", [2**32]),
+        ("seeds", [-1]),
+        ("seeds", [999.0]),
+        ("preprocessing.split_seed", 2**40),
+        ("conditions.dual-noise.text", {"kind": "noise", "seed": 2**32}),
+    ],
+)
 def test_seeds_outside_32_bits_are_refused(path, value):
     refused(changed(path, value), f"config field '{path}")
 
@@ -144,19 +163,22 @@ def test_largest_seed_passes():
     cfg.validate_config(changed("seeds", [0, 2**32 - 1]))
 
 
-@pytest.mark.parametrize("path, value, fragment", [
-    ("preprocessing.user_graph_k", 10**9, "maximum of 10000"),
-    ("preprocessing.user_graph_k", 0, "minimum of 1"),
-    ("preprocessing.item_graph_k", 10**6, "maximum"),
-    ("preprocessing.kcore", 10**6, "maximum"),
-    ("training.epochs", 10**9, "maximum"),
-    ("training.batch_size", 0, "minimum"),
-    ("training.topk", [5, 10, 10**6], "maximum"),
-    ("training.topk", [5, 5, 10], "non-unique"),
-    ("encoders.text.minilm.batch_size", 10**7, "maximum"),
-    ("encoders.image.upstream.dim", 0, "minimum"),
-    ("training.patience", 2.5, "not an integer"),
-])
+@pytest.mark.parametrize(
+    "path, value, fragment",
+    [
+        ("preprocessing.user_graph_k", 10**9, "maximum of 10000"),
+        ("preprocessing.user_graph_k", 0, "minimum of 1"),
+        ("preprocessing.item_graph_k", 10**6, "maximum"),
+        ("preprocessing.kcore", 10**6, "maximum"),
+        ("training.epochs", 10**9, "maximum"),
+        ("training.batch_size", 0, "minimum"),
+        ("training.topk", [5, 10, 10**6], "maximum"),
+        ("training.topk", [5, 5, 10], "non-unique"),
+        ("encoders.text.minilm.batch_size", 10**7, "maximum"),
+        ("encoders.image.upstream.dim", 0, "minimum"),
+        ("training.patience", 2.5, "not an integer"),
+    ],
+)
 def test_integer_settings_are_bounded(path, value, fragment):
     refused(changed(path, value), f"config field '{path}", fragment)
 
@@ -169,10 +191,16 @@ def test_user_graph_k_bound_is_stated_in_the_schema():
 
 # --- metrics, conditions, datasets -------------------------------------------------------------
 
-@pytest.mark.parametrize("path, value", [
-    ("figures.metric", "NDCG@7"), ("figures.metric", "AUC@10"), ("training.valid_metric", "Recall@100"),
-    ("training.topk", [5, 20, 50]),  # the default figures.metric NDCG@10 is then not computed
-])
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        ("figures.metric", "NDCG@7"),
+        ("figures.metric", "AUC@10"),
+        ("training.valid_metric", "Recall@100"),
+        ("training.topk", [5, 20, 50]),  # the default figures.metric NDCG@10 is then not computed
+    ],
+)
 def test_metrics_must_be_computed(path, value):
     field = "figures.metric" if path == "training.topk" else path
     refused(changed(path, value), f"config field '{field}'")
@@ -191,26 +219,47 @@ def test_figure_and_feature_set_conditions_must_be_configured():
 
 
 def test_path_on_a_registry_dataset_is_refused():
-    refused(changed("datasets.demo.path", "/data/mine"), "'datasets.demo.path'", "source: local", "resources/datasets.yaml")
+    refused(
+        changed("datasets.demo.path", "/data/mine"), "'datasets.demo.path'", "source: local", "resources/datasets.yaml"
+    )
 
 
 def test_mmrec_dataset_needs_a_path():
     refused(changed("datasets.demo.source", "mmrec"), "'datasets.demo.path': required for source mmrec")
 
 
-@pytest.mark.parametrize("path", [
-    "encoders.text.minilm.colour", "encoders.image.upstream.colour", "encoders.audio", "datasets.demo.colour",
-    "feature_sets.default.colour", "preprocessing.colour", "training.colour", "sweeps.colour",
-    "sweeps.constant.colour", "sweeps.noise.colour", "figures.colour", "conditions.dual-noise.colour",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "encoders.text.minilm.colour",
+        "encoders.image.upstream.colour",
+        "encoders.audio",
+        "datasets.demo.colour",
+        "feature_sets.default.colour",
+        "preprocessing.colour",
+        "training.colour",
+        "sweeps.colour",
+        "sweeps.constant.colour",
+        "sweeps.noise.colour",
+        "figures.colour",
+        "conditions.dual-noise.colour",
+    ],
+)
 def test_unknown_keys_are_refused_at_every_level(path):
-    refused(changed(path, 1), "Additional properties are not allowed ('colour'" if "colour" in path
-            else "Additional properties are not allowed ('audio'")
+    refused(
+        changed(path, 1),
+        "Additional properties are not allowed ('colour'"
+        if "colour" in path
+        else "Additional properties are not allowed ('audio'",
+    )
 
 
 def test_unknown_key_in_a_replacement_is_refused():
-    refused(changed("conditions.dual-noise.text", {"kind": "noise", "sigma": 1}), "'conditions.dual-noise.text'",
-            "('sigma' was unexpected)")
+    refused(
+        changed("conditions.dual-noise.text", {"kind": "noise", "sigma": 1}),
+        "'conditions.dual-noise.text'",
+        "('sigma' was unexpected)",
+    )
     refused(changed("conditions.dual-noise.text", {"kind": "blur"}), "'conditions.dual-noise.text'", "kind: 'blur'")
 
 
@@ -221,23 +270,46 @@ def test_device_pattern():
 
 # --- defaults ----------------------------------------------------------------------------------
 
+
 def minimal():
-    return {"datasets": {"d": {"source": "registry", "feature_sets": ["default"]}},
-            "encoders": {"text": {"t": {"model": "m"}}, "image": {"i": {"kind": "vit"}}},
-            "feature_sets": {"default": {"text": "t", "image": "i"}}, "models": ["BPR"], "grid": "demo",
-            "conditions": {"baseline": {}, "x": {"text": "ones"}}, "seeds": [1],
-            "preprocessing": {"kcore": 5, "split_seed": 1}, "selection": "valid",
-            "sweeps": {"dataset": "d", "reg_weight": [1.0], "constant": {"values": [1], "reg_weight": [1.0]},
-                       "noise": {"std": [0.1], "reg_weight": [1.0]}}}
+    return {
+        "datasets": {"d": {"source": "registry", "feature_sets": ["default"]}},
+        "encoders": {"text": {"t": {"model": "m"}}, "image": {"i": {"kind": "vit"}}},
+        "feature_sets": {"default": {"text": "t", "image": "i"}},
+        "models": ["BPR"],
+        "grid": "demo",
+        "conditions": {"baseline": {}, "x": {"text": "ones"}},
+        "seeds": [1],
+        "preprocessing": {"kcore": 5, "split_seed": 1},
+        "selection": "valid",
+        "sweeps": {
+            "dataset": "d",
+            "reg_weight": [1.0],
+            "constant": {"values": [1], "reg_weight": [1.0]},
+            "noise": {"std": [0.1], "reg_weight": [1.0]},
+        },
+    }
 
 
 def test_defaults_are_filled_in():
     conf = minimal()
     assert cfg.validate_config(conf) is conf
-    assert conf["training"] == {"epochs": 1000, "patience": 20, "batch_size": 2048, "eval_batch_size": 4096,
-                                "valid_metric": "NDCG@5", "topk": [5, 10, 20, 50], "device": "cpu"}
-    assert conf["preprocessing"] == {"kcore": 5, "split_seed": 1, "user_graph_k": 200, "item_graph_k": 2,
-                                     "item_graph_min_count": 2}
+    assert conf["training"] == {
+        "epochs": 1000,
+        "patience": 20,
+        "batch_size": 2048,
+        "eval_batch_size": 4096,
+        "valid_metric": "NDCG@5",
+        "topk": [5, 10, 20, 50],
+        "device": "cpu",
+    }
+    assert conf["preprocessing"] == {
+        "kcore": 5,
+        "split_seed": 1,
+        "user_graph_k": 200,
+        "item_graph_k": 2,
+        "item_graph_min_count": 2,
+    }
     assert conf["figures"] == {"metric": "NDCG@10", "conditions": ["baseline", "x"]}
     assert conf["feature_sets"]["default"]["conditions"] == ["baseline", "x"]
     assert conf["encoders"]["text"]["t"]["batch_size"] == 64
@@ -284,11 +356,15 @@ def test_shipped_configs_are_valid(path):
 
 # --- strict YAML -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, fragment", [
-    ("training:\n  epochs: 3\n  patience: 2\n  epochs: 5\n", "duplicate key 'epochs' on line 4 (first on line 2)"),
-    ("a: {x: 1, x: 2}\n", "duplicate key 'x' on line 1"),
-    ("seeds: [1]\nseeds: [2]\n", "duplicate key 'seeds' on line 2"),
-])
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("training:\n  epochs: 3\n  patience: 2\n  epochs: 5\n", "duplicate key 'epochs' on line 4 (first on line 2)"),
+        ("a: {x: 1, x: 2}\n", "duplicate key 'x' on line 1"),
+        ("seeds: [1]\nseeds: [2]\n", "duplicate key 'seeds' on line 2"),
+    ],
+)
 def test_duplicate_keys_are_refused(tmp_path, text, fragment):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -364,18 +440,22 @@ def test_non_mapping_config_file(tmp_path):
 
 # --- model files -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"fixed": {}, "grid": {}, "colour": 1}, "field '(top level)': Additional properties"),
-    ({"fixed": {}, "grid": {"reg_weight": []}}, "field 'grid.reg_weight'"),
-    ({"fixed": {}, "grid": {"reg_weight": [[1, 2]]}}, "field 'grid.reg_weight.0'"),
-    ({"fixed": {}, "grid": {"reg_weight": [0.1, 0.1]}}, "field 'grid.reg_weight'"),
-    ({"fixed": {}, "grid": {"mode": ["a+b"]}}, "field 'grid.mode.0'"),
-    ({"fixed": {"x": {"a": 1}}, "grid": {}}, "field 'fixed.x': {'a': 1} is not of type"),
-    ({"fixed": {"x": math.nan}, "grid": {}}, "field 'fixed.x': NaN"),
-    ({"fixed": {}, "grid": {"a": [1]}, "demo_grid": {"b": [1]}}, "field 'demo_grid': ['b'] not in 'grid'"),
-    ({"grid": {}}, "'fixed' is a required property"),
-    ({"fixed": {}, "grid": {"a": [1, "1"]}}, "share the params id 'a~1'"),
-])
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"fixed": {}, "grid": {}, "colour": 1}, "field '(top level)': Additional properties"),
+        ({"fixed": {}, "grid": {"reg_weight": []}}, "field 'grid.reg_weight'"),
+        ({"fixed": {}, "grid": {"reg_weight": [[1, 2]]}}, "field 'grid.reg_weight.0'"),
+        ({"fixed": {}, "grid": {"reg_weight": [0.1, 0.1]}}, "field 'grid.reg_weight'"),
+        ({"fixed": {}, "grid": {"mode": ["a+b"]}}, "field 'grid.mode.0'"),
+        ({"fixed": {"x": {"a": 1}}, "grid": {}}, "field 'fixed.x': {'a': 1} is not of type"),
+        ({"fixed": {"x": math.nan}, "grid": {}}, "field 'fixed.x': NaN"),
+        ({"fixed": {}, "grid": {"a": [1]}, "demo_grid": {"b": [1]}}, "field 'demo_grid': ['b'] not in 'grid'"),
+        ({"grid": {}}, "'fixed' is a required property"),
+        ({"fixed": {}, "grid": {"a": [1, "1"]}}, "share the params id 'a~1'"),
+    ],
+)
 def test_model_file_errors_name_file_and_field(tmp_path, body, fragment):
     (tmp_path / "BPR.yaml").write_text(yaml.safe_dump(body))
     with pytest.raises(InputError) as err:
@@ -400,12 +480,16 @@ def test_unknown_grid_name():
 
 # --- module layering ---------------------------------------------------------------------------
 
+
 def test_grid_and_sweeps_import_neither_config_nor_analysis():
-    code = ("import sys, mmknockout.grid, mmknockout.sweeps; "
-            "bad = [m for m in sys.modules if m == 'mmknockout.config' or m.startswith('mmknockout.analysis')]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
-                       env=_env(), timeout=120)
+    code = (
+        "import sys, mmknockout.grid, mmknockout.sweeps; "
+        "bad = [m for m in sys.modules if m == 'mmknockout.config' or m.startswith('mmknockout.analysis')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=_env(), timeout=120
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -417,11 +501,26 @@ def _env():
     return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
 
 
-@pytest.mark.parametrize("module, names", [
-    ("mmknockout.config", ["load_yaml", "load_config", "validate_config", "check_config_files", "all_conditions",
-                           "grid_points", "params_id", "parse_params_id", "model_config"]),
-    ("mmknockout.analysis.sweeps", ["SweepRun", "sweep_runs", "sweep_table", "sweep_conditions"]),
-])
+@pytest.mark.parametrize(
+    "module, names",
+    [
+        (
+            "mmknockout.config",
+            [
+                "load_yaml",
+                "load_config",
+                "validate_config",
+                "check_config_files",
+                "all_conditions",
+                "grid_points",
+                "params_id",
+                "parse_params_id",
+                "model_config",
+            ],
+        ),
+        ("mmknockout.analysis.sweeps", ["SweepRun", "sweep_runs", "sweep_table", "sweep_conditions"]),
+    ],
+)
 def test_callers_names_still_importable(module, names):
     mod = importlib.import_module(module)
     assert [n for n in names if not hasattr(mod, n)] == []

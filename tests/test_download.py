@@ -1,4 +1,5 @@
 """Downloads with checksums, offline via file:// URLs and local sources."""
+
 import hashlib
 from pathlib import Path
 
@@ -83,8 +84,9 @@ def test_verify_sha256(tmp_path):
 
 def test_local_source_copy_and_link(tmp_path):
     src, sha = _src(tmp_path)
-    dest = fetch_file({"source": "local", "path": "src/ratings.csv", "sha256": sha}, tmp_path / "a.csv",
-                      base_dir=tmp_path)
+    dest = fetch_file(
+        {"source": "local", "path": "src/ratings.csv", "sha256": sha}, tmp_path / "a.csv", base_dir=tmp_path
+    )
     assert dest.read_bytes() == src.read_bytes() and not dest.is_symlink()
     dest = fetch_file({"source": "local", "path": str(src), "sha256": sha, "link": True}, tmp_path / "b.csv")
     assert dest.is_symlink() and dest.read_bytes() == src.read_bytes()

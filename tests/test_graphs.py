@@ -1,9 +1,10 @@
 """User-user and item-item co-occurrence graphs against a brute-force dense computation."""
+
 import numpy as np
 import pytest
 
 from mmknockout.data import graphs
-from mmknockout.data.dataset import SplitData, TEST, TRAIN, VALID
+from mmknockout.data.dataset import TEST, TRAIN, VALID, SplitData
 
 
 def _brute_force(r: np.ndarray, k: int, min_count: int = 1):
@@ -60,8 +61,9 @@ def test_blocks_do_not_change_the_result():
 
 def test_only_training_interactions_count():
     # users 0 and 1 share item 0 in train and item 1 only through a test interaction
-    data = SplitData(3, 2, np.array([0, 1, 0, 1, 2]), np.array([0, 0, 1, 1, 1]),
-                     np.array([TRAIN, TRAIN, TRAIN, TEST, TRAIN]))
+    data = SplitData(
+        3, 2, np.array([0, 1, 0, 1, 2]), np.array([0, 0, 1, 1, 1]), np.array([TRAIN, TRAIN, TRAIN, TEST, TRAIN])
+    )
     g = graphs.user_graph(data, k=2)
     assert g.ids[1].tolist() == [0, -1] and g.weights[1].tolist() == [1.0, 0.0]
     assert g.ids[0].tolist() == [1, 2]  # tie (1 shared item each): lower id first

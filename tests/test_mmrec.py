@@ -1,4 +1,5 @@
 """Import of a dataset folder in MMRec layout."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,8 +36,8 @@ def test_import_round_trip(tmp_path):
     data = SplitData.from_inter(out / "toy.inter")
     assert (data.n_users, data.n_items) == (6, 5)
     assert (np.diff(data.users) >= 0).all()
-    got = sorted(zip(data.users, data.items, data.labels))
-    assert got == sorted(zip(df.userID, df.itemID, df.x_label))  # split kept as given
+    got = sorted(zip(data.users, data.items, data.labels, strict=True))
+    assert got == sorted(zip(df.userID, df.itemID, df.x_label, strict=True))  # split kept as given
     assert stats["train"] == 12 and stats["valid"] == 6 and stats["test"] == 6
     assert stats["feature_dims"] == {"text": 7, "image": 11}
     t = np.load(out / "features" / "text_provided.npy")

@@ -1,8 +1,9 @@
-import model_kit
 import numpy as np
 import torch
 
 from mmknockout.models.bm3 import BM3
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -23,9 +24,12 @@ def test_loss_matches_numpy_without_dropout():
         a = model.adj.to_dense().numpy()
         ego = torch.cat([model.user_embedding, model.item_embedding]).numpy()
         h = (ego + a @ ego + a @ a @ ego) / 3
-        hu, hi = h[: data.n_users], h[data.n_users:] + model.item_embedding.numpy()
+        hu, hi = h[: data.n_users], h[data.n_users :] + model.item_embedding.numpy()
         w, b = model.predictor.weight.numpy(), model.predictor.bias.numpy()
-        g = lambda x: x @ w.T + b
+
+        def g(x):
+            return x @ w.T + b
+
         expected = _cos_loss(g(hu[users]), hi[pos]) + _cos_loss(g(hi[pos]), hu[users])
         modal = 0.0
         for m in ("text", "image"):
@@ -84,8 +88,9 @@ def _reference_loss(model, users, pos):
     modal_t = {m: model.targets(h) for m, h in modal_h.items()}
     g = model.predictor
     loss = alignment_loss(g(user_h[users]), item_t[pos]) + alignment_loss(g(item_h[pos]), user_t[users])
-    modal = sum(alignment_loss(g(h[pos]), item_t[pos]) + alignment_loss(g(h[pos]), modal_t[m][pos])
-                for m, h in modal_h.items())
+    modal = sum(
+        alignment_loss(g(h[pos]), item_t[pos]) + alignment_loss(g(h[pos]), modal_t[m][pos]) for m, h in modal_h.items()
+    )
     return loss + model.hp.reg_weight * emb_norm_loss(user_h, item_h) + model.hp.cl_weight * modal
 
 

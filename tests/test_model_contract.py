@@ -1,7 +1,7 @@
 """The contract every registered model keeps, generated from the registry."""
+
 from __future__ import annotations
 
-import model_kit
 import numpy as np
 import pytest
 import torch
@@ -18,10 +18,21 @@ from mmknockout.models.registry import (
 )
 from mmknockout.train.trainer import make_optimizer
 
+import model_kit
+
 #: (epochs, learning rate) under which each model's training loss must fall on the tiny data
-DECREASE = {"BPR": (30, 0.05), "LightGCN": (30, 0.05), "VBPR": (30, 0.05), "GRCN": (20, 0.01),
-            "DualGNN": (20, 0.01), "MMGCN": (20, 0.01), "FREEDOM": (30, 0.02), "DAMRS": (20, 0.02),
-            "DRAGON": (20, 0.01), "PGL": (20, 0.02)}
+DECREASE = {
+    "BPR": (30, 0.05),
+    "LightGCN": (30, 0.05),
+    "VBPR": (30, 0.05),
+    "GRCN": (20, 0.01),
+    "DualGNN": (20, 0.01),
+    "MMGCN": (20, 0.01),
+    "FREEDOM": (30, 0.02),
+    "DAMRS": (20, 0.02),
+    "DRAGON": (20, 0.01),
+    "PGL": (20, 0.02),
+}
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -63,8 +74,10 @@ def test_feature_free_scores_ignore_features(name):
     cls = get_model_class(name)
     assert cls.modalities == ()
     real = model_kit.tiny_features()
-    other = {k: np.random.default_rng(7).normal(size=(v.shape[0], 3 * v.shape[1])).astype(np.float32)
-             for k, v in real.items()}
+    other = {
+        k: np.random.default_rng(7).normal(size=(v.shape[0], 3 * v.shape[1])).astype(np.float32)
+        for k, v in real.items()
+    }
     loss_a, scores_a = model_kit.trained_run(cls, model_kit.params(name), features=real)
     loss_b, scores_b = model_kit.trained_run(cls, model_kit.params(name), features=other)
     assert loss_a == loss_b
@@ -82,21 +95,30 @@ def test_registry_reads_the_classes():
     assert MODELS == STUDY_ORDER
     assert FEATURE_FREE == {"BPR", "LightGCN"}
     assert REQUIRES == {"DualGNN": ("user_graph",), "DRAGON": ("user_graph",), "DAMRS": ("item_graph",)}
-    assert {FAMILIES[m] for m in MODELS} == {"no features", "simple fusion", "user-item graph", "item-item graph", "hybrid"}
+    assert {FAMILIES[m] for m in MODELS} == {
+        "no features",
+        "simple fusion",
+        "user-item graph",
+        "item-item graph",
+        "hybrid",
+    }
     with pytest.raises(InputError, match="unknown model 'Nope'"):
         get_model_class("Nope")
 
 
-@pytest.mark.parametrize(("change", "fragment"), [
-    ({"reg_weight": -5}, "'reg_weight' must be >= 0"),
-    ({"embedding_size": 0}, "'embedding_size' must be >= 1"),
-    ({"learning_rate": -0.1}, "'learning_rate' must be > 0"),
-    ({"knn_k": 2.5}, "'knn_k' must be an int"),
-    ({"dropout": "high"}, "'dropout' must be a float"),
-    ({"lr_scheduler": [1.0]}, "'lr_scheduler' must be a list of 2 values"),
-    ({"depth": 3}, "unknown hyper-parameter 'depth'"),
-    ({"knn_k": None}, "missing hyper-parameter 'knn_k'"),
-])
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"reg_weight": -5}, "'reg_weight' must be >= 0"),
+        ({"embedding_size": 0}, "'embedding_size' must be >= 1"),
+        ({"learning_rate": -0.1}, "'learning_rate' must be > 0"),
+        ({"knn_k": 2.5}, "'knn_k' must be an int"),
+        ({"dropout": "high"}, "'dropout' must be a float"),
+        ({"lr_scheduler": [1.0]}, "'lr_scheduler' must be a list of 2 values"),
+        ({"depth": 3}, "unknown hyper-parameter 'depth'"),
+        ({"knn_k": None}, "missing hyper-parameter 'knn_k'"),
+    ],
+)
 def test_validate_params_names_model_and_key(change, fragment):
     params = {k: v for k, v in {**model_kit.params("FREEDOM"), **change}.items() if v is not None}
     with pytest.raises(InputError, match="FREEDOM: ") as err:

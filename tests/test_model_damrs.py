@@ -1,4 +1,3 @@
-import model_kit
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -11,6 +10,8 @@ from mmknockout.models.damrs import (
     symmetric_binary_kl,
 )
 
+import model_kit
+
 
 def params(**over) -> dict:
     return model_kit.params("DAMRS", **over)
@@ -18,9 +19,11 @@ def params(**over) -> dict:
 
 def numpy_denoised_graphs(text: np.ndarray, image: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Dense reference: mask below either mean in both, top-c per row, unit weights, D^-1/2 A D^-1/2."""
+
     def cos(x):
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return x @ x.T
+
     st, sv = cos(text.astype(np.float64)), cos(image.astype(np.float64))
     below = (st < st.mean()) | (sv < sv.mean())
     st[below], sv[below] = 0, 0
@@ -49,7 +52,7 @@ def test_denoised_graphs_match_dense_reference_and_chunking():
     assert model.text_adj.to_dense()[3].abs().sum() == 0 and model.image_adj.to_dense()[3].abs().sum() == 0
     whole = denoised_knn_indices(torch.tensor(text), torch.tensor(image), 10, chunk_size=1024)
     chunked = denoised_knn_indices(torch.tensor(text), torch.tensor(image), 10, chunk_size=7)
-    for a, b in zip(whole, chunked):
+    for a, b in zip(whole, chunked, strict=True):
         assert torch.equal(a, b)
 
 
@@ -73,14 +76,17 @@ def test_representation_averages_the_three_item_views():
     lg = (ego + a @ ego + a @ a @ ego) / 3
     views = sum(g.to_dense() @ e for g in (model.text_adj, model.image_adj, model.session_adj)) / 3
     torch.testing.assert_close(u, lg[: data.n_users])
-    torch.testing.assert_close(i, lg[data.n_users:] + views)
+    torch.testing.assert_close(i, lg[data.n_users :] + views)
 
 
 def test_loss_terms_match_hand_computation():
     # symmetric KL of Bernoullis, both directions written out as in DA-MRS
     lp, lq = torch.tensor([0.3, -2.0, 4.0]), torch.tensor([1.0, 0.5, -3.0])
     p, q = torch.sigmoid(lp), torch.sigmoid(lq)
-    kl = lambda a, b: a * torch.log(a / b) + (1 - a) * torch.log((1 - a) / (1 - b))
+
+    def kl(a, b):
+        return a * torch.log(a / b) + (1 - a) * torch.log((1 - a) / (1 - b))
+
     torch.testing.assert_close(symmetric_binary_kl(lp, lq), kl(p, q) + kl(q, p))
     # pseudo labels and neighbour discrimination on 2 batch items x 25 items
     g = torch.Generator().manual_seed(0)
@@ -100,7 +106,9 @@ def test_loss_terms_match_hand_computation():
     s_single = np.take_along_axis(e, single.numpy(), 1).sum(1)
     expected = np.mean(-np.log(s_mm / e.sum(1) + 1e-9) - np.log(s_single / (e.sum(1) - s_mm) + 1e-9))
     blocks = [torch.tensor(e[:1], dtype=torch.float32), torch.tensor(e[1:], dtype=torch.float32)]
-    got = DAMRS.neighbour_discrimination(mm, single, F.normalize(emb, dim=1), F.normalize(all_emb, dim=1), blocks).item()
+    got = DAMRS.neighbour_discrimination(
+        mm, single, F.normalize(emb, dim=1), F.normalize(all_emb, dim=1), blocks
+    ).item()
     assert abs(got - expected) < 1e-4 * abs(expected)
     # confidence weights of the BPR terms
     u = torch.randn(3, 4, generator=g)
@@ -131,7 +139,9 @@ def test_degenerate_features_define_the_graphs():
     real = model_kit.build(DAMRS, params(), data, feats)
     assert mi.image_adj.indices()[1].unique().tolist() == list(range(10))
     rows = mi.text_adj.indices()[0]
-    assert torch.equal(torch.bincount(rows, minlength=data.n_items), torch.bincount(mi.image_adj.indices()[0], minlength=data.n_items))
+    assert torch.equal(
+        torch.bincount(rows, minlength=data.n_items), torch.bincount(mi.image_adj.indices()[0], minlength=data.n_items)
+    )
     assert real.text_adj.nnz > 0
 
 
@@ -144,8 +154,12 @@ def test_row_topk_prefilter_selects_the_top_values():
         got = row_topk_indices(x, 10)
         assert all(len(set(r.tolist())) == 10 for r in got)  # distinct columns
         distinct = torch.stack([torch.randperm(n, generator=g) for _ in range(8)]).float()  # no ties: same indices
-        assert torch.equal(row_topk_indices(distinct, 10).sort(1).values, torch.topk(distinct, 10, dim=1).indices.sort(1).values)
-        torch.testing.assert_close(x.gather(1, got).sort(1).values, torch.topk(x, 10, dim=1).values.sort(1).values, rtol=0, atol=0)
+        assert torch.equal(
+            row_topk_indices(distinct, 10).sort(1).values, torch.topk(distinct, 10, dim=1).indices.sort(1).values
+        )
+        torch.testing.assert_close(
+            x.gather(1, got).sort(1).values, torch.topk(x, 10, dim=1).values.sort(1).values, rtol=0, atol=0
+        )
 
 
 def reference_neighbour_loss(items: torch.Tensor, views: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -172,10 +186,12 @@ def test_blocked_neighbour_loss_matches_plain_reference(monkeypatch):
     items = torch.randperm(150, generator=g)[:11].sort().values
     grads = []
     for fn in (model.neighbour_loss, reference_neighbour_loss):
-        views = tuple(torch.randn(150, 8, generator=torch.Generator().manual_seed(m), requires_grad=True) for m in range(3))
+        views = tuple(
+            torch.randn(150, 8, generator=torch.Generator().manual_seed(m), requires_grad=True) for m in range(3)
+        )
         loss = fn(items, views)
         loss.backward()
         grads.append((loss.detach(), [v.grad for v in views]))
     torch.testing.assert_close(grads[0][0], grads[1][0])
-    for a, b in zip(grads[0][1], grads[1][1]):
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
         torch.testing.assert_close(a, b)

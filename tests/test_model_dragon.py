@@ -1,6 +1,5 @@
 import math
 
-import model_kit
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -8,6 +7,8 @@ import torch.nn.functional as F
 from mmknockout.data.dataset import NeighbourGraph
 from mmknockout.models import graph
 from mmknockout.models.dragon import DRAGON
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -29,12 +30,16 @@ def test_representations_match_hand_computation():
         reps.append(x + a @ x + a @ a @ x)
     v, t = reps
     items = torch.cat([v[nu:], t[nu:]], 1)
-    s = 0.1 * graph.knn_graph(torch.tensor(feats["image"]), 10, False).to_dense() + \
-        0.9 * graph.knn_graph(torch.tensor(feats["text"]), 10, False).to_dense()
+    s = (
+        0.1 * graph.knn_graph(torch.tensor(feats["image"]), 10, False).to_dense()
+        + 0.9 * graph.knn_graph(torch.tensor(feats["text"]), 10, False).to_dense()
+    )
     torch.testing.assert_close(i, items + s @ items)
     w = model.user_weight
     users = torch.cat([w[:, 0] * v[:nu], w[:, 1] * t[:nu]], 1)
-    social = torch.stack([(model.epoch_weights[k, :, None] * users[model.epoch_neighbours[k]]).sum(0) for k in range(nu)])
+    social = torch.stack(
+        [(model.epoch_weights[k, :, None] * users[model.epoch_neighbours[k]]).sum(0) for k in range(nu)]
+    )
     torch.testing.assert_close(u, users + social)
     # the per-user modality weights start as a softmax over the two modalities
     fresh = model_kit.build(DRAGON, params(), data, feats)
@@ -48,8 +53,10 @@ def test_loss_is_log2_bpr_plus_regularisers():
     ur, ir = model.representations()
     d = (ur[users] * ir[pos]).sum(1) - (ur[users] * ir[neg]).sum(1)
     expected = -torch.log2(torch.sigmoid(d)).mean() + 0.5 * (
-        model.image_gcn.preference[users].pow(2).mean() + model.text_gcn.preference[users].pow(2).mean()
-        + model.user_weight.pow(2).mean())
+        model.image_gcn.preference[users].pow(2).mean()
+        + model.text_gcn.preference[users].pow(2).mean()
+        + model.user_weight.pow(2).mean()
+    )
     torch.testing.assert_close(model.loss(users, pos, neg), expected)
     assert math.isfinite(expected.item())
 
@@ -59,8 +66,8 @@ def test_user_neighbour_sampling_pads_from_own_list():
     ids = np.full((6, 50), -1, dtype=np.int64)
     w = np.zeros((6, 50), dtype=np.float32)
     ids[0, :45], w[0, :45] = np.arange(45) % 6, np.arange(45)[::-1]  # >= 40 neighbours: first 40
-    ids[1, :3], w[1, :3] = [2, 4, 5], [3, 2, 1]                       # 3 neighbours: padded by resampling
-    data.user_graph = NeighbourGraph(ids, w)                          # users 2..5: none
+    ids[1, :3], w[1, :3] = [2, 4, 5], [3, 2, 1]  # 3 neighbours: padded by resampling
+    data.user_graph = NeighbourGraph(ids, w)  # users 2..5: none
     model = model_kit.build(DRAGON, params(), data)
     torch.manual_seed(0)
     model.on_epoch_start(1)

@@ -1,7 +1,6 @@
 import copy
 import math
 
-import model_kit
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -9,6 +8,8 @@ import torch.nn.functional as F
 from mmknockout.data.dataset import NeighbourGraph
 from mmknockout.models.dualgnn import DualGNN, urn_positions
 from mmknockout.models.graph import normalized_adjacency
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -38,7 +39,13 @@ def test_propagation_matches_dense_computation():
     deg = np.zeros(n_u + data.n_items)
     np.add.at(deg, data.train_users, 1)
     np.add.at(deg, data.train_items + n_u, 1)
-    assert abs(a[data.train_users[0], data.train_items[0] + n_u] - 1 / math.sqrt(deg[data.train_users[0]] * deg[data.train_items[0] + n_u])) < 1e-6
+    assert (
+        abs(
+            a[data.train_users[0], data.train_items[0] + n_u]
+            - 1 / math.sqrt(deg[data.train_users[0]] * deg[data.train_items[0] + n_u])
+        )
+        < 1e-6
+    )
     with torch.no_grad():
         reps = {}
         for m in ("image", "text"):
@@ -55,7 +62,11 @@ def test_propagation_matches_dense_computation():
     np.testing.assert_allclose(u.numpy(), expected_users, rtol=1e-4, atol=1e-5)
     # user-user weights: softmax of the raw co-counts over the (padded) list; empty list -> zero row
     row0 = np.zeros(n_u)
-    np.add.at(row0, data.user_graph.ids[0, :6], np.exp(data.user_graph.weights[0, :6]) / np.exp(data.user_graph.weights[0, :6]).sum())
+    np.add.at(
+        row0,
+        data.user_graph.ids[0, :6],
+        np.exp(data.user_graph.weights[0, :6]) / np.exp(data.user_graph.weights[0, :6]).sum(),
+    )
     np.testing.assert_allclose(s[0], row0, rtol=1e-5, atol=1e-7)
     assert np.all(s[3] == 0)
     np.testing.assert_allclose(s.sum(1)[[0, 1, 2]], 1.0, rtol=1e-5)
@@ -90,8 +101,12 @@ def test_loss_is_base2_bpr_plus_regulariser():
     diff = (u[users] * i[pos]).sum(1) - (u[users] * i[neg]).sum(1)
     bpr = -torch.log2(torch.sigmoid(diff)).mean()
     p = model.preferences
-    reg = (p["image"][users] ** 2).mean() + (p["text"][users] ** 2).mean() + \
-        (model.user_weight ** 2).mean() + (model.item_weight ** 2).mean()
+    reg = (
+        (p["image"][users] ** 2).mean()
+        + (p["text"][users] ** 2).mean()
+        + (model.user_weight**2).mean()
+        + (model.item_weight**2).mean()
+    )
     torch.testing.assert_close(total, (bpr + 0.5 * reg).detach())
 
 
@@ -136,8 +151,12 @@ def reference_loss(model, data, users, pos, neg) -> torch.Tensor:
     items = (reps["image"] + reps["text"])[n_u:]
     diff = (u * items[pos]).sum(1) - (u * items[neg]).sum(1)
     p = model.preferences
-    reg = (p["image"][users] ** 2).mean() + (p["text"][users] ** 2).mean() + \
-        (model.user_weight ** 2).mean() + (model.item_weight ** 2).mean()
+    reg = (
+        (p["image"][users] ** 2).mean()
+        + (p["text"][users] ** 2).mean()
+        + (model.user_weight**2).mean()
+        + (model.item_weight**2).mean()
+    )
     return -torch.log2(torch.sigmoid(diff)).mean() + model.hp.reg_weight * reg
 
 
@@ -150,5 +169,5 @@ def test_batch_loss_and_gradients_match_full_dense_computation():
     slow = reference_loss(model, data, users, pos, neg)
     slow_grads = torch.autograd.grad(slow, list(model.parameters()))
     torch.testing.assert_close(fast, slow)
-    for (name, _), x, y in zip(model.named_parameters(), fast_grads, slow_grads):
+    for (name, _), x, y in zip(model.named_parameters(), fast_grads, slow_grads, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-7, msg=name)

@@ -1,9 +1,10 @@
-import model_kit
 import numpy as np
 import torch
 
 from mmknockout.models import graph
 from mmknockout.models.freedom import FREEDOM
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -15,8 +16,10 @@ def test_item_graph_mixes_unweighted_knn_graphs():
     feats = model_kit.tiny_features(data.n_items)
     p = params()
     model = model_kit.build(FREEDOM, p, data, feats)
-    expected = 0.1 * graph.knn_graph(torch.tensor(feats["image"]), 10, False).to_dense() + \
-        0.9 * graph.knn_graph(torch.tensor(feats["text"]), 10, False).to_dense()
+    expected = (
+        0.1 * graph.knn_graph(torch.tensor(feats["image"]), 10, False).to_dense()
+        + 0.9 * graph.knn_graph(torch.tensor(feats["text"]), 10, False).to_dense()
+    )
     torch.testing.assert_close(model.mm_adj.to_dense(), expected)
     # unit weights over k neighbours, symmetric normalisation by row sums: every entry is a/k
     allowed = np.array([0.0, 0.01, 0.09, 0.1])
@@ -32,7 +35,7 @@ def test_representation_adds_item_graph_embedding():
     a = model.adj.to_dense()
     lg = (ego + a @ ego + a @ a @ ego) / 3
     h = model.mm_adj.to_dense() @ model.item_embedding
-    torch.testing.assert_close(i, lg[data.n_users:] + h)
+    torch.testing.assert_close(i, lg[data.n_users :] + h)
     torch.testing.assert_close(u, lg[: data.n_users])
 
 

@@ -1,6 +1,5 @@
 import dataclasses
 
-import model_kit
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -8,6 +7,8 @@ import torch.nn.functional as F
 from mmknockout.models.graph import BipartiteEdges
 from mmknockout.models.grcn import GRCN, MODALITIES
 from mmknockout.models.ops import segment_softmax
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -93,8 +94,8 @@ def test_segment_softmax_by_hand_and_its_gradient():
     s = torch.randn(7, dtype=torch.float64, requires_grad=True)
     torch.autograd.gradcheck(lambda t: segment_softmax(t, groups, 4), (s,))
     g = torch.randn(7, dtype=torch.float64)
-    fast, = torch.autograd.grad(segment_softmax(s, groups, 4), s, g)
-    ref, = torch.autograd.grad(reference_softmax(s, groups, 4), s, g)
+    (fast,) = torch.autograd.grad(segment_softmax(s, groups, 4), s, g)
+    (ref,) = torch.autograd.grad(reference_softmax(s, groups, 4), s, g)
     torch.testing.assert_close(fast, ref)
 
 
@@ -130,7 +131,7 @@ def test_fast_propagation_matches_gather_reference_with_gradients():
         ref_out = reference_propagate(model)
         ref = torch.autograd.grad((ref_out * g).sum(), list(model.parameters()))
         torch.testing.assert_close(fast_out, ref_out, rtol=1e-5, atol=1e-6)
-        for (name, _), f, r in zip(model.named_parameters(), fast, ref):
+        for (name, _), f, r in zip(model.named_parameters(), fast, ref, strict=True):
             torch.testing.assert_close(f, r, rtol=1e-4, atol=1e-5, msg=name)
 
 
@@ -173,7 +174,7 @@ def test_toolbox_routing_is_identity_and_paper_routing_is_not():
         model.hp = dataclasses.replace(model.hp, paper_routing=True)
         routed = model.routed_preference(pref, content)
     # paper direction: users aggregate attended item content, one step by hand
-    a = dense_adjacency(model)[: model.n_users, model.n_users:]
+    a = dense_adjacency(model)[: model.n_users, model.n_users :]
     p, c = pref.numpy(), content.numpy()
     for _ in range(3):
         s = np.where(a > 0, p @ c.T, -np.inf)
@@ -195,7 +196,7 @@ def test_regulariser_terms():
     items = torch.cat([pos, neg]) + model.n_users
     emb = (e[torch.cat([users, users])] ** 2 + e[items] ** 2).mean()
     pv, pt = model.preferences["image"].detach(), model.preferences["text"].detach()
-    reg = emb + (pv ** 2).mean() + (pv[users] ** 2).mean() + (pt[users] ** 2).mean()
+    reg = emb + (pv**2).mean() + (pv[users] ** 2).mean() + (pt[users] ** 2).mean()
     torch.testing.assert_close(total - bpr, 0.5 * reg)
 
 

@@ -1,8 +1,9 @@
-import model_kit
 import numpy as np
 import torch
 
 from mmknockout.models.lattice import LATTICE
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -27,7 +28,9 @@ def sym(a: np.ndarray) -> np.ndarray:
 
 def dense_learned(model: LATTICE) -> np.ndarray:
     idx, val = model.learned_graph()
-    out = torch.zeros(model.n_items, model.n_items).index_put_((torch.arange(model.n_items).unsqueeze(1).expand_as(idx), idx), val.detach(), accumulate=True)
+    out = torch.zeros(model.n_items, model.n_items).index_put_(
+        (torch.arange(model.n_items).unsqueeze(1).expand_as(idx), idx), val.detach(), accumulate=True
+    )
     return out.numpy()
 
 
@@ -35,8 +38,12 @@ def test_original_graphs_are_weighted_sym_normalised_knn():
     data = model_kit.tiny_split()
     feats = model_kit.tiny_features(data.n_items)
     model = model_kit.build(LATTICE, params(), data, feats)
-    np.testing.assert_allclose(model.image_original_adj.to_dense().numpy(), sym(knn_weighted(feats["image"].astype(np.float64), 10)), atol=1e-6)
-    np.testing.assert_allclose(model.text_original_adj.to_dense().numpy(), sym(knn_weighted(feats["text"].astype(np.float64), 10)), atol=1e-6)
+    np.testing.assert_allclose(
+        model.image_original_adj.to_dense().numpy(), sym(knn_weighted(feats["image"].astype(np.float64), 10)), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        model.text_original_adj.to_dense().numpy(), sym(knn_weighted(feats["text"].astype(np.float64), 10)), atol=1e-6
+    )
 
 
 def test_learned_graph_and_item_representation_match_hand_computation():
@@ -50,19 +57,23 @@ def test_learned_graph_and_item_representation_match_hand_computation():
         learned = sym(w[0] * knn_weighted(zi, 10) + w[1] * knn_weighted(zt, 10))
         np.testing.assert_allclose(dense_learned(model), learned, atol=1e-5)
 
-        original = w[0] * model.image_original_adj.to_dense().numpy() + w[1] * model.text_original_adj.to_dense().numpy()
+        original = (
+            w[0] * model.image_original_adj.to_dense().numpy() + w[1] * model.text_original_adj.to_dense().numpy()
+        )
         s = 0.1 * learned + 0.9 * original
         h = s @ model.item_embedding.double().numpy()
         h = h / np.linalg.norm(h, axis=1, keepdims=True)
         # UI graph: D^-1 (A + I), layer mean over 2 layers
         r = data.train_matrix.toarray()
-        a = np.block([[np.zeros((data.n_users, data.n_users)), r], [r.T, np.zeros((data.n_items, data.n_items))]]) + np.eye(data.n_users + data.n_items)
+        a = np.block(
+            [[np.zeros((data.n_users, data.n_users)), r], [r.T, np.zeros((data.n_items, data.n_items))]]
+        ) + np.eye(data.n_users + data.n_items)
         a = a / a.sum(1, keepdims=True)
         ego = torch.cat([model.user_embedding, model.item_embedding]).double().numpy()
         lg = (ego + a @ ego + a @ a @ ego) / 3
         u, i = model.representations()
     np.testing.assert_allclose(u.numpy(), lg[: data.n_users], atol=1e-5)
-    np.testing.assert_allclose(i.numpy(), lg[data.n_users:] + h, atol=1e-5)
+    np.testing.assert_allclose(i.numpy(), lg[data.n_users :] + h, atol=1e-5)
 
 
 def test_learned_graph_gets_gradient_only_at_first_batch_of_epoch():

@@ -1,10 +1,11 @@
-import model_kit
 import numpy as np
 import torch
 
 from mmknockout.models import lgmrec, ops
 from mmknockout.models.lgmrec import LGMRec, hyper_contrastive
 from mmknockout.models.ops import FixedProjection
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -38,7 +39,10 @@ def test_hypergraph_layer_and_contrastive_loss_match_hand_computation():
     assert torch.equal(hu_out, hu) and torch.equal(hi_out, hi)
     # InfoNCE written as in the paper: -sum log(exp(s+/tau) / sum_k exp(s_k/tau)), cosine s
     a, p, c = (np.random.default_rng(0).normal(size=s) for s in ((3, 5), (3, 5), (7, 5)))
-    n = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def n(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
     pos = np.exp((n(a) * n(p)).sum(1) / 0.2)
     ttl = np.exp(n(a) @ n(c).T / 0.2).sum(1)
     expected = -np.log(pos / ttl).sum()
@@ -55,8 +59,10 @@ def test_representation_combines_local_and_global_parts():
     torch.manual_seed(5)
     asg = {m: model.hyperedges(model.feat(m) @ model.hyper_trs[m]) for m in ("image", "text")}
     cf = model.collaborative()
-    local = sum(torch.nn.functional.normalize(model.local_modal(model.feat(m) @ model.local_trs[m])) for m in ("image", "text"))
-    glob = sum(torch.cat(model.hypergraph(*asg[m], cf[data.n_users:])[:2]) for m in ("image", "text"))
+    local = sum(
+        torch.nn.functional.normalize(model.local_modal(model.feat(m) @ model.local_trs[m])) for m in ("image", "text")
+    )
+    glob = sum(torch.cat(model.hypergraph(*asg[m], cf[data.n_users :])[:2]) for m in ("image", "text"))
     expected = cf + local + 0.3 * torch.nn.functional.normalize(glob)
     torch.testing.assert_close(torch.cat([u, i]), expected)
     # as in MMRec, evaluation keeps sampling Gumbel noise: another draw gives other scores
@@ -96,13 +102,17 @@ def test_factored_blocked_contrastive_matches_plain_infonce(monkeypatch):
             loss = -torch.log(torch.exp((a * p).sum(1) / 0.2) / torch.exp(a @ c.T / 0.2).sum(1)).sum()
         loss.backward()
         results.append([loss.detach()] + [x.grad for x in (anchor, positive, h, edge)])
-    for a, b in zip(*results):
+    for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_fixed_projection_gradient():
     g = torch.Generator().manual_seed(1)
-    x, w, up = torch.randn(9, 5, generator=g), torch.randn(5, 3, generator=g, requires_grad=True), torch.randn(9, 3, generator=g)
+    x, w, up = (
+        torch.randn(9, 5, generator=g),
+        torch.randn(5, 3, generator=g, requires_grad=True),
+        torch.randn(9, 3, generator=g),
+    )
     (FixedProjection.apply(x, w) * up).sum().backward()
     torch.testing.assert_close(w.grad, x.T @ up)
 
@@ -117,8 +127,12 @@ def test_batch_rows_loss_matches_full_forward():
     user_e, item_e, hyper = model.propagate()
     u, i, j = user_e[users], item_e[pos], item_e[neg]
     v, t = hyper["image"], hyper["text"]
-    hcl = (hyper_contrastive(v.z_user[users], t.z_user[users], t.z_user, 0.2)
-           + hyper_contrastive(v.z_item[pos], t.z_item[pos], t.z_item, 0.2))
-    expected = (lgmrec.bpr_loss((u * i).sum(1), (u * j).sum(1)) + model.hp.cl_weight * hcl
-                + model.hp.reg_weight * lgmrec.emb_norm_loss(u, i, j))
+    hcl = hyper_contrastive(v.z_user[users], t.z_user[users], t.z_user, 0.2) + hyper_contrastive(
+        v.z_item[pos], t.z_item[pos], t.z_item, 0.2
+    )
+    expected = (
+        lgmrec.bpr_loss((u * i).sum(1), (u * j).sum(1))
+        + model.hp.cl_weight * hcl
+        + model.hp.reg_weight * lgmrec.emb_norm_loss(u, i, j)
+    )
     torch.testing.assert_close(got, expected)

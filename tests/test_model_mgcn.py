@@ -1,9 +1,10 @@
-import model_kit
 import numpy as np
 import torch
 
 from mmknockout.models.losses import bpr_loss, info_nce, info_nce_distinct, l2_sq_loss
 from mmknockout.models.mgcn import MGCN
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -36,7 +37,7 @@ def hand_forward(model: MGCN, data, feats) -> tuple[np.ndarray, np.ndarray]:
     r = data.train_matrix.toarray().astype(np.float64)
     a = np.block([[np.zeros((nu, nu)), r], [r.T, np.zeros((data.n_items, data.n_items))]])
     d = a.sum(1)
-    inv = np.where(d > 0, d ** -0.5, 0)
+    inv = np.where(d > 0, d**-0.5, 0)
     a = inv[:, None] * a * inv[None, :]
     r_hat = a[:nu, nu:]
     e_u, e_i = model.user_embedding.double().detach().numpy(), model.item_embedding.double().detach().numpy()
@@ -67,7 +68,7 @@ def test_forward_matches_hand_computation():
         u, i = model.representations()
     np.testing.assert_allclose(s.numpy(), side, atol=1e-5)
     np.testing.assert_allclose(c.numpy(), content, atol=1e-5)
-    np.testing.assert_allclose(i.numpy(), (side + content)[data.n_users:], atol=1e-5)
+    np.testing.assert_allclose(i.numpy(), (side + content)[data.n_users :], atol=1e-5)
     np.testing.assert_allclose(u.numpy(), (side + content)[: data.n_users], atol=1e-5)
 
 
@@ -82,7 +83,7 @@ def test_loss_is_bpr_plus_l2_plus_infonce():
     nu = data.n_users
     u, i, j = final[users.numpy()], final[nu + pos.numpy()], final[nu + neg.numpy()]
     bpr = np.mean(np.log1p(np.exp(-((u * i).sum(1) - (u * j).sum(1)))))
-    reg = 0.5 * ((u ** 2).sum() + (i ** 2).sum() + (j ** 2).sum()) / 4
+    reg = 0.5 * ((u**2).sum() + (i**2).sum() + (j**2).sum()) / 4
 
     def nce(a, b):
         a = a / np.linalg.norm(a, axis=1, keepdims=True)
@@ -129,7 +130,7 @@ def assert_batch_loss_matches_full_tables(model, users, pos, neg, reseed: int | 
         value.backward()
         grads.append((value.detach(), [p.grad.clone() for p in model.parameters()]))
     torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-6)
-    for a, b in zip(grads[0][1], grads[1][1]):
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
 
 
@@ -142,7 +143,7 @@ def test_info_nce_distinct_matches_info_nce_on_repeated_rows():
     torch.testing.assert_close(got, want)
     ga = torch.autograd.grad(got, (a, b))
     wa = torch.autograd.grad(want, (a, b))
-    for g, w in zip(ga, wa):
+    for g, w in zip(ga, wa, strict=True):
         torch.testing.assert_close(g, w)
 
 

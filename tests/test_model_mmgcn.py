@@ -1,6 +1,5 @@
 import dataclasses
 
-import model_kit
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -8,6 +7,8 @@ import torch.nn.functional as F
 from mmknockout.models.graph import BipartiteBlocks, GraphOperator, bipartite_adjacency
 from mmknockout.models.mmgcn import MMGCN, mean_adjacency
 from mmknockout.models.ops import mean_square, row_normalize
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -34,14 +35,18 @@ def test_mean_adjacency_averages_neighbours():
 
 
 def dense_mean_adjacency(data) -> np.ndarray:
-    return mean_adjacency(bipartite_adjacency(data.train_users, data.train_items, data.n_users, data.n_items)).to_dense().numpy()
+    return (
+        mean_adjacency(bipartite_adjacency(data.train_users, data.train_items, data.n_users, data.n_items))
+        .to_dense()
+        .numpy()
+    )
 
 
 def branch_by_hand(branch, features: np.ndarray, id_emb: np.ndarray, a_mean: np.ndarray) -> np.ndarray:
     if branch.project is not None:
         features = features @ branch.project.weight.numpy().T + branch.project.bias.numpy()
     x = normalize(np.concatenate([branch.preference.numpy(), features]))
-    for w, lin, gate in zip(branch.conv_weights, branch.linears, branch.gates):
+    for w, lin, gate in zip(branch.conv_weights, branch.linears, branch.gates, strict=True):
         h = lrelu(a_mean @ (x @ w.numpy()))
         x_hat = lrelu(x @ lin.weight.numpy().T + lin.bias.numpy()) + id_emb
         x = lrelu(np.concatenate([h, x_hat], 1) @ gate.weight.numpy().T + gate.bias.numpy())
@@ -60,7 +65,7 @@ def test_representation_is_mean_of_three_layer_branches():
         u, i = model.representations()
     expected = (v + t) / 2
     np.testing.assert_allclose(u.numpy(), expected[: data.n_users], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(i.numpy(), expected[data.n_users:], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(i.numpy(), expected[data.n_users :], rtol=1e-4, atol=1e-5)
     # visual branch projects to 256, text enters raw; three layers with concatenation gates
     assert model.branches["image"].preference.shape == (data.n_users, 256)
     assert model.branches["text"].preference.shape == (data.n_users, feats["text"].shape[1])
@@ -121,8 +126,10 @@ def test_sparse_operator_matches_dense_product_and_gradient():
 def test_bipartite_blocks_reassemble_the_adjacency():
     data = model_kit.tiny_split()
     full = dense_mean_adjacency(data)
-    blocks = BipartiteBlocks(mean_adjacency(bipartite_adjacency(data.train_users, data.train_items, data.n_users,
-                                                                data.n_items)), data.n_users)
+    blocks = BipartiteBlocks(
+        mean_adjacency(bipartite_adjacency(data.train_users, data.train_items, data.n_users, data.n_items)),
+        data.n_users,
+    )
     u = data.n_users
     np.testing.assert_allclose(blocks.to_users.to_dense().numpy(), full[:u, u:], rtol=1e-6)
     np.testing.assert_allclose(blocks.to_items.to_dense().numpy(), full[u:, :u], rtol=1e-6)
@@ -154,7 +161,7 @@ def reference_loss(model, data, feats, users, pos, neg) -> torch.Tensor:
         f = torch.as_tensor(feats[m])
         items = branch.project(f) if branch.project is not None else f
         x = F.normalize(torch.cat([branch.preference, items]))
-        for w, lin, gate in zip(branch.conv_weights, branch.linears, branch.gates):
+        for w, lin, gate in zip(branch.conv_weights, branch.linears, branch.gates, strict=True):
             h = F.leaky_relu(a @ (x @ w))
             x_hat = F.leaky_relu(lin(x)) + model.id_embedding
             x = F.leaky_relu(gate(torch.cat([h, x_hat], dim=1)))
@@ -163,8 +170,9 @@ def reference_loss(model, data, feats, users, pos, neg) -> torch.Tensor:
     u, n_u = rep[users], model.n_users
     diff = (u * rep[pos + n_u]).sum(1) - (u * rep[neg + n_u]).sum(1)
     items = torch.cat([pos, neg]) + n_u
-    reg = (model.id_embedding[torch.cat([users, users])] ** 2 + model.id_embedding[items] ** 2).mean() + \
-        (model.branches["image"].preference ** 2).mean()
+    reg = (model.id_embedding[torch.cat([users, users])] ** 2 + model.id_embedding[items] ** 2).mean() + (
+        model.branches["image"].preference ** 2
+    ).mean()
     return -F.logsigmoid(diff).mean() + model.hp.reg_weight * reg
 
 
@@ -178,5 +186,5 @@ def test_batch_loss_and_gradients_match_full_dense_computation():
     slow = reference_loss(model, data, feats, users, pos, neg)
     slow_grads = torch.autograd.grad(slow, list(model.parameters()))
     torch.testing.assert_close(fast, slow)
-    for (name, _), a, b in zip(model.named_parameters(), fast_grads, slow_grads):
+    for (name, _), a, b in zip(model.named_parameters(), fast_grads, slow_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7, msg=name)

@@ -1,4 +1,3 @@
-import model_kit
 import numpy as np
 import pytest
 import torch
@@ -7,6 +6,8 @@ import torch.nn.functional as F
 from mmknockout.errors import InputError
 from mmknockout.models import graph
 from mmknockout.models.pgl import PGL
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -17,19 +18,26 @@ def test_items_are_normalised_projected_features_and_propagation_matches():
     data = model_kit.tiny_split()
     feats = model_kit.tiny_features(data.n_items)
     model = model_kit.build(PGL, params(), data, feats)
-    items = torch.cat([F.normalize(model.content.projections["image"](torch.tensor(feats["image"])), dim=1),
-                       F.normalize(model.content.projections["text"](torch.tensor(feats["text"])), dim=1)], 1)
+    items = torch.cat(
+        [
+            F.normalize(model.content.projections["image"](torch.tensor(feats["image"])), dim=1),
+            F.normalize(model.content.projections["text"](torch.tensor(feats["text"])), dim=1),
+        ],
+        1,
+    )
     assert items.shape == (data.n_items, 128)
     users = torch.cat([model.user_image, model.user_text], 1)
     ego = torch.cat([users, items])
     a = model.adj.to_dense()
     lg = (ego + a @ ego + a @ a @ ego) / 3
-    s = 0.1 * graph.knn_graph(torch.tensor(feats["image"]), 10, False).to_dense() + \
-        0.9 * graph.knn_graph(torch.tensor(feats["text"]), 10, False).to_dense()
+    s = (
+        0.1 * graph.knn_graph(torch.tensor(feats["image"]), 10, False).to_dense()
+        + 0.9 * graph.knn_graph(torch.tensor(feats["text"]), 10, False).to_dense()
+    )
     torch.testing.assert_close(model.mm_adj.to_dense(), s)
     u, i = model.representations()
     torch.testing.assert_close(u, lg[: data.n_users])
-    torch.testing.assert_close(i, lg[data.n_users:] + s @ items)
+    torch.testing.assert_close(i, lg[data.n_users :] + s @ items)
     # features are trainable (the knocked-out input is only the initialisation)
     assert model.content.tables["text"].requires_grad and model.content.tables["image"].requires_grad
 

@@ -1,8 +1,9 @@
-import model_kit
 import numpy as np
 import torch
 
 from mmknockout.models.slmrec import SLMRec
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -29,7 +30,7 @@ def _numpy_branches(model, data):
         for _ in range(3):
             layers.append(a @ layers[-1])
         out = np.mean(layers, axis=0)
-        return out[: data.n_users], out[data.n_users:]
+        return out[: data.n_users], out[data.n_users :]
 
     feats = model_kit.tiny_features(data.n_items)
     norm = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in feats.items()}
@@ -101,7 +102,9 @@ def _reference_loss(model, users, pos):
     x_id = model.g_i_iv(branches["id"][1][pos])
     x_v = model.g_v_iv(branches["image"][1][pos])
     x_t = model.g_t_ivat(branches["text"][1][pos])
-    fac = plain_nce(x_id, x_v, model.hp.ssl_temp) + plain_nce(model.g_iva_ivat(model.g_iv_iva(x_id)), x_t, model.hp.ssl_temp)
+    fac = plain_nce(x_id, x_v, model.hp.ssl_temp) + plain_nce(
+        model.g_iva_ivat(model.g_iv_iva(x_id)), x_t, model.hp.ssl_temp
+    )
     return main + model.hp.ssl_alpha * fac
 
 

@@ -1,9 +1,10 @@
-import model_kit
 import numpy as np
 import torch
 from test_model_mgcn import assert_batch_loss_matches_full_tables
 
 from mmknockout.models.smore import SMORE, max_fusion
+
+import model_kit
 
 
 def params(**over) -> dict:
@@ -45,18 +46,24 @@ def test_spectral_filters_match_numpy_fft():
     c = {n: getattr(model, f"{n}_filter").detach().double().numpy()[0] for n in ("image", "text", "fusion")}
     c = {n: w[:, 0] + 1j * w[:, 1] for n, w in c.items()}
     fv, ft = np.fft.rfft(x_v, axis=1, norm="ortho"), np.fft.rfft(x_t, axis=1, norm="ortho")
-    expected = [np.fft.irfft(fv * c["image"], n=64, axis=1, norm="ortho"),
-                np.fft.irfft(ft * c["text"], n=64, axis=1, norm="ortho"),
-                np.fft.irfft(fv * ft * c["fusion"], n=64, axis=1, norm="ortho")]
+    expected = [
+        np.fft.irfft(fv * c["image"], n=64, axis=1, norm="ortho"),
+        np.fft.irfft(ft * c["text"], n=64, axis=1, norm="ortho"),
+        np.fft.irfft(fv * ft * c["fusion"], n=64, axis=1, norm="ortho"),
+    ]
     with torch.no_grad():
         got = model.spectrum_convolution(torch.tensor(x_v, dtype=torch.float32), torch.tensor(x_t, dtype=torch.float32))
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g.numpy(), e, atol=1e-4)
 
 
 def test_fusion_graph_is_max_over_union_of_edges():
-    a = torch.sparse_coo_tensor(torch.tensor([[0, 0, 1], [0, 1, 1]]), torch.tensor([0.5, -0.2, 0.3]), (2, 2), check_invariants=False).coalesce()
-    b = torch.sparse_coo_tensor(torch.tensor([[0, 1, 1], [1, 0, 1]]), torch.tensor([-0.4, 0.7, 0.1]), (2, 2), check_invariants=False).coalesce()
+    a = torch.sparse_coo_tensor(
+        torch.tensor([[0, 0, 1], [0, 1, 1]]), torch.tensor([0.5, -0.2, 0.3]), (2, 2), check_invariants=False
+    ).coalesce()
+    b = torch.sparse_coo_tensor(
+        torch.tensor([[0, 1, 1], [1, 0, 1]]), torch.tensor([-0.4, 0.7, 0.1]), (2, 2), check_invariants=False
+    ).coalesce()
     # (0,1): both present -> max(-0.2, -0.4); (1,0) only in b -> 0.7 (absent is not 0)
     torch.testing.assert_close(max_fusion(a, b).to_dense(), torch.tensor([[0.5, -0.2], [0.7, 0.3]]))
 
@@ -71,7 +78,7 @@ def test_forward_matches_hand_computation():
     r = data.train_matrix.toarray().astype(np.float64)
     a = np.block([[np.zeros((nu, nu)), r], [r.T, np.zeros((data.n_items, data.n_items))]])
     d = a.sum(1)
-    inv = np.where(d > 0, d ** -0.5, 0)
+    inv = np.where(d > 0, d**-0.5, 0)
     a = inv[:, None] * a * inv[None, :]
     e_u, e_i = model.user_embedding.double().detach().numpy(), model.item_embedding.double().detach().numpy()
     ego = np.vstack([e_u, e_i])
@@ -83,15 +90,21 @@ def test_forward_matches_hand_computation():
     with torch.no_grad():
         convs = [c.double().numpy() for c in model.spectrum_convolution(model.content("image"), model.content("text"))]
     views = []
-    for conv, g, s in zip(convs, (model.gate_image, model.gate_text, model.gate_fusion), (s_v, s_t, s_f)):
+    for conv, g, s in zip(convs, (model.gate_image, model.gate_text, model.gate_fusion), (s_v, s_t, s_f), strict=True):
         items = s @ (e_i * sig(lin(g[0], conv)))
         views.append(np.vstack([a[:nu, nu:] @ items, items]))
     v, t, f = views
-    q = lambda m, x: lin(m[2], np.tanh(lin(m[0], x)))
+
+    def q(m, x):
+        return lin(m[2], np.tanh(lin(m[0], x)))
+
     agg_v = softmax(q(model.query_image, f)) * v
     agg_t = softmax(q(model.query_text, f)) * t
-    side = (sig(lin(model.gate_image_prefer[0], content)) * agg_v + sig(lin(model.gate_text_prefer[0], content)) * agg_t
-            + sig(lin(model.gate_fusion_prefer[0], content)) * f) / 3
+    side = (
+        sig(lin(model.gate_image_prefer[0], content)) * agg_v
+        + sig(lin(model.gate_text_prefer[0], content)) * agg_t
+        + sig(lin(model.gate_fusion_prefer[0], content)) * f
+    ) / 3
     with torch.no_grad():
         u, i = model.representations()
     np.testing.assert_allclose(u.numpy(), (content + side)[:nu], atol=1e-5)

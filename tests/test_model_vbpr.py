@@ -1,8 +1,9 @@
-import model_kit
 import numpy as np
 import torch
 
 from mmknockout.models.vbpr import VBPR
+
+import model_kit
 
 
 def params(**over) -> dict:

@@ -1,4 +1,5 @@
 """Gradient checks of the custom autograd kernels (float64, tiny inputs)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """k-core, re-indexing and the seeded per-user split (PROTOCOL sec 2)."""
+
 import json
 
 import numpy as np
@@ -11,8 +12,14 @@ from mmknockout.errors import InputError
 
 
 def _frame(pairs):
-    return pd.DataFrame({"userID": [p[0] for p in pairs], "itemID": [p[1] for p in pairs],
-                         "rating": 5.0, "timestamp": np.arange(len(pairs), dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "userID": [p[0] for p in pairs],
+            "itemID": [p[1] for p in pairs],
+            "rating": 5.0,
+            "timestamp": np.arange(len(pairs), dtype=np.int64),
+        }
+    )
 
 
 def test_k_core_cascade():
@@ -36,7 +43,9 @@ def test_k_core_removes_users_and_items_in_the_same_round():
 
 def test_k_core_matches_naive_fixpoint():
     rng = np.random.default_rng(3)
-    df = _frame(list(zip(rng.integers(0, 60, 500), rng.integers(0, 40, 500)))).drop_duplicates(["userID", "itemID"])
+    df = _frame(list(zip(rng.integers(0, 60, 500), rng.integers(0, 40, 500), strict=True))).drop_duplicates(
+        ["userID", "itemID"]
+    )
     out, _ = k_core(df, k=5)
     ref = df
     while True:  # naive reference
@@ -50,9 +59,14 @@ def test_k_core_matches_naive_fixpoint():
 
 
 def test_clean_drops_na_then_exact_duplicates():
-    df = pd.DataFrame({"userID": ["a", "a", "a", None, "b"], "itemID": ["X", "X", "X", "Y", "Y"],
-                       "rating": [5.0, 4.0, 5.0, 1.0, 2.0],
-                       "timestamp": pd.array([1, 1, 2, 3, None], dtype="Int64")})
+    df = pd.DataFrame(
+        {
+            "userID": ["a", "a", "a", None, "b"],
+            "itemID": ["X", "X", "X", "Y", "Y"],
+            "rating": [5.0, 4.0, 5.0, 1.0, 2.0],
+            "timestamp": pd.array([1, 1, 2, 3, None], dtype="Int64"),
+        }
+    )
     out, st = clean(df)
     # (a,X,1) twice -> one kept (the first); (a,X,2) differs in timestamp and is kept
     assert out[["userID", "itemID", "timestamp"]].values.tolist() == [["a", "X", 1], ["a", "X", 2]]
@@ -60,8 +74,18 @@ def test_clean_drops_na_then_exact_duplicates():
     assert st == {"raw_rows": 5, "removed_na": 2, "removed_duplicates": 1}
 
 
-@pytest.mark.parametrize("n,expected", [(5, (3, 1, 1)), (9, (7, 1, 1)), (10, (8, 1, 1)), (23, (19, 2, 2)),
-                                        (3, (1, 1, 1)), (15, (12, 1, 2)), (100, (80, 10, 10))])
+@pytest.mark.parametrize(
+    "n,expected",
+    [
+        (5, (3, 1, 1)),
+        (9, (7, 1, 1)),
+        (10, (8, 1, 1)),
+        (23, (19, 2, 2)),
+        (3, (1, 1, 1)),
+        (15, (12, 1, 2)),
+        (100, (80, 10, 10)),
+    ],
+)
 def test_split_sizes(n, expected):
     assert tuple(int(x[0]) for x in split_sizes(np.array([n]))) == expected
 
@@ -88,14 +112,23 @@ def test_random_split_deterministic_and_seed_dependent():
     a, b, c = random_split(df, 7), random_split(df, 7), random_split(df, 8)
     assert a.equals(b)
     assert not a["itemID"].equals(c["itemID"])
+
     # the set of interactions never changes
-    key = lambda f: sorted(zip(f.userID, f.itemID))
+    def key(f):
+        return sorted(zip(f.userID, f.itemID, strict=True))
+
     assert key(a) == key(df) == key(c)
 
 
 def test_reindex_first_appearance():
-    df = pd.DataFrame({"userID": ["u9", "u1", "u9", "u5"], "itemID": ["B3", "B3", "B1", "B2"],
-                       "rating": 1.0, "timestamp": [1, 2, 3, 4]})
+    df = pd.DataFrame(
+        {
+            "userID": ["u9", "u1", "u9", "u5"],
+            "itemID": ["B3", "B3", "B1", "B2"],
+            "rating": 1.0,
+            "timestamp": [1, 2, 3, 4],
+        }
+    )
     out, u_map, i_map = reindex(df)
     assert u_map.values.tolist() == [["u9", 0], ["u1", 1], ["u5", 2]]
     assert i_map.values.tolist() == [["B3", 0], ["B1", 1], ["B2", 2]]

@@ -9,17 +9,19 @@
 * the same for profiles/local, whose train jobs ask for the GPU only when training.device is cuda;
 * the test-only profile of the local SLURM cluster test mirrors profiles/slurm where it matters.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
+
 from workflow_kit import install_fake_conda
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,9 +30,10 @@ LOCAL = ROOT / "profiles" / "local" / "config.yaml"
 CLUSTER_TEST = ROOT / "tests" / "cluster" / "profile" / "config.yaml"
 GPU_RULES = ("train", "text_features")
 #: sbatch options the plugin refuses inside slurm_extra (ECOSYSTEM 2.7; a grouped job then hangs)
-FORBIDDEN_EXTRA = re.compile(r"(^|\s)(--gres|--gpus|--mem|--mem-per-cpu|-p|--partition|-A|--account|-t|--time|"
-                             r"-c|--cpus-per-task|-n|--ntasks|-C|--constraint|--qos|-D|-J|--job-name|-o|--output)\b")
-
+FORBIDDEN_EXTRA = re.compile(
+    r"(^|\s)(--gres|--gpus|--mem|--mem-per-cpu|-p|--partition|-A|--account|-t|--time|"
+    r"-c|--cpus-per-task|-n|--ntasks|-C|--constraint|--qos|-D|-J|--job-name|-o|--output)\b"
+)
 
 
 def load(path: Path) -> dict:
@@ -59,16 +62,18 @@ def plugin_installed() -> bool:
     return True
 
 
-needs_plugin = pytest.mark.skipif(not plugin_installed(),
-                                  reason="snakemake-executor-plugin-slurm is not installed (pip install "
-                                         "snakemake-executor-plugin-slurm==2.8.0)")
+needs_plugin = pytest.mark.skipif(
+    not plugin_installed(),
+    reason="snakemake-executor-plugin-slurm is not installed (pip install snakemake-executor-plugin-slurm==2.8.0)",
+)
 
 
 # --------------------------------------------------------------------------------------------
 # static checks
 # --------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+
+@cache
 def snakemake_flags() -> frozenset[str]:
     r = subprocess.run([sys.executable, "-m", "snakemake", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -139,6 +144,7 @@ def test_cluster_test_profile_mirrors_slurm_profile():
 # dry runs
 # --------------------------------------------------------------------------------------------
 
+
 def parse_dry_run(out: str) -> dict[str, list[dict[str, str]]]:
     """rule name -> list of resolved resource dicts, one per job, from `snakemake -n` output."""
     jobs: dict[str, list[dict[str, str]]] = {}
@@ -177,8 +183,20 @@ def dry_run(tmp_path: Path, *args: str) -> tuple[str, dict[str, list[dict[str, s
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env["PATH"] = fake_path(tmp_path)
     env.pop("SNAKEMAKE_PROFILE", None)
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--workflow-profile", "none",
-           "--configfile", str(config_file()), "--conda-prefix", str(tmp_path / "condaenvs"), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--forceall",
+        "--workflow-profile",
+        "none",
+        "--configfile",
+        str(config_file()),
+        "--conda-prefix",
+        str(tmp_path / "condaenvs"),
+        *args,
+    ]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     out = r.stdout + r.stderr
     assert r.returncode == 0, f"{' '.join(cmd)}\n{out[-5000:]}"
@@ -190,17 +208,18 @@ def test_slurm_profile_dry_run_without_slurm(tmp_path):
     out, jobs = dry_run(tmp_path, "--profile", "profiles/slurm")
     assert jobs.get("train"), f"no train job in the dry run:\n{out[-3000:]}"
     for res in jobs["train"]:
-        assert res.get("gpu") == "1", res                 # set-resources train: gpu: 1
-        assert res.get("mem_mb") == "4000", res           # the rule: 4000 MB x attempt 1
-        assert res.get("runtime") == "120", res           # the rule: 120 min x attempt 1
+        assert res.get("gpu") == "1", res  # set-resources train: gpu: 1
+        assert res.get("mem_mb") == "4000", res  # the rule: 4000 MB x attempt 1
+        assert res.get("runtime") == "120", res  # the rule: 120 min x attempt 1
         assert res.get("cpus_per_gpu") == "4", res
-        assert res.get("cpus_per_task") == "0", res       # unset, so --cpus-per-gpu is used
+        assert res.get("cpus_per_task") == "0", res  # unset, so --cpus-per-gpu is used
     for res in jobs.get("text_features", []):
         assert res.get("gpu") == "1" and res.get("cpus_per_gpu") == "4", res
-    other = [r for name, rs in jobs.items() if name not in ("train", "text_features", "image_features_encoder")
-             for r in rs]
+    other = [
+        r for name, rs in jobs.items() if name not in ("train", "text_features", "image_features_encoder") for r in rs
+    ]
     assert other, "no CPU job in the dry run"
-    for res in other:                                     # default-resources apply to CPU steps
+    for res in other:  # default-resources apply to CPU steps
         assert "mem_mb" in res and "runtime" in res and res.get("gpu", "0") == "0", res
     assert "Conda environment" in out and "envs/train.yaml" in out, "profile must deploy the conda envs"
 

@@ -1,5 +1,6 @@
 """Reliability: SIGKILL at several points then --rerun-incomplete gives byte-identical tables;
 identical metrics for the same seed; a diverging run is recorded as diverged, not as zeros."""
+
 import math
 import os
 import signal
@@ -8,24 +9,39 @@ import sys
 import time
 from pathlib import Path
 
-import model_kit
 import numpy as np
 import pytest
-from workflow_kit import snakemake, workflow_copy
 
 from mmknockout.analysis.aggregate import knockout_table
 from mmknockout.models.bpr import BPR
 from mmknockout.run import train_run
 from mmknockout.train.trainer import TrainConfig, fit
 
+import model_kit
+from workflow_kit import snakemake, workflow_copy
+
 TABLES = ["knockout.csv", "significance.csv", "table3_bm3_slmrec_vbpr.csv", "appendix/table4_baseline.csv"]
 
 
 def start(work: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/config/tiny.yaml", "--rerun-incomplete"]
-    return subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--configfile",
+        "tests/config/tiny.yaml",
+        "--rerun-incomplete",
+    ]
+    return subprocess.Popen(
+        cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> bool:
@@ -58,16 +74,22 @@ def test_sigkill_at_several_points_then_resume_gives_identical_tables(tmp_path_f
     assert len(killed) >= 2, f"only killed during {killed}"
     snakemake(work, "--configfile", "tests/config/tiny.yaml", "--rerun-incomplete")
     for name in TABLES:
-        assert (work / "results/tables" / name).read_bytes() == (finished_tiny / "results/tables" / name).read_bytes(), name
+        assert (work / "results/tables" / name).read_bytes() == (
+            finished_tiny / "results/tables" / name
+        ).read_bytes(), name
     no_temp = [p for p in (work / "results").rglob("*") if ".tmp" in p.name]
     assert not no_temp, f"temporary files left behind: {no_temp[:3]}"
 
 
 def write_tiny_dataset(folder: Path) -> dict:
     data = model_kit.tiny_split()
-    rows = np.stack([data.users, data.items, np.full(len(data.users), 5), np.ones(len(data.users), int), data.labels], 1)
+    rows = np.stack(
+        [data.users, data.items, np.full(len(data.users), 5), np.ones(len(data.users), int), data.labels], 1
+    )
     inter = folder / "tiny.inter"
-    inter.write_text("userID\titemID\trating\ttimestamp\tx_label\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+    inter.write_text(
+        "userID\titemID\trating\ttimestamp\tx_label\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows)
+    )
     features = model_kit.tiny_features(data.n_items)
     for name, x in features.items():
         np.save(folder / f"{name}.npy", x)
@@ -76,15 +98,31 @@ def write_tiny_dataset(folder: Path) -> dict:
 
 def test_same_seed_gives_identical_metrics(tmp_path):
     files = write_tiny_dataset(tmp_path)
-    params = {"knn_k": 5, "mm_image_weight": 0.1, "n_mm_layers": 1, "n_ui_layers": 2, "dropout": 0.5, "reg_weight": 0.01,
-              "learning_rate": 0.01}
-    spec = model_kit.run_spec("FREEDOM", params, "dual-noise", {"text": "noise", "image": "noise"}, seed=7,
-                              training={"epochs": 4, "topk": [5, 10]})
-    records = [train_run(spec, **files, user_graph=None, item_graph=None, **model_kit.run_outputs(tmp_path / f"run{i}"))
-               for i in range(2)]
+    params = {
+        "knn_k": 5,
+        "mm_image_weight": 0.1,
+        "n_mm_layers": 1,
+        "n_ui_layers": 2,
+        "dropout": 0.5,
+        "reg_weight": 0.01,
+        "learning_rate": 0.01,
+    }
+    spec = model_kit.run_spec(
+        "FREEDOM",
+        params,
+        "dual-noise",
+        {"text": "noise", "image": "noise"},
+        seed=7,
+        training={"epochs": 4, "topk": [5, 10]},
+    )
+    records = [
+        train_run(spec, **files, user_graph=None, item_graph=None, **model_kit.run_outputs(tmp_path / f"run{i}"))
+        for i in range(2)
+    ]
     assert records[0]["test"] == records[1]["test"] and records[0]["valid"] == records[1]["valid"]
-    assert (tmp_path / "run0/history.csv").read_text().split("\n")[1].split(",")[:2] == \
-        (tmp_path / "run1/history.csv").read_text().split("\n")[1].split(",")[:2]
+    assert (tmp_path / "run0/history.csv").read_text().split("\n")[1].split(",")[:2] == (
+        tmp_path / "run1/history.csv"
+    ).read_text().split("\n")[1].split(",")[:2]
 
 
 class DivergingBPR(BPR):
@@ -103,9 +141,18 @@ def test_diverged_run_is_recorded_and_shown_as_diverged():
     result = fit(DivergingBPR, data, {}, {"reg_weight": 0.0}, TrainConfig(epochs=10, topk=(5, 10), seed=1))
     assert result.diverged and result.diverged_epoch == 2 and result.epochs_run == 3
     assert result.best_epoch in (0, 1)
-    record = {"dataset": "tiny", "feature_set": "default", "model": "BPR", "condition": "dual-noise", "seed": 1,
-              "status": "diverged", "params_id": "p", "best_epoch": result.best_epoch, "diverged_epoch": 2,
-              "test": result.test}
+    record = {
+        "dataset": "tiny",
+        "feature_set": "default",
+        "model": "BPR",
+        "condition": "dual-noise",
+        "seed": 1,
+        "status": "diverged",
+        "params_id": "p",
+        "best_epoch": result.best_epoch,
+        "diverged_epoch": 2,
+        "test": result.test,
+    }
     base = dict(record, condition="baseline", status="ok", diverged_epoch=None)
     table = knockout_table([base, record], ["baseline", "dual-noise"], ["NDCG@10"])
     row = table[table["condition"] == "dual-noise"].iloc[0]

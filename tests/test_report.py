@@ -1,4 +1,5 @@
 """Report wiring: which outputs a config asks for, and every caption renders to clean HTML."""
+
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,11 +21,20 @@ def _config(name):
 
 def test_plan_for_the_paper_config():
     plan = StudyPlan(_config("paper.yaml"), INDEX)
-    assert plan.appendix == {4: "baseline", 5: "dual-noise", 6: "text-noise", 7: "image-noise", 8: "dual-ones",
-                             9: "dual-zeros", 10: "vit"}
+    assert plan.appendix == {
+        4: "baseline",
+        5: "dual-noise",
+        6: "text-noise",
+        7: "image-noise",
+        8: "dual-ones",
+        9: "dual-zeros",
+        10: "vit",
+    }
     assert plan.feature_sets["baby"] == ["default", "vit", "resnet"]
     targets = plan.targets()
-    assert "results/tables/appendix/table10_vit.csv" in targets and "results/figures/fig1_knockout_sports.png" in targets
+    assert (
+        "results/tables/appendix/table10_vit.csv" in targets and "results/figures/fig1_knockout_sports.png" in targets
+    )
     assert "results/figures/fig3_embeddings_clothing_resnet.png" in targets
     assert len(targets) == len(set(targets))
 
@@ -69,13 +79,22 @@ def test_captions_render_without_warnings(seeds):
     env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
     for name in captions:
         source = (ROOT / "workflow" / "report" / name).read_text()
-        snakemake = SimpleNamespace(config=conf, wildcards=SimpleNamespace(dataset="baby", feature_set="vit", table="10",
-                                                                           name="vit"),
-                                    params=_Params(feature_set="default", threshold=5.0, metrics=["NDCG@10", "Recall@10"],
-                                                   sample=2000, seed=0, encoders={"text": "a", "image": "b"}))
+        snakemake = SimpleNamespace(
+            config=conf,
+            wildcards=SimpleNamespace(dataset="baby", feature_set="vit", table="10", name="vit"),
+            params=_Params(
+                feature_set="default",
+                threshold=5.0,
+                metrics=["NDCG@10", "Recall@10"],
+                sample=2000,
+                seed=0,
+                encoders={"text": "a", "image": "b"},
+            ),
+        )
         rst = env.from_string(source).render(snakemake=snakemake)
-        html = publish_parts(rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 5,
-                                                                          "warning_stream": False})["body"]
+        html = publish_parts(
+            rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": False}
+        )["body"]
         assert "mailto:" not in html, name
         assert "system-message" not in html, name
         assert not re.search(r"[a-z][.)][A-Z]", rst.replace("e.g.", "")), (name, rst)  # lost space after a block tag

@@ -1,4 +1,5 @@
 """Runtime table from mock Snakemake benchmark files."""
+
 from mmknockout.analysis import runtime
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -21,9 +22,14 @@ def test_runtime_table(tmp_path):
     (b / "train/demo/default/BPR/dual-noise/broken.tsv").write_text("")  # a job still running: skipped
     table = runtime.runtime_table(runtime.collect(b))
     assert list(table.columns) == runtime.COLUMNS
-    assert list(zip(table["rule"], table["model"])) == [
-        ("prepare_split", ""), ("aux_graphs", ""), ("text_features", ""), ("train", "all"), ("train", "BPR"),
-        ("train", "VBPR")]
+    assert list(zip(table["rule"], table["model"], strict=True)) == [
+        ("prepare_split", ""),
+        ("aux_graphs", ""),
+        ("text_features", ""),
+        ("train", "all"),
+        ("train", "BPR"),
+        ("train", "VBPR"),
+    ]
     vbpr = table[table["model"] == "VBPR"].iloc[0]
     assert (vbpr["jobs"], vbpr["median s"], vbpr["total s"], vbpr["peak max_rss MB"]) == (3, "12.00", "42.00", "300.00")
     assert table[table["rule"] == "aux_graphs"]["peak max_rss MB"].item() == ""

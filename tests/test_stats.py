@@ -1,4 +1,5 @@
 """Seed statistics and paired tests vs scipy directly."""
+
 import math
 
 import numpy as np
@@ -45,9 +46,16 @@ def test_wilcoxon_aligns_users_by_id():
 
 
 def _record(model, cond, seed, ndcg, status="ok"):
-    return {"dataset": "baby", "feature_set": "default", "model": model, "condition": cond, "seed": seed,
-            "params_id": "reg_weight=0.1", "status": status,
-            "test": {"NDCG@10": ndcg, "Recall@10": ndcg * 2} if status == "ok" else {}}
+    return {
+        "dataset": "baby",
+        "feature_set": "default",
+        "model": model,
+        "condition": cond,
+        "seed": seed,
+        "params_id": "reg_weight=0.1",
+        "status": status,
+        "test": {"NDCG@10": ndcg, "Recall@10": ndcg * 2} if status == "ok" else {},
+    }
 
 
 def _per_user(seed, shift, n=300):
@@ -59,8 +67,10 @@ def _per_user(seed, shift, n=300):
 
 def test_significance_one_seed():
     records = [_record("VBPR", "baseline", 999, 0.0300), _record("VBPR", "image-noise", 999, 0.0210)]
-    pu = {("baby", "default", "VBPR", "baseline", 999): _per_user(0, 0.0),
-          ("baby", "default", "VBPR", "image-noise", 999): _per_user(0, -0.02)}
+    pu = {
+        ("baby", "default", "VBPR", "baseline", 999): _per_user(0, 0.0),
+        ("baby", "default", "VBPR", "image-noise", 999): _per_user(0, -0.02),
+    }
     df = stats.significance(records, ["NDCG@10"], per_user=pu)
     assert list(df.columns) == stats.SIG_COLUMNS
     row = df.iloc[0]
@@ -87,7 +97,7 @@ def test_significance_several_seeds():
     assert row["mean_baseline"] == pytest.approx(np.mean(b))
     assert row["ci95_knockout"] == pytest.approx(stats.ci95(k))
     assert row["p_seeds"] == pytest.approx(sps.ttest_rel(k, b).pvalue)
-    changes = [stats.change_pct(x, y) for x, y in zip(b, k)]
+    changes = [stats.change_pct(x, y) for x, y in zip(b, k, strict=True)]
     assert row["ci95"] == pytest.approx(stats.ci95(changes))
     vb = np.mean([pu[("baby", "default", "BM3", "baseline", s)]["NDCG@10"] for s in base], axis=0)
     vk = np.mean([pu[("baby", "default", "BM3", "dual-noise", s)]["NDCG@10"] for s in base], axis=0)
@@ -103,7 +113,7 @@ def test_diverged_knockout_has_no_p(tmp_path):
 
 def _write_per_user(tmp_path, records, shifts):
     files = []
-    for r, shift in zip(records, shifts):
+    for r, shift in zip(records, shifts, strict=True):
         path = tmp_path / stats.per_user_file(r)
         path.parent.mkdir(parents=True)
         np.savez(path, **_per_user(5, shift))
@@ -119,9 +129,13 @@ def test_per_user_files_are_read_from_the_declared_inputs(tmp_path, monkeypatch)
     row = stats.significance(records, ["NDCG@10"], stats.per_user_of(records, files)).iloc[0]
     assert 0 <= row["p_users"] < 0.05
     out = tmp_path / "sig.csv"
-    stats.write_significance(stats.significance(records, ["NDCG@10", "Recall@10"], stats.per_user_of(records, files)), out)
+    stats.write_significance(
+        stats.significance(records, ["NDCG@10", "Recall@10"], stats.per_user_of(records, files)), out
+    )
     first = out.read_bytes()
-    stats.write_significance(stats.significance(records, ["NDCG@10", "Recall@10"], stats.per_user_of(records, files)), out)
+    stats.write_significance(
+        stats.significance(records, ["NDCG@10", "Recall@10"], stats.per_user_of(records, files)), out
+    )
     assert out.read_bytes() == first
     back = stats.read_significance(out)
     assert back.loc[0, "change %"] == pytest.approx(-33.3)

@@ -1,4 +1,5 @@
 """The demo generator: deterministic, real upstream formats, 5-core statistics in range."""
+
 import hashlib
 from pathlib import Path
 
@@ -43,8 +44,9 @@ def test_tiny_demo_formats_and_pipeline(tmp_path):
     stats = prepare(tmp_path / "ratings_Demo.csv", tmp_path / "out", "demo", seed=999)
     assert stats["removed_duplicates"] == s["duplicate_rows"] and stats["removed_kcore"] > 0
     mapping = read_mapping(tmp_path / "out" / "i_id_mapping.csv", "item")
-    m, missing = read_image_features(tmp_path / "image_features_Demo.b",
-                                     dict(zip(mapping.asin, mapping.itemID)), len(mapping))
+    m, missing = read_image_features(
+        tmp_path / "image_features_Demo.b", dict(zip(mapping.asin, mapping.itemID, strict=True)), len(mapping)
+    )
     assert m.shape == (stats["items"], 4096) and (m >= 0).all()
     assert 0 < (m == 0).mean() < 0.95  # sparse-ish, ReLU-like
     assert missing.size <= s["items_without_image"]

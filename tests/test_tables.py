@@ -1,4 +1,5 @@
 """Table builders on a hand-made knockout frame."""
+
 import math
 from pathlib import Path
 
@@ -16,8 +17,13 @@ NDCG10 = {
     "BPR": {"baseline": 0.0200, "text-noise": 0.0200, "image-noise": 0.0200, "dual-noise": 0.0200},
     "VBPR": {"baseline": 0.0211, "text-noise": 0.0205, "image-noise": 0.0150, "dual-noise": 0.0224},
     "BM3": {"baseline": 0.0275, "text-noise": 0.0270, "image-noise": 0.0272, "dual-noise": 0.0283},
-    "FREEDOM": {"baseline": 0.0329, "text-noise": 0.0250, "image-noise": 0.0320, "dual-noise": 0.0232,
-                "dual-zeros": None},
+    "FREEDOM": {
+        "baseline": 0.0329,
+        "text-noise": 0.0250,
+        "image-noise": 0.0320,
+        "dual-noise": 0.0232,
+        "dual-zeros": None,
+    },
 }
 SCALE = {"NDCG@5": 0.77, "NDCG@10": 1.0, "Recall@5": 1.2, "Recall@10": 1.9, "Precision@5": 0.26, "Precision@10": 0.21}
 
@@ -32,9 +38,18 @@ def make_knockout(datasets=("baby", "demo"), seeds=(999,), feature_sets=("defaul
                     if fs != "default" and cond != "baseline":
                         continue
                     for seed in seeds:
-                        row = {"dataset": d, "feature_set": fs, "model": model, "condition": cond, "seed": seed,
-                               "family": "x", "status": "ok" if v is not None else "diverged", "params": "p",
-                               "best_epoch": 3, "diverged_epoch": None}
+                        row = {
+                            "dataset": d,
+                            "feature_set": fs,
+                            "model": model,
+                            "condition": cond,
+                            "seed": seed,
+                            "family": "x",
+                            "status": "ok" if v is not None else "diverged",
+                            "params": "p",
+                            "best_epoch": 3,
+                            "diverged_epoch": None,
+                        }
                         for m, s in SCALE.items():
                             val = None if v is None else v * s * (1.1 if fs == "vit" else 1.0)
                             if val is not None and jitter:
@@ -52,11 +67,26 @@ def make_significance(ko):
     for _, r in summ[summ["condition"] != "baseline"].iterrows():
         for m in tables.STUDY_METRICS:
             b = base.loc[(r["dataset"], r["feature_set"], r["model"])]
-            rows.append({"dataset": r["dataset"], "feature_set": r["feature_set"], "model": r["model"],
-                         "condition": r["condition"], "metric": m, "n_seeds": r["n_seeds"],
-                         "mean_baseline": b[m], "ci95_baseline": b[f"{m} ci95"], "mean_knockout": r[m],
-                         "ci95_knockout": r[f"{m} ci95"], "change %": r[f"{m} change %"], "ci95": math.nan,
-                         "p_seeds": math.nan, "p_users": 0.0004, "p_users_by_seed": "999:<0.001", "n_users": 100})
+            rows.append(
+                {
+                    "dataset": r["dataset"],
+                    "feature_set": r["feature_set"],
+                    "model": r["model"],
+                    "condition": r["condition"],
+                    "metric": m,
+                    "n_seeds": r["n_seeds"],
+                    "mean_baseline": b[m],
+                    "ci95_baseline": b[f"{m} ci95"],
+                    "mean_knockout": r[m],
+                    "ci95_knockout": r[f"{m} ci95"],
+                    "change %": r[f"{m} change %"],
+                    "ci95": math.nan,
+                    "p_seeds": math.nan,
+                    "p_users": 0.0004,
+                    "p_users_by_seed": "999:<0.001",
+                    "n_users": 100,
+                }
+            )
     return pd.DataFrame(rows, columns=stats.SIG_COLUMNS)
 
 
@@ -157,7 +187,7 @@ def test_appendix_with_several_seeds_appends_intervals():
     df = tables.appendix_table(summary, {"baby": "default"}, "dual-noise")
     ref = tables.read_reference_table(REFERENCE / "table5_dual-noise.csv")
     assert list(df.columns[: len(ref.columns)]) == list(ref.columns)
-    assert list(df.columns[len(ref.columns):]) == [f"{m} ci95" for m in METRICS]
+    assert list(df.columns[len(ref.columns) :]) == [f"{m} ci95" for m in METRICS]
 
 
 def test_ours_vs_published():
@@ -169,7 +199,12 @@ def test_ours_vs_published():
     assert set(comp["dataset"]) == {"Baby"} and set(comp["model"]) == {"BM3", "FREEDOM", "VBPR"}
     assert len(comp) == 3 * 6
     row = comp[(comp["model"] == "VBPR") & (comp["metric"] == "NDCG@10")].iloc[0]
-    assert (row["ours"], row["published"], row["abs diff"], row["rel diff %"]) == ("0.0211", "0.0211", "+0.0000", "+0.0")
+    assert (row["ours"], row["published"], row["abs diff"], row["rel diff %"]) == (
+        "0.0211",
+        "0.0211",
+        "+0.0000",
+        "+0.0",
+    )
     demo_only = {4: tables.appendix_table(summary, {"demo": "default"}, "baseline")}
     empty = tables.ours_vs_published(demo_only, pub, {4: "baseline"})
     assert empty.empty and list(empty.columns) == tables.COMPARISON_COLUMNS
@@ -191,9 +226,22 @@ def test_latex_escapes():
 
 
 def test_study_tables_without_the_condition_are_empty_not_broken():
-    sig = pd.DataFrame({"dataset": ["demo"], "feature_set": ["default"], "model": ["VBPR"], "condition": ["dual-noise"],
-                        "metric": ["NDCG@10"], "n_seeds": [1], "mean_baseline": [0.2], "mean_knockout": [0.1],
-                        "change %": [-50.0], "ci95_baseline": [np.nan], "ci95_knockout": [np.nan],
-                        "p_seeds": [np.nan], "p_users": [0.01]})
+    sig = pd.DataFrame(
+        {
+            "dataset": ["demo"],
+            "feature_set": ["default"],
+            "model": ["VBPR"],
+            "condition": ["dual-noise"],
+            "metric": ["NDCG@10"],
+            "n_seeds": [1],
+            "mean_baseline": [0.2],
+            "mean_knockout": [0.1],
+            "change %": [-50.0],
+            "ci95_baseline": [np.nan],
+            "ci95_knockout": [np.nan],
+            "p_seeds": [np.nan],
+            "p_users": [0.01],
+        }
+    )
     table2 = tables.vision_sensitive(sig, {"demo": "default"})
     assert table2.empty and "model" in table2.columns

@@ -2,6 +2,7 @@
 
 Every hostile file is written by the test into its tmp_path; nothing is written anywhere else.
 """
+
 import builtins
 import errno
 import gzip
@@ -72,6 +73,7 @@ def no_hang():
 
 # --- 1. pickled user graph dicts never run code -------------------------------------------------------------
 
+
 class _Payload:
     def __init__(self, func, *args):
         self.func, self.args = func, args
@@ -123,8 +125,12 @@ def test_pickle_not_inside_an_object_array_is_refused(tmp_path):
 
 def test_genuine_user_graph_dict_loads_identically(tmp_path):
     p = tmp_path / "user_graph_dict.npy"
-    graph = {0: [np.array([1, 2]), np.array([3.0, 1.0])], np.int64(1): [[0], [np.int64(3)]], 3: [[], []],
-             2: ([0, 1, 3], (1.5, 2, 7))}
+    graph = {
+        0: [np.array([1, 2]), np.array([3.0, 1.0])],
+        np.int64(1): [[0], [np.int64(3)]],
+        3: [[], []],
+        2: ([0, 1, 3], (1.5, 2, 7)),
+    }
     np.save(p, graph, allow_pickle=True)
     got = user_graph_from_dict(p, 4)
     expected = np.load(p, allow_pickle=True).item()  # the file is the test's own, so trusted here
@@ -145,10 +151,13 @@ def test_import_with_genuine_graph_is_unchanged(tmp_path):
 
 # --- 2. stage layering --------------------------------------------------------------------------------------
 
+
 def test_data_stage_does_not_import_features():
-    code = ("import sys; import mmknockout.data.mmrec, mmknockout.data.download, mmknockout.data.preprocess; "
-            "bad = [m for m in sys.modules if m.startswith(('mmknockout.features', 'mmknockout.models', "
-            "'mmknockout.train', 'mmknockout.run'))]; assert not bad, bad")
+    code = (
+        "import sys; import mmknockout.data.mmrec, mmknockout.data.download, mmknockout.data.preprocess; "
+        "bad = [m for m in sys.modules if m.startswith(('mmknockout.features', 'mmknockout.models', "
+        "'mmknockout.train', 'mmknockout.run'))]; assert not bad, bad"
+    )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
     from mmknockout import features
@@ -158,6 +167,7 @@ def test_data_stage_does_not_import_features():
 
 
 # --- 3. feature and array files -----------------------------------------------------------------------------
+
 
 def _forged_npy(path: Path, shape, dtype="<f4", data=b"\0" * 64) -> Path:
     with open(path, "wb") as fh:
@@ -169,8 +179,11 @@ def _forged_npy(path: Path, shape, dtype="<f4", data=b"\0" * 64) -> Path:
 def test_absurd_npy_shape_is_refused_before_allocating(tmp_path, monkeypatch):
     p = _forged_npy(tmp_path / "text_feat.npy", (10**12, 4))
     monkeypatch.setattr(arrays.np, "load", lambda *a, **k: pytest.fail("np.load reached for a forged header"))
-    with pytest.raises(InputError, match=r"text_feat\.npy: the \.npy header claims shape \(1000000000000, 4\) of "
-                                         r"float32 \(16,000,000,000,000 bytes of data\) but the file size is 192 bytes \(64 after"):
+    with pytest.raises(
+        InputError,
+        match=r"text_feat\.npy: the \.npy header claims shape \(1000000000000, 4\) of "
+        r"float32 \(16,000,000,000,000 bytes of data\) but the file size is 192 bytes \(64 after",
+    ):
         load_feature_matrix(p, 10**12, "text")
     with pytest.raises(InputError, match="claims shape"):
         npy_header(p)
@@ -260,8 +273,9 @@ def _inter(tmp_path: Path) -> Path:
     return src / "toy.inter"
 
 
-@pytest.mark.parametrize("make, reader", [(_inter, read_inter), (_inter, SplitData.from_inter),
-                                          (_ratings, read_ratings)])
+@pytest.mark.parametrize(
+    "make, reader", [(_inter, read_inter), (_inter, SplitData.from_inter), (_ratings, read_ratings)]
+)
 def test_unreadable_file_mocked_open(tmp_path, monkeypatch, make, reader):
     p = make(tmp_path)
     _deny_open(monkeypatch, p)
@@ -291,6 +305,7 @@ def test_require_file_kinds(tmp_path):
 
 
 # --- 4. empty split parts -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("label, name", [(1, "validation"), (2, "test"), (0, "train")])
 def test_empty_split_part_is_refused_at_import(tmp_path, label, name):
@@ -324,19 +339,31 @@ datasets:
 """
 
 
-def _registry(tmp_path: Path, file="ratings_Demo.csv", url="http://example.invalid/ratings_Demo.csv",
-              sha="null") -> Path:
+def _registry(
+    tmp_path: Path, file="ratings_Demo.csv", url="http://example.invalid/ratings_Demo.csv", sha="null"
+) -> Path:
     p = tmp_path / "datasets.yaml"
     p.write_text(REGISTRY.format(file=file, url=url, sha=sha))
     return p
 
 
-@pytest.mark.parametrize("url", ["data:text/plain,hello", "ftp://example.invalid/r.csv", "javascript:alert(1)",
-                                 "gopher://example.invalid/", "/etc/passwd"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "data:text/plain,hello",
+        "ftp://example.invalid/r.csv",
+        "javascript:alert(1)",
+        "gopher://example.invalid/",
+        "/etc/passwd",
+    ],
+)
 def test_url_schemes_refused(tmp_path, url, monkeypatch):
     monkeypatch.setattr(download._OPENER, "open", lambda *a, **k: pytest.fail("opened a refused URL"))
-    with pytest.raises(InputError, match=r"datasets\.demo\.files\.ratings\.url: must be a URL with scheme "
-                                         r"http, https, file"):
+    with pytest.raises(
+        InputError,
+        match=r"datasets\.demo\.files\.ratings\.url: must be a URL with scheme "
+        r"http, https, file",
+    ):
         load_registry(_registry(tmp_path, url=f'"{url}"'))
     with pytest.raises(InputError, match="is not allowed; must be a URL with scheme http, https, file"):
         fetch(url, tmp_path / "out.csv", retries=1)
@@ -349,18 +376,25 @@ def test_url_schemes_refused(tmp_path, url, monkeypatch):
 def test_unsafe_stored_file_names_refused(tmp_path, name):
     with pytest.raises(InputError, match=r"datasets\.demo\.files\.ratings\.file: must be a plain file name"):
         load_registry(_registry(tmp_path, file=f'"{name}"'))
-    reg = {"datasets": {"demo": {"files": {"ratings": {"file": name.replace("\\\\", "\\"),
-                                                       "url": "http://example.invalid/x"}}}}}
+    reg = {
+        "datasets": {
+            "demo": {"files": {"ratings": {"file": name.replace("\\\\", "\\"), "url": "http://example.invalid/x"}}}
+        }
+    }
     with pytest.raises(InputError, match="must be a plain file name"):
         fetch_dataset("demo", tmp_path / "raw", registry=reg, roles=("ratings",))
     assert not (tmp_path / "escape.csv").exists() and not (tmp_path / "raw").exists()
 
 
-@pytest.mark.parametrize("sha, shown", [("12345", "12345"), ('"abc"', "'abc'"), ("[1, 2]", r"\[1, 2\]"),
-                                        ('"' + "g" * 64 + '"', "'g")])
+@pytest.mark.parametrize(
+    "sha, shown", [("12345", "12345"), ('"abc"', "'abc'"), ("[1, 2]", r"\[1, 2\]"), ('"' + "g" * 64 + '"', "'g")]
+)
 def test_bad_sha256_names_the_field(tmp_path, sha, shown):
-    with pytest.raises(InputError, match=rf"datasets\.demo\.files\.ratings\.sha256: must be null or a string of "
-                                         rf"64 hex digits \(found {shown}"):
+    with pytest.raises(
+        InputError,
+        match=rf"datasets\.demo\.files\.ratings\.sha256: must be null or a string of "
+        rf"64 hex digits \(found {shown}",
+    ):
         load_registry(_registry(tmp_path, sha=sha))
 
 
@@ -374,14 +408,19 @@ def test_sha256_int_in_direct_calls(tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
-@pytest.mark.parametrize("entry, rule", [
-    ("file: a.csv\n        sha256: null", "exactly one of url: or source: local"),
-    ("file: a.csv\n        url: http://x.invalid/a\n        source: local\n        path: a.csv",
-     "exactly one of url: or source: local"),
-    ("file: a.csv\n        url: http://x.invalid/a\n        sha265: null", "unknown key in a file entry"),
-    ("url: http://x.invalid/a", "'file' is a required property"),
-    ("file: a.csv\n        source: local\n        path: a.csv\n        link: yes please", "must be true or false"),
-])
+@pytest.mark.parametrize(
+    "entry, rule",
+    [
+        ("file: a.csv\n        sha256: null", "exactly one of url: or source: local"),
+        (
+            "file: a.csv\n        url: http://x.invalid/a\n        source: local\n        path: a.csv",
+            "exactly one of url: or source: local",
+        ),
+        ("file: a.csv\n        url: http://x.invalid/a\n        sha265: null", "unknown key in a file entry"),
+        ("url: http://x.invalid/a", "'file' is a required property"),
+        ("file: a.csv\n        source: local\n        path: a.csv\n        link: yes please", "must be true or false"),
+    ],
+)
 def test_registry_structure_errors_name_the_entry(tmp_path, entry, rule):
     p = tmp_path / "datasets.yaml"
     p.write_text(f"datasets:\n  demo:\n    files:\n      ratings:\n        {entry}\n")
@@ -403,8 +442,10 @@ def test_valid_registry_and_local_paths_still_work(tmp_path):
     src.parent.mkdir()
     src.write_text("u,i,5,1\n")
     p = tmp_path / "datasets.yaml"
-    p.write_text("datasets:\n  demo:\n    files:\n      ratings:\n        file: ratings_Demo.csv\n"
-                 "        source: local\n        path: mirror/ratings_Demo.csv\n        sha256: null\n")
+    p.write_text(
+        "datasets:\n  demo:\n    files:\n      ratings:\n        file: ratings_Demo.csv\n"
+        "        source: local\n        path: mirror/ratings_Demo.csv\n        sha256: null\n"
+    )
     got = fetch_dataset("demo", tmp_path / "raw", registry=p, roles=("ratings",), base_dir=tmp_path)
     assert got["ratings"] == tmp_path / "raw" / "ratings_Demo.csv"
     assert got["ratings"].read_text() == "u,i,5,1\n"
@@ -420,8 +461,12 @@ def test_redirect_to_other_scheme_is_refused():
 def test_image_download_refuses_unsafe_asins_and_schemes(tmp_path):
     img = tmp_path / "src.png"
     img.write_bytes(b"\x89PNG fake")
-    meta = pd.DataFrame({"asin": ["A1", "../../evil", "A3", "A4\tx"],
-                         "imUrl": [img.as_uri(), img.as_uri(), "data:image/png;base64,AAAA", img.as_uri()]})
+    meta = pd.DataFrame(
+        {
+            "asin": ["A1", "../../evil", "A3", "A4\tx"],
+            "imUrl": [img.as_uri(), img.as_uri(), "data:image/png;base64,AAAA", img.as_uri()],
+        }
+    )
     items = pd.DataFrame({"asin": meta.asin, "itemID": range(4)})
     out = download_images(meta, items, tmp_path / "img", tmp_path / "failed.tsv", threads=1)
     assert out["path"].notna().tolist() == [True, False, False, False]
@@ -429,26 +474,34 @@ def test_image_download_refuses_unsafe_asins_and_schemes(tmp_path):
     assert [f.split("\t")[0] for f in failed] == ["1", "2", "3"] and all(len(f.split("\t")) == 3 for f in failed)
     assert "is not a plain file name" in failed[0] and "URL scheme 'data'" in failed[1]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["A1.png", "failed.tsv", "src.png"]
-    out = download_images(meta.iloc[:1], items.iloc[:1], tmp_path / "img2", tmp_path / "f2.tsv",
-                          schemes=("http", "https"))
+    out = download_images(
+        meta.iloc[:1], items.iloc[:1], tmp_path / "img2", tmp_path / "f2.tsv", schemes=("http", "https")
+    )
     assert out["path"].isna().all()
 
 
 # --- 6. writes: full disk and stale temporaries -------------------------------------------------------------
 
+
 def _enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("target, write", [
-    ("np.save", lambda p: write_npy(p, np.ones(3))),
-    ("Path.write_text", lambda p: write_text(p, "x")),
-    ("Path.write_text", lambda p: write_json(p, {"a": 1})),
-    ("os.fsync", lambda p: write_text(p, "x")),
-])
+@pytest.mark.parametrize(
+    "target, write",
+    [
+        ("np.save", lambda p: write_npy(p, np.ones(3))),
+        ("Path.write_text", lambda p: write_text(p, "x")),
+        ("Path.write_text", lambda p: write_json(p, {"a": 1})),
+        ("os.fsync", lambda p: write_text(p, "x")),
+    ],
+)
 def test_disk_full_leaves_nothing(tmp_path, monkeypatch, target, write):
-    owner, attr = {"np.save": (mmio.np, "save"), "Path.write_text": (Path, "write_text"),
-                   "os.fsync": (mmio.os, "fsync")}[target]
+    owner, attr = {
+        "np.save": (mmio.np, "save"),
+        "Path.write_text": (Path, "write_text"),
+        "os.fsync": (mmio.os, "fsync"),
+    }[target]
     monkeypatch.setattr(owner, attr, _enospc)
     dest = tmp_path / "out" / "file.bin"
     with pytest.raises(DiskFullError, match=rf"disk full while writing {dest}") as exc:
@@ -476,11 +529,19 @@ def _temporary(folder: Path, name: str, suffix: str = "", age: float = 0) -> Pat
 
 def test_remove_stale_temporaries(tmp_path):
     root = tmp_path / "results"
-    old = [_temporary(root, "metrics.json", age=3600), _temporary(root / "a" / "b", "per_user.npz", ".npz", 120),
-           _temporary(root / "a", "ratings.csv", ".part", 61)]
+    old = [
+        _temporary(root, "metrics.json", age=3600),
+        _temporary(root / "a" / "b", "per_user.npz", ".npz", 120),
+        _temporary(root / "a", "ratings.csv", ".part", 61),
+    ]
     fresh = _temporary(root, "history.csv", age=5)
-    keep = [root / ".metrics.json.tmp", root / "a" / "run.tmp", root / "metrics.json", root / ".hidden.abcdefgh.tmpx",
-            root / "a" / ".x.ABCDEFGH.tmp"]
+    keep = [
+        root / ".metrics.json.tmp",
+        root / "a" / "run.tmp",
+        root / "metrics.json",
+        root / ".hidden.abcdefgh.tmpx",
+        root / "a" / ".x.ABCDEFGH.tmp",
+    ]
     for p in keep:
         p.write_text("keep")
         os.utime(p, (time.time() - 3600, time.time() - 3600))
@@ -503,6 +564,7 @@ def test_atomic_write_then_cleanup_keeps_results(tmp_path):
 
 # --- 7. provenance ------------------------------------------------------------------------------------------
 
+
 def test_environment_records_source_hash_and_null_commit_outside_git(tmp_path, monkeypatch):
     from mmknockout import run
 
@@ -519,6 +581,7 @@ def test_environment_records_source_hash_and_null_commit_outside_git(tmp_path, m
 
 
 # --- 8. raw Amazon files ------------------------------------------------------------------------------------
+
 
 def _metadata(tmp_path: Path) -> Path:
     p = tmp_path / "meta_X.json.gz"

@@ -1,4 +1,5 @@
 """Image download and the ViT/ResNet encoders, on generated images and tiny random models."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,8 +24,14 @@ def make_images(folder, n=4):
 def tiny_model(tmp_path, kind):
     d = tmp_path / kind
     if kind == "vit":
-        cfg = transformers.ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24,
-                                     image_size=32, patch_size=8)
+        cfg = transformers.ViTConfig(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=24,
+            image_size=32,
+            patch_size=8,
+        )
         net = transformers.ViTModel(cfg, add_pooling_layer=True)
     else:
         cfg = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic")
@@ -39,7 +46,9 @@ def test_encoder_dims_and_mean_fill(tmp_path, kind, dim):
     paths = make_images(tmp_path)
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     items = [paths[0], None, paths[1], tmp_path / "broken.jpg", paths[2]]
-    feats, missing = encode_images(items, kind, model=str(tiny_model(tmp_path, kind)), batch_size=2, show_progress=False)
+    feats, missing = encode_images(
+        items, kind, model=str(tiny_model(tmp_path, kind)), batch_size=2, show_progress=False
+    )
     assert feats.shape == (5, dim) and feats.dtype == np.float32
     assert missing == [1, 3]
     np.testing.assert_allclose(feats[1], feats[[0, 2, 4]].mean(axis=0), rtol=1e-5)
@@ -63,8 +72,12 @@ def test_vit_uses_cls_token(tmp_path):
 def test_download_images_from_file_urls_with_failures(tmp_path):
     (tmp_path / "src").mkdir()
     src = make_images(tmp_path / "src", 2)
-    meta = pd.DataFrame({"asin": ["A1", "A2", "A3", "A4"],
-                         "imUrl": [src[0].as_uri(), src[1].as_uri(), (tmp_path / "gone.jpg").as_uri(), None]})
+    meta = pd.DataFrame(
+        {
+            "asin": ["A1", "A2", "A3", "A4"],
+            "imUrl": [src[0].as_uri(), src[1].as_uri(), (tmp_path / "gone.jpg").as_uri(), None],
+        }
+    )
     item_map = pd.DataFrame({"asin": ["A1", "A2", "A3", "A4"], "itemID": [0, 1, 2, 3]})
     out = download_images(meta, item_map, tmp_path / "img", tmp_path / "failures.tsv", threads=2)
     assert out["path"].notna().tolist() == [True, True, False, False]

@@ -1,4 +1,5 @@
 """End to end: the tiny config through the real Snakemake workflow, then nothing left to do."""
+
 import json
 
 import pandas as pd

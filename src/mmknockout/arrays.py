@@ -7,6 +7,7 @@
   any other reference (``os.system``, ``builtins.eval``, ...) is refused without being called.
 * :func:`load_feature_matrix` and :func:`check_finite` validate item feature matrices.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,8 +43,10 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a data file may only hold "
-                                         "numpy arrays and plain dicts/lists/tuples/numbers/strings") from None
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: a data file may only hold "
+                "numpy arrays and plain dicts/lists/tuples/numbers/strings"
+            ) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refused a persistent reference: data files may not reference objects")
@@ -78,9 +81,11 @@ def npy_header(path: str | os.PathLike, what: str = "array") -> tuple[tuple[int,
         need = math.prod(shape) * dtype.itemsize
         size = path.stat().st_size
         if need > size - offset:
-            raise InputError(f"{path}: the .npy header claims shape {shape} of {dtype} ({need:,} bytes of data) "
-                             f"but the file size is {size:,} bytes ({size - offset:,} after the header); the file "
-                             "is truncated or forged")
+            raise InputError(
+                f"{path}: the .npy header claims shape {shape} of {dtype} ({need:,} bytes of data) "
+                f"but the file size is {size:,} bytes ({size - offset:,} after the header); the file "
+                "is truncated or forged"
+            )
     return shape, dtype
 
 
@@ -89,8 +94,10 @@ def load_npy(path: str | os.PathLike, what: str = "array") -> np.ndarray:
     path = Path(path)
     _, dtype = npy_header(path, what)
     if dtype.hasobject:
-        raise InputError(f"{path}: cannot read {what}: it holds pickled Python objects (dtype {dtype}), which "
-                         "are never loaded; expected a numeric array")
+        raise InputError(
+            f"{path}: cannot read {what}: it holds pickled Python objects (dtype {dtype}), which "
+            "are never loaded; expected a numeric array"
+        )
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -107,8 +114,9 @@ def load_pickled_npy(path: str | os.PathLike, what: str = "object array") -> np.
     with open(path, "rb") as fh:
         shape, dtype = _read_header(fh, path)
         if not dtype.hasobject or shape != ():
-            raise InputError(f"{path}: expected a pickled {what} (a 0-d object .npy), found shape {shape} "
-                             f"of dtype {dtype}")
+            raise InputError(
+                f"{path}: expected a pickled {what} (a 0-d object .npy), found shape {shape} of dtype {dtype}"
+            )
         payload = fh.read()
     try:
         obj = _DataOnlyUnpickler(io.BytesIO(payload)).load()
@@ -117,8 +125,7 @@ def load_pickled_npy(path: str | os.PathLike, what: str = "object array") -> np.
     except Exception as exc:  # noqa: BLE001 - any malformed stream: EOF, bad opcode, wrong arguments, huge shapes
         raise InputError(f"{path}: cannot unpickle the {what} ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, np.ndarray) or obj.dtype != object or obj.shape != ():
-        raise InputError(f"{path}: expected a pickled 0-d object array holding the {what}, "
-                         f"found {type(obj).__name__}")
+        raise InputError(f"{path}: expected a pickled 0-d object array holding the {what}, found {type(obj).__name__}")
     return obj
 
 
@@ -137,8 +144,9 @@ def load_feature_matrix(path: str | os.PathLike, n_items: int, name: str = "feat
     if len(shape) != 2:
         raise InputError(f"{path}: {name} features must be a 2-d matrix [items, dim], found shape {shape}")
     if shape[0] != n_items:
-        raise InputError(f"{path}: {name} features have {shape[0]} rows but the dataset has {n_items} "
-                         "items (row i must be itemID i)")
+        raise InputError(
+            f"{path}: {name} features have {shape[0]} rows but the dataset has {n_items} items (row i must be itemID i)"
+        )
     if shape[1] == 0:
         raise InputError(f"{path}: {name} features have zero columns")
     if not np.issubdtype(dtype, np.number) or dtype.kind == "c":
@@ -155,5 +163,7 @@ def check_finite(matrix: np.ndarray, what: str) -> None:
     bad = ~np.isfinite(matrix)
     if bad.any():
         row, col = (int(x) for x in np.argwhere(bad)[0])
-        raise InputError(f"{what}: non-finite value {matrix[row, col]} at row {row} (itemID {row}), column {col}"
-                         f"; {int(bad.any(axis=1).sum())} row(s) affected")
+        raise InputError(
+            f"{what}: non-finite value {matrix[row, col]} at row {row} (itemID {row}), column {col}"
+            f"; {int(bad.any(axis=1).sum())} row(s) affected"
+        )

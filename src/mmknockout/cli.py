@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="seconds per epoch / evaluation and peak memory per model (Baby-shaped data)")
     s.add_argument("--models", help="comma-separated (default: every registered model)")
     s.add_argument("--scales", default="1,2,4", help="interaction multiples of Baby")
-    s.add_argument("--epochs", type=positive_int, default=1,
-                   help="timed whole epochs after one warm-up epoch, at the first scale")
+    s.add_argument(
+        "--epochs", type=positive_int, default=1, help="timed whole epochs after one warm-up epoch, at the first scale"
+    )
     s.add_argument("--bench-threads", type=positive_int, default=2)
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", default=None, help="default: benchmarks/out")
@@ -98,8 +99,15 @@ def _train(args: argparse.Namespace) -> None:
     from .run import train_run
     from .spec import first_run
 
-    spec = first_run(cfg.load_config(args.configfile), args.dataset, args.model, args.condition, args.feature_set,
-                     args.params, args.seed)
+    spec = first_run(
+        cfg.load_config(args.configfile),
+        args.dataset,
+        args.model,
+        args.condition,
+        args.feature_set,
+        args.params,
+        args.seed,
+    )
     overrides = {k: v for k, v in (("epochs", args.epochs), ("device", args.device)) if v is not None}
     spec = dataclasses.replace(spec, training={**spec.training, **overrides})
     if args.threads:
@@ -107,11 +115,20 @@ def _train(args: argparse.Namespace) -> None:
 
         torch.set_num_threads(args.threads)
     out = Path(args.out_dir or paths.fill(paths.RUN, **spec.wildcards))
-    graphs = {g: paths.fill(p, dataset=spec.dataset) for g, p in (("user_graph", paths.USER_GRAPH),
-                                                                   ("item_graph", paths.ITEM_GRAPH))}
-    record = train_run(spec, inter=paths.fill(paths.INTER, dataset=spec.dataset), features=spec.feature_files(),
-                       **graphs, metrics=out / "metrics.json", history=out / "history.csv",
-                       per_user=out / "per_user.npz", progress=args.progress)
+    graphs = {
+        g: paths.fill(p, dataset=spec.dataset)
+        for g, p in (("user_graph", paths.USER_GRAPH), ("item_graph", paths.ITEM_GRAPH))
+    }
+    record = train_run(
+        spec,
+        inter=paths.fill(paths.INTER, dataset=spec.dataset),
+        features=spec.feature_files(),
+        **graphs,
+        metrics=out / "metrics.json",
+        history=out / "history.csv",
+        per_user=out / "per_user.npz",
+        progress=args.progress,
+    )
     summary = {k: record[k] for k in ("model", "condition", "status", "best_epoch", "epochs_run")}
     summary["test"] = {m: round(v, 4) for m, v in record["test"].items() if m.endswith(("@10", "@20"))}
     print(json.dumps(summary, indent=2))

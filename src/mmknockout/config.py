@@ -6,6 +6,7 @@ only; after :func:`validate_config` every optional key is present, so code index
 :mod:`mmknockout.grid` and the sweep design :mod:`mmknockout.sweeps`; the names callers use
 (``load_yaml``, ``grid_points``, ``params_id``, ...) are re-exported here.
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,13 +37,28 @@ from .knockout import parse_conditions
 from .models.registry import MODELS, validate_params
 from .sweeps import RESERVED_PREFIX, check_sweep_names, sweep_conditions
 
-__all__ = ["DEFAULT_PARAMS", "METRICS", "MODEL_DIR", "SCHEMA", "all_conditions", "check_config_files", "grid_points",
-           "load_config", "load_yaml", "model_config", "params_id", "parse_params_id", "validate_config"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "METRICS",
+    "MODEL_DIR",
+    "SCHEMA",
+    "all_conditions",
+    "check_config_files",
+    "grid_points",
+    "load_config",
+    "load_yaml",
+    "model_config",
+    "params_id",
+    "parse_params_id",
+    "validate_config",
+]
 
 SCHEMA = ROOT / "config" / "schema.yaml"
 METRICS = ("Recall", "NDCG", "Precision", "MAP", "HitRate")
-NAME_RULE = ("names start with a letter or digit, use only letters, digits, '_', '.', '+' and '-', "
-             "never contain '..', and have at most 100 characters")
+NAME_RULE = (
+    "names start with a letter or digit, use only letters, digits, '_', '.', '+' and '-', "
+    "never contain '..', and have at most 100 characters"
+)
 
 
 def _is_int(checker: Any, instance: Any) -> bool:
@@ -61,7 +77,8 @@ def _fill_defaults(validator: Any, properties: Mapping, instance: Any, schema: M
 
 _Base = jsonschema.Draft202012Validator
 DefaultFillingValidator = jsonschema.validators.extend(
-    _Base, {"properties": _fill_defaults}, type_checker=_Base.TYPE_CHECKER.redefine("integer", _is_int))
+    _Base, {"properties": _fill_defaults}, type_checker=_Base.TYPE_CHECKER.redefine("integer", _is_int)
+)
 
 
 @functools.cache
@@ -94,8 +111,15 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA) ->
     err = first_schema_error(DefaultFillingValidator(_schema(str(schema_path))), config)
     if err is not None:
         raise InputError(bounded(f"config field '{dotted(err.path) or '(top level)'}': {_describe(err)}"))
-    for check in (_check_models, _check_conditions, _check_datasets, _check_feature_sets, _check_metrics,
-                  _check_figures, _check_sweeps):
+    for check in (
+        _check_models,
+        _check_conditions,
+        _check_datasets,
+        _check_feature_sets,
+        _check_metrics,
+        _check_figures,
+        _check_sweeps,
+    ):
         check(config)
     return config
 
@@ -131,7 +155,9 @@ def _check_conditions(config: Mapping[str, Any]) -> None:
     parse_conditions(config["conditions"])
     for name in config["conditions"]:
         if name.startswith(RESERVED_PREFIX):
-            _fail(f"conditions.{name}", f"names starting with '{RESERVED_PREFIX}' are reserved for the sweeps' conditions")
+            _fail(
+                f"conditions.{name}", f"names starting with '{RESERVED_PREFIX}' are reserved for the sweeps' conditions"
+            )
 
 
 def _check_datasets(config: Mapping[str, Any]) -> None:
@@ -142,8 +168,11 @@ def _check_datasets(config: Mapping[str, Any]) -> None:
         if spec["source"] == "mmrec" and "path" not in spec:
             _fail(f"datasets.{ds}.path", "required for source mmrec")
         if spec["source"] == "registry" and "path" in spec:
-            _fail(f"datasets.{ds}.path", "not used with source registry; to use files you have, give them "
-                  "'source: local' entries (with a path) in resources/datasets.yaml")
+            _fail(
+                f"datasets.{ds}.path",
+                "not used with source registry; to use files you have, give them "
+                "'source: local' entries (with a path) in resources/datasets.yaml",
+            )
 
 
 def _check_feature_sets(config: Mapping[str, Any]) -> None:
@@ -159,12 +188,17 @@ def _check_feature_sets(config: Mapping[str, Any]) -> None:
 
 def _check_metrics(config: Mapping[str, Any]) -> None:
     topk = config["training"]["topk"]
-    for field, metric in (("training.valid_metric", config["training"]["valid_metric"]),
-                          ("figures.metric", config["figures"]["metric"])):
+    for field, metric in (
+        ("training.valid_metric", config["training"]["valid_metric"]),
+        ("figures.metric", config["figures"]["metric"]),
+    ):
         name, _, k = metric.partition("@")
         if name not in METRICS or not k.isdigit() or int(k) not in topk:
-            _fail(field, f"'{metric}' is not computed: use <Metric>@K with Metric in {', '.join(METRICS)} "
-                  f"and K in training.topk {list(topk)}")
+            _fail(
+                field,
+                f"'{metric}' is not computed: use <Metric>@K with Metric in {', '.join(METRICS)} "
+                f"and K in training.topk {list(topk)}",
+            )
 
 
 def _check_figures(config: Mapping[str, Any]) -> None:

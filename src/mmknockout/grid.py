@@ -8,6 +8,7 @@ by key and joined by ``+`` (``default`` for a model without a grid), e.g.
 This module is the bottom layer of the configuration code: it imports neither
 :mod:`mmknockout.config` nor :mod:`mmknockout.analysis`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -59,8 +60,11 @@ class StrictLoader(yaml.SafeLoader):
             try:
                 if key in first_line:
                     raise yaml.constructor.ConstructorError(
-                        None, None, bounded(f"duplicate key {key!r} on line {line} (first on line {first_line[key]})"),
-                        key_node.start_mark)
+                        None,
+                        None,
+                        bounded(f"duplicate key {key!r} on line {line} (first on line {first_line[key]})"),
+                        key_node.start_mark,
+                    )
                 first_line[key] = line
             except TypeError:
                 continue  # unhashable key: the base class reports it
@@ -182,7 +186,7 @@ def grid_points(model: str, grid: str = "full", model_dir: str | Path = MODEL_DI
     y = model_config(model, model_dir)
     space = y["grid"] if grid == "full" else y.get("demo_grid", {k: v[:1] for k, v in y["grid"].items()})
     keys = sorted(space)
-    points = [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
+    points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(space[k] for k in keys))]
     _refuse_equal_ids(model, grid, points)
     return points
 
@@ -192,8 +196,12 @@ def _refuse_equal_ids(model: str, grid: str, points: list[dict[str, Any]]) -> No
     for point in points:
         pid = params_id(point)
         if pid in seen:
-            raise InputError(bounded(f"config/models/{model}.yaml field '{'grid' if grid == 'full' else 'demo_grid'}': "
-                                     f"grid points {seen[pid]} and {point} share the params id '{pid}'"))
+            raise InputError(
+                bounded(
+                    f"config/models/{model}.yaml field '{'grid' if grid == 'full' else 'demo_grid'}': "
+                    f"grid points {seen[pid]} and {point} share the params id '{pid}'"
+                )
+            )
         seen[pid] = point
 
 

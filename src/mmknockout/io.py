@@ -7,6 +7,7 @@ permission) before a parser opens it, so a bad path never hangs or surfaces as a
 Outputs: a reader never sees a half-written file under its final name; a full disk gives
 :class:`DiskFullError` and leaves neither the destination nor the temporary file.
 """
+
 from __future__ import annotations
 
 import errno
@@ -31,8 +32,13 @@ os.umask(_UMASK)
 # the temporaries atomic_path makes: ".<name>.<8 random chars>.tmp<suffix>"
 _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.[^/]*)?")
 _FULL = (errno.ENOSPC, errno.EDQUOT)
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 class DiskFullError(InputError, OSError):

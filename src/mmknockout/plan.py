@@ -42,13 +42,13 @@ class StudyPlan:
         conditions = {c for fs in self.main.values() for c in self.conditions_of(fs)}
         extra = {f for fss in self.feature_sets.values() for f in fss[1:]}
         self.appendix = {
-            int(t): str(n) for t, n in zip(index["table"], index["condition"]) if n in conditions or n in extra
+            int(t): str(n)
+            for t, n in zip(index["table"], index["condition"], strict=True)
+            if n in conditions or n in extra
         }
-        self.titles = {int(t): str(x) for t, x in zip(index["table"], index["title"])}
+        self.titles = {int(t): str(x) for t, x in zip(index["table"], index["title"], strict=True)}
         features_used = any(m not in FEATURE_FREE for m in config["models"])
-        self.embeddings = (
-            [(ds, fs) for ds, fss in self.feature_sets.items() for fs in fss] if features_used else []
-        )
+        self.embeddings = [(ds, fs) for ds, fss in self.feature_sets.items() for fs in fss] if features_used else []
         self.sweeps: list[SweepRun] = sweep_runs(config.get("sweeps") or {})
         #: the conditions of the knockout figure: ``figures.conditions``, by default every condition
         self.figure_conditions = list(config["figures"].get("conditions") or config["conditions"])
@@ -129,8 +129,11 @@ class StudyPlan:
             paths.RUNTIME,
         ]
         out += [paths.fill(paths.FIG1, dataset=ds) for ds in self.feature_sets]
-        for csv, tex in zip(self.appendix_tables("csv"), self.appendix_tables("tex")):
+        for csv, tex in zip(self.appendix_tables("csv"), self.appendix_tables("tex"), strict=True):
             out += [csv, tex]
         for ds, fs in self.embeddings:
-            out += [paths.fill(paths.FIG3, dataset=ds, feature_set=fs), paths.fill(paths.EMBEDDING_STATS, dataset=ds, feature_set=fs)]
+            out += [
+                paths.fill(paths.FIG3, dataset=ds, feature_set=fs),
+                paths.fill(paths.EMBEDDING_STATS, dataset=ds, feature_set=fs),
+            ]
         return out

@@ -4,6 +4,7 @@ Outputs (each written atomically): ``metrics.json`` (validation and test metrics
 at the best validation epoch, status, timings, parameters, seed, environment), ``history.csv``
 (one row per epoch) and ``per_user.npz`` (per-user test metrics, for paired tests).
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,9 +33,18 @@ from .train.trainer import TrainConfig, fit
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
-def train_run(spec: RunSpec, *, inter: str | Path, features: Mapping[str, str | Path | None],
-              user_graph: str | Path | None, item_graph: str | Path | None, metrics: str | Path,
-              history: str | Path, per_user: str | Path, progress: bool = False) -> dict[str, Any]:
+def train_run(
+    spec: RunSpec,
+    *,
+    inter: str | Path,
+    features: Mapping[str, str | Path | None],
+    user_graph: str | Path | None,
+    item_graph: str | Path | None,
+    metrics: str | Path,
+    history: str | Path,
+    per_user: str | Path,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Train and evaluate one run; write its record, history and per-user metrics to the given files."""
     started = time.time()
     model_cls = get_model_class(spec.model)
@@ -44,20 +54,30 @@ def train_run(spec: RunSpec, *, inter: str | Path, features: Mapping[str, str | 
         data.user_graph = _load_graph(user_graph, "user graph", spec.model)
     if "item_graph" in model_cls.requires:
         data.item_graph = _load_graph(item_graph, "item graph", spec.model)
-    raw = {m: load_feature_matrix(features[m], data.n_items, m) for m in model_cls.modalities
-           if _given(features, m, spec.model)}
+    raw = {
+        m: load_feature_matrix(features[m], data.n_items, m)
+        for m in model_cls.modalities
+        if _given(features, m, spec.model)
+    }
     knocked = Condition.parse(spec.condition, spec.condition_spec).apply(raw)
     tensors = {m: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for m, x in knocked.items()}
     result = fit(model_cls, data, tensors, spec.params, cfg, progress=progress)
 
     record = {
-        "dataset": spec.dataset, "feature_set": spec.feature_set, "model": spec.model, "condition": spec.condition,
-        "params_id": spec.params_id, "params": dict(spec.params), "seed": spec.seed,
+        "dataset": spec.dataset,
+        "feature_set": spec.feature_set,
+        "model": spec.model,
+        "condition": spec.condition,
+        "params_id": spec.params_id,
+        "params": dict(spec.params),
+        "seed": spec.seed,
         "status": "diverged" if result.diverged else "ok",
         **result.summary(),
         "training": {k: v for k, v in vars(cfg).items()},
         "seconds": {
-            "train": result.seconds_train, "eval": result.seconds_eval, "total": time.time() - started,
+            "train": result.seconds_train,
+            "eval": result.seconds_eval,
+            "total": time.time() - started,
             "per_epoch": result.seconds_train / max(result.epochs_run, 1),
         },
         "environment": environment(cfg.device),
@@ -65,20 +85,42 @@ def train_run(spec: RunSpec, *, inter: str | Path, features: Mapping[str, str | 
     with atomic_path(history) as tmp:
         pd.DataFrame(result.history).to_csv(tmp, index=False)
     test = result.test_per_user
-    write_npz(per_user, users=test.users if test else np.zeros(0, np.int64),
-              **({k: v for k, v in test.per_user.items()} if test else {}))
+    write_npz(
+        per_user,
+        users=test.users if test else np.zeros(0, np.int64),
+        **({k: v for k, v in test.per_user.items()} if test else {}),
+    )
     write_json(metrics, record)
     return record
 
 
-def train_step(*, spec: Mapping[str, Any], inter: str, metrics: str, history: str, per_user: str,
-               text: str | None = None, image: str | None = None, user_graph: str | None = None,
-               item_graph: str | None = None, threads: int | None = None) -> None:
+def train_step(
+    *,
+    spec: Mapping[str, Any],
+    inter: str,
+    metrics: str,
+    history: str,
+    per_user: str,
+    text: str | None = None,
+    image: str | None = None,
+    user_graph: str | None = None,
+    item_graph: str | None = None,
+    threads: int | None = None,
+) -> None:
     """Workflow step: one training run; the inputs a model does not read are simply not given."""
     if threads:
         torch.set_num_threads(threads)  # oversubscribed OpenMP threads slow small jobs tenfold
-    train_run(RunSpec.from_dict(spec), inter=inter, features={"text": text, "image": image}, user_graph=user_graph,
-              item_graph=item_graph, metrics=metrics, history=history, per_user=per_user, progress=True)
+    train_run(
+        RunSpec.from_dict(spec),
+        inter=inter,
+        features={"text": text, "image": image},
+        user_graph=user_graph,
+        item_graph=item_graph,
+        metrics=metrics,
+        history=history,
+        per_user=per_user,
+        progress=True,
+    )
 
 
 def _given(features: Mapping[str, Any], modality: str, model: str) -> bool:
@@ -127,9 +169,9 @@ def source_sha256(root: Path = PACKAGE_ROOT) -> str:
 
 def git_commit() -> str | None:
     """HEAD of the git checkout the package runs from, or None (no git, or the package is not tracked)."""
+
     def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=5,
-                              check=False)
+        return subprocess.run(["git", *args], cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=5, check=False)
 
     try:
         if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:

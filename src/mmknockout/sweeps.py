@@ -9,6 +9,7 @@ conditions it needs (named ``sweep-const-<v>`` and ``sweep-noise-<std>``, values
 ``:g``) and picks the runs. Values that print alike are refused (:func:`check_sweep_names`),
 so a name always stands for one value. The table of results is :mod:`mmknockout.analysis.sweeps`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
@@ -51,7 +52,9 @@ def sweep_conditions(sweeps: Mapping[str, Any]) -> dict[str, dict]:
     out = {constant_condition(v): _dual({"kind": "constant", "value": float(v)}) for v in sweeps["constant"]["values"]}
     out[constant_condition(0)] = _dual({"kind": "constant", "value": 0.0})
     mean = float(sweeps["noise"]["mean"])
-    out.update({noise_condition(s): _dual({"kind": "noise", "mean": mean, "std": float(s)}) for s in sweeps["noise"]["std"]})
+    out.update(
+        {noise_condition(s): _dual({"kind": "noise", "mean": mean, "std": float(s)}) for s in sweeps["noise"]["std"]}
+    )
     return out
 
 
@@ -65,10 +68,15 @@ def sweep_runs(sweeps: Mapping[str, Any]) -> list[SweepRun]:
         return []
     runs = []
     for reg in sweeps["reg_weight"]:
-        runs += [SweepRun("4a", "VBPR", "baseline", "VBPR", reg), SweepRun("4a", "BPR", "baseline", "BPR", reg),
-                 SweepRun("4a", "VBPR", constant_condition(0), "VBPR, zero features", reg)]
+        runs += [
+            SweepRun("4a", "VBPR", "baseline", "VBPR", reg),
+            SweepRun("4a", "BPR", "baseline", "BPR", reg),
+            SweepRun("4a", "VBPR", constant_condition(0), "VBPR, zero features", reg),
+        ]
     for reg in sweeps["constant"]["reg_weight"]:
-        runs += [SweepRun("4b", "VBPR", constant_condition(v), f"constant {v:g}", reg) for v in sweeps["constant"]["values"]]
+        runs += [
+            SweepRun("4b", "VBPR", constant_condition(v), f"constant {v:g}", reg) for v in sweeps["constant"]["values"]
+        ]
     for reg in sweeps["noise"]["reg_weight"]:
         runs += [SweepRun("4c", "VBPR", noise_condition(s), f"noise std {s:g}", reg) for s in sweeps["noise"]["std"]]
     return runs
@@ -89,6 +97,10 @@ def _refuse_alike(field: str, values: Iterable[float], name_of: Callable[[float]
     for value in values:
         name = name_of(value)
         if name in seen and float(seen[name]) != float(value):
-            raise InputError(bounded(f"config field '{field}': values {seen[name]!r} and {value!r} both give the name "
-                                     f"'{name}'; give values that differ in their first 6 significant digits"))
+            raise InputError(
+                bounded(
+                    f"config field '{field}': values {seen[name]!r} and {value!r} both give the name "
+                    f"'{name}'; give values that differ in their first 6 significant digits"
+                )
+            )
         seen.setdefault(name, value)

@@ -3,6 +3,7 @@
 Opt-in: it installs Debian packages, starts root daemons and takes a few minutes, so it runs only
 with MMK_SLURM_TEST=1 (CI sets it). What it checks is described at the top of run_slurm_test.sh.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,11 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_tiny_workflow_through_local_slurm(tmp_path):
-    env = dict(os.environ, MMK_PYTHON=os.environ.get("MMK_PYTHON", sys.executable),
-               MMK_SLURM_ARTIFACTS=os.environ.get("MMK_SLURM_ARTIFACTS", str(tmp_path / "artifacts")))
+    env = dict(
+        os.environ,
+        MMK_PYTHON=os.environ.get("MMK_PYTHON", sys.executable),
+        MMK_SLURM_ARTIFACTS=os.environ.get("MMK_SLURM_ARTIFACTS", str(tmp_path / "artifacts")),
+    )
     r = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=1500)
     out = r.stdout + r.stderr
     print(out[-6000:])

@@ -128,4 +128,6 @@ def train_spec(wildcards):
 
 def run_records(wildcards):
     """metrics.json of every grid point of one (dataset, feature set, model, condition, seed)."""
-    return PLAN.run_files(paths.METRICS, **{k: getattr(wildcards, k) for k in ("dataset", "feature_set", "model", "condition", "seed")})
+    return PLAN.run_files(
+        paths.METRICS, **{k: getattr(wildcards, k) for k in ("dataset", "feature_set", "model", "condition", "seed")}
+    )

@@ -6,13 +6,13 @@ rule fetch_raw:
         dest=paths.RAW,
     log:
         paths.log("fetch", "{dataset}/{file}"),
-    params:
-        entry=raw_file_entry,
-        retries=3,
     retries: 3
     localrule: True
     conda:
         "../../envs/data.yaml"
+    params:
+        entry=raw_file_entry,
+        retries=3,
     script:
         STEP
 

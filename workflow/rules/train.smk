@@ -43,4 +43,6 @@ rule select_params:
         selection=config["selection"],
     run:
         # in the Snakemake process: one small JSON per model and condition, no new interpreter
-        select_step(records=list(input.records), selected=output.selected, metric=params.metric, selection=params.selection)
+        select_step(
+            records=list(input.records), selected=output.selected, metric=params.metric, selection=params.selection
+        )

@@ -3,11 +3,13 @@
 The relative change vs baseline is computed, like the study, from values rounded to 4 decimals:
 ``(knockout - baseline) / baseline * 100``. Diverged runs keep their row, marked, without metrics.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -18,14 +20,20 @@ from .selection import DECIMALS
 KEY = ["dataset", "feature_set", "model", "condition", "seed"]
 
 
-def knockout_table(selected: Iterable[Mapping[str, Any]], condition_order: Sequence[str],
-                   metrics: Sequence[str]) -> pd.DataFrame:
+def knockout_table(
+    selected: Iterable[Mapping[str, Any]], condition_order: Sequence[str], metrics: Sequence[str]
+) -> pd.DataFrame:
     """One row per dataset/feature set/model/condition/seed: test metrics and change vs baseline."""
     rows = []
     for r in selected:
         row = {k: r[k] for k in KEY}
-        row.update(family=FAMILIES.get(r["model"], "user-defined"), status=r["status"], params=r["params_id"],
-                   best_epoch=r.get("best_epoch"), diverged_epoch=r.get("diverged_epoch"))
+        row.update(
+            family=FAMILIES.get(r["model"], "user-defined"),
+            status=r["status"],
+            params=r["params_id"],
+            best_epoch=r.get("best_epoch"),
+            diverged_epoch=r.get("diverged_epoch"),
+        )
         for m in metrics:
             value = r.get("test", {}).get(m)
             row[m] = round(value, DECIMALS) if value is not None and r["status"] == "ok" else math.nan
@@ -53,8 +61,16 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
         df.to_csv(tmp, index=False, float_format="%.4f", na_rep="")
 
 
-def aggregate_step(*, selected: Sequence[str], table: str, figure: str, conditions: Sequence[str],
-                   figure_conditions: Sequence[str], metric: str, topk: Sequence[int]) -> None:
+def aggregate_step(
+    *,
+    selected: Sequence[str],
+    table: str,
+    figure: str,
+    conditions: Sequence[str],
+    figure_conditions: Sequence[str],
+    metric: str,
+    topk: Sequence[int],
+) -> None:
     """Workflow step: the knockout table and the relative-change figure from the selected runs."""
     from ..train.metrics import metric_names
     from . import plots

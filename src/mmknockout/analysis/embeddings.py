@@ -17,19 +17,29 @@ on the union of text and image points. Within-modality structure is faithful; th
 placement of the two clouds only says that they are separate (the coordinates of the two
 encoders are unrelated).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 
-STAT_COLUMNS = ["modality", "encoder", "n_items", "n_zero_rows", "dimension", "mean_pairwise_cosine",
-                "mean_distance_to_centroid", "effective_rank", "top10_variance_share"]
+STAT_COLUMNS = [
+    "modality",
+    "encoder",
+    "n_items",
+    "n_zero_rows",
+    "dimension",
+    "mean_pairwise_cosine",
+    "mean_distance_to_centroid",
+    "effective_rank",
+    "top10_variance_share",
+]
 DEFAULT_SAMPLE = 2000
 DEFAULT_SEED = 0
 
@@ -91,9 +101,15 @@ def modality_stats(x: np.ndarray) -> tuple[dict, np.ndarray]:
     centred = u - u.mean(axis=0)
     dist = float(np.linalg.norm(centred, axis=1).mean())
     s = singular_values(centred)
-    stats = {"n_items": int(x.shape[0]), "n_zero_rows": int((~nonzero).sum()), "dimension": int(x.shape[1]),
-             "mean_pairwise_cosine": mean_cos, "mean_distance_to_centroid": dist,
-             "effective_rank": effective_rank(s), "top10_variance_share": top_share(s, 10)}
+    stats = {
+        "n_items": int(x.shape[0]),
+        "n_zero_rows": int((~nonzero).sum()),
+        "dimension": int(x.shape[1]),
+        "mean_pairwise_cosine": mean_cos,
+        "mean_distance_to_centroid": dist,
+        "effective_rank": effective_rank(s),
+        "top10_variance_share": top_share(s, 10),
+    }
     spectrum = s / s[0] if s[0] > 0 else s
     # centring removes one direction (rank <= n - 1); values at round-off level are numerical zeros
     return stats, spectrum[spectrum > 1e-6]
@@ -107,8 +123,9 @@ def sample_items(valid: np.ndarray, size: int = DEFAULT_SAMPLE, seed: int = DEFA
     return idx
 
 
-def joint_map(text: np.ndarray, image: np.ndarray, items: np.ndarray, seed: int = DEFAULT_SEED,
-              n_neighbors: int = 15) -> tuple[np.ndarray, np.ndarray]:
+def joint_map(
+    text: np.ndarray, image: np.ndarray, items: np.ndarray, seed: int = DEFAULT_SEED, n_neighbors: int = 15
+) -> tuple[np.ndarray, np.ndarray]:
     """UMAP coordinates of the sampled items' text and image rows (normalised, zero-padded to one
     dimension); returns (coords [2 * len(items), 2], modality labels)."""
     import warnings
@@ -125,8 +142,15 @@ def joint_map(text: np.ndarray, image: np.ndarray, items: np.ndarray, seed: int 
         warnings.simplefilter("ignore")
         import umap
 
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(data) - 1), min_dist=0.1,
-                            metric="cosine", random_state=seed, n_jobs=1, init="spectral" if len(data) > 10 else "random")
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(n_neighbors, len(data) - 1),
+            min_dist=0.1,
+            metric="cosine",
+            random_state=seed,
+            n_jobs=1,
+            init="spectral" if len(data) > 10 else "random",
+        )
         coords = reducer.fit_transform(data)
     return np.asarray(coords, dtype=np.float64), labels
 
@@ -150,8 +174,17 @@ def write_stats(df: pd.DataFrame, path: str | Path) -> None:
         df.to_csv(tmp, index=False, float_format="%.6f", lineterminator="\n")
 
 
-def build(*, text: str | Path, image: str | Path, encoders: Mapping[str, str], title: str, sample: int, seed: int,
-          table: str | Path, figure: str | Path) -> pd.DataFrame:
+def build(
+    *,
+    text: str | Path,
+    image: str | Path,
+    encoders: Mapping[str, str],
+    title: str,
+    sample: int,
+    seed: int,
+    table: str | Path,
+    figure: str | Path,
+) -> pd.DataFrame:
     """Workflow step: Fig. 3 and its statistics table from two feature files."""
     from . import plots
 

@@ -6,8 +6,8 @@ file's metadata), so equal inputs give equal bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -32,8 +32,12 @@ def display_dataset(name: str) -> str:
 def save(fig: plt.Figure, path: str | Path) -> None:
     path = Path(path)
     with atomic_path(path, suffix=path.suffix) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip("."), bbox_inches="tight",
-                    metadata={"Software": None} if path.suffix == ".png" else {"Date": None})
+        fig.savefig(
+            tmp,
+            format=path.suffix.lstrip("."),
+            bbox_inches="tight",
+            metadata={"Software": None} if path.suffix == ".png" else {"Date": None},
+        )
     plt.close(fig)
 
 
@@ -42,9 +46,10 @@ def relative_change(table: pd.DataFrame, metric: str, conditions: Sequence[str],
     col = f"{metric} change %"
     conds = [c for c in conditions if c != "baseline" and c in set(table["condition"])]
     panels = list(table.groupby(["dataset", "feature_set"], sort=True))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6, 0.9 * table["model"].nunique() + 2), 3.2 * len(panels)),
-                             squeeze=False)
-    for ax, ((dataset, fset), df) in zip(axes[:, 0], panels):
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(6, 0.9 * table["model"].nunique() + 2), 3.2 * len(panels)), squeeze=False
+    )
+    for ax, ((dataset, fset), df) in zip(axes[:, 0], panels, strict=True):
         mean = df.groupby(["model", "condition"], sort=False)[col].mean().unstack("condition")
         models = list(dict.fromkeys(df["model"]))
         mean = mean.reindex(index=models, columns=conds)
@@ -56,8 +61,14 @@ def relative_change(table: pd.DataFrame, metric: str, conditions: Sequence[str],
         for _, row in diverged.iterrows():
             if row["condition"] in conds:
                 j = conds.index(row["condition"])
-                ax.annotate("div.", (models.index(row["model"]) + (j - (len(conds) - 1) / 2) * width, 0),
-                            ha="center", va="bottom", fontsize=6, rotation=90)
+                ax.annotate(
+                    "div.",
+                    (models.index(row["model"]) + (j - (len(conds) - 1) / 2) * width, 0),
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                    rotation=90,
+                )
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_xticks(x, models, rotation=30, ha="right")
         ax.set_ylabel(f"{metric} change vs baseline (%)")
@@ -79,7 +90,7 @@ def vbpr_sweeps(table: pd.DataFrame, metric: str, path: str | Path) -> None:
     """Fig. 4: ``metric`` against reg_weight (log axis), one line per series, mean over seeds."""
     panels = [p for p in SWEEP_TITLES if p in set(table["panel"])]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    for ax, panel in zip(axes[0], panels, strict=True):
         df = table[table["panel"] == panel]
         for series, part in df.groupby("series", sort=False):
             mean = part.groupby("reg_weight")[metric].mean()
@@ -98,8 +109,17 @@ def vbpr_sweeps(table: pd.DataFrame, metric: str, path: str | Path) -> None:
 FIG1_CONDITIONS = ["baseline", "text-noise", "image-noise", "dual-noise"]
 FIG2_CONDITIONS = ["dual-noise", "dual-ones", "dual-zeros"]
 FAMILY_ORDER = ["no features", "simple fusion", "user-item graph", "item-item graph", "hybrid", "user-defined"]
-COLOURS = {"baseline": "#4d4d4d", "text-noise": "#1f77b4", "image-noise": "#ff7f0e", "dual-noise": "#d62728",
-           "dual-ones": "#2ca02c", "dual-zeros": "#9467bd", "vit": "#8c564b", "text": "#1f77b4", "image": "#ff7f0e"}
+COLOURS = {
+    "baseline": "#4d4d4d",
+    "text-noise": "#1f77b4",
+    "image-noise": "#ff7f0e",
+    "dual-noise": "#d62728",
+    "dual-ones": "#2ca02c",
+    "dual-zeros": "#9467bd",
+    "vit": "#8c564b",
+    "text": "#1f77b4",
+    "image": "#ff7f0e",
+}
 MARKERS = {"NDCG": "o", "Recall": "s", "Precision": "^"}
 
 
@@ -126,36 +146,68 @@ def _family_axis(ax, models: Sequence[str]) -> None:
         if i == len(models) or fams[i] != fams[start]:
             if i < len(models):
                 ax.axvline(i - 0.5, color="grey", linestyle=":", linewidth=0.8)
-            ax.annotate(fams[start], xy=((start + i - 1) / 2, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=7.5,
-                        color="dimgrey", style="italic")
+            ax.annotate(
+                fams[start],
+                xy=((start + i - 1) / 2, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=7.5,
+                color="dimgrey",
+                style="italic",
+            )
             start = i
 
 
-def fig1_knockout(summary: pd.DataFrame, dataset: str, feature_set: str, path: str | Path,
-                  conditions: Sequence[str] = FIG1_CONDITIONS, metrics: Sequence[str] = ("NDCG@10", "Recall@10")) -> None:
+def fig1_knockout(
+    summary: pd.DataFrame,
+    dataset: str,
+    feature_set: str,
+    path: str | Path,
+    conditions: Sequence[str] = FIG1_CONDITIONS,
+    metrics: Sequence[str] = ("NDCG@10", "Recall@10"),
+) -> None:
     """Fig. 1: per model, grouped bars of each metric under baseline and the noise knockouts."""
     df = summary[(summary["dataset"] == dataset) & (summary["feature_set"] == feature_set)]
     conds = [c for c in conditions if c in set(df["condition"])]
     models = ordered_models(df["model"].unique())
     n_bars = len(models) * max(len(conds), 1)
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(min(max(6.5, 0.2 * n_bars + 1.5), 16), 3.0 * len(metrics) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(metrics), 1, figsize=(min(max(6.5, 0.2 * n_bars + 1.5), 16), 3.0 * len(metrics) + 0.6), squeeze=False
+    )
     width = 0.8 / max(len(conds), 1)
     x = np.arange(len(models))
-    for ax, metric in zip(axes[:, 0], metrics):
+    for ax, metric in zip(axes[:, 0], metrics, strict=True):
         for j, cond in enumerate(conds):
             part = df[df["condition"] == cond].set_index("model").reindex(models)
             vals = part[metric].to_numpy(dtype=float)
             err = part[f"{metric} ci95"].to_numpy(dtype=float) if f"{metric} ci95" in part else None
             err = None if err is None or not np.isfinite(err).any() else np.nan_to_num(err)
             pos = x + (j - (len(conds) - 1) / 2) * width
-            ax.bar(pos, np.nan_to_num(vals), width, yerr=err, capsize=2, label=cond,
-                   color=COLOURS.get(cond), error_kw={"linewidth": 0.7})
-            for p, v, ok in zip(pos, vals, part["n_ok"].to_numpy(dtype=float)):
+            ax.bar(
+                pos,
+                np.nan_to_num(vals),
+                width,
+                yerr=err,
+                capsize=2,
+                label=cond,
+                color=COLOURS.get(cond),
+                error_kw={"linewidth": 0.7},
+            )
+            for p, v, ok in zip(pos, vals, part["n_ok"].to_numpy(dtype=float), strict=True):
                 if not np.isfinite(v) and ok == 0:
-                    ax.annotate("diverged", (p, 0), xytext=(0, 2), textcoords="offset points", ha="center",
-                                va="bottom", fontsize=6, rotation=90)
+                    ax.annotate(
+                        "diverged",
+                        (p, 0),
+                        xytext=(0, 2),
+                        textcoords="offset points",
+                        ha="center",
+                        va="bottom",
+                        fontsize=6,
+                        rotation=90,
+                    )
         ax.set_ylabel(f"test {metric}")
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylim(bottom=0)
@@ -165,19 +217,32 @@ def fig1_knockout(summary: pd.DataFrame, dataset: str, feature_set: str, path: s
     fig.suptitle(f"Fig. 1: {display_dataset(dataset)} ({feature_set} features), {note}", fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, title="condition", ncol=len(labels), fontsize=8, loc="lower center",
-                   bbox_to_anchor=(0.5, -0.02), frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            title="condition",
+            ncol=len(labels),
+            fontsize=8,
+            loc="lower center",
+            bbox_to_anchor=(0.5, -0.02),
+            frameon=False,
+        )
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     save(fig, path)
 
 
-def fig2_noise_vs_constant(summary: pd.DataFrame, feature_sets: Mapping[str, str], path: str | Path,
-                           conditions: Sequence[str] = FIG2_CONDITIONS, metric: str = "NDCG@10") -> None:
+def fig2_noise_vs_constant(
+    summary: pd.DataFrame,
+    feature_sets: Mapping[str, str],
+    path: str | Path,
+    conditions: Sequence[str] = FIG2_CONDITIONS,
+    metric: str = "NDCG@10",
+) -> None:
     """Fig. 2: change of ``metric`` vs baseline (%) under dual noise and dual constants, per dataset."""
     col = f"{metric} change %"
     datasets = sorted(feature_sets)
     fig, axes = plt.subplots(len(datasets), 1, figsize=(7.5, 3.0 * len(datasets) + 0.6), squeeze=False)
-    for ax, dataset in zip(axes[:, 0], datasets):
+    for ax, dataset in zip(axes[:, 0], datasets, strict=True):
         df = summary[(summary["dataset"] == dataset) & (summary["feature_set"] == feature_sets[dataset])]
         conds = [c for c in conditions if c in set(df["condition"])]
         models = ordered_models(df["model"].unique())
@@ -188,10 +253,18 @@ def fig2_noise_vs_constant(summary: pd.DataFrame, feature_sets: Mapping[str, str
             vals = part[col].to_numpy(dtype=float)
             pos = x + (j - (len(conds) - 1) / 2) * width
             ax.bar(pos, np.nan_to_num(vals), width, label=cond, color=COLOURS.get(cond))
-            for p, v, ok in zip(pos, vals, part["n_ok"].to_numpy(dtype=float)):
+            for p, v, ok in zip(pos, vals, part["n_ok"].to_numpy(dtype=float), strict=True):
                 if not np.isfinite(v):
-                    ax.annotate("diverged" if ok == 0 else "n/a", (p, 0), xytext=(0, -2), textcoords="offset points",
-                                ha="center", va="top", fontsize=6, rotation=90)
+                    ax.annotate(
+                        "diverged" if ok == 0 else "n/a",
+                        (p, 0),
+                        xytext=(0, -2),
+                        textcoords="offset points",
+                        ha="center",
+                        va="top",
+                        fontsize=6,
+                        rotation=90,
+                    )
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_ylabel(f"{metric} change vs\nbaseline (%)")
         ax.grid(axis="y", alpha=0.3)
@@ -201,28 +274,50 @@ def fig2_noise_vs_constant(summary: pd.DataFrame, feature_sets: Mapping[str, str
             ax.text(0.5, 0.5, "no dual-noise / constant runs configured", transform=ax.transAxes, ha="center")
     handles, labels = [], []
     for ax in axes[:, 0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, title="both modalities replaced by", ncol=len(labels), fontsize=8,
-                   loc="lower center", bbox_to_anchor=(0.5, -0.02), frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            title="both modalities replaced by",
+            ncol=len(labels),
+            fontsize=8,
+            loc="lower center",
+            bbox_to_anchor=(0.5, -0.02),
+            frameon=False,
+        )
     fig.suptitle("Fig. 2: dual knockout with noise vs with constants", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     save(fig, path)
 
 
-def fig3_embeddings(coords: np.ndarray, labels: np.ndarray, spectra: Mapping[str, np.ndarray], stats: pd.DataFrame,
-                    title: str, path: str | Path) -> None:
+def fig3_embeddings(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    spectra: Mapping[str, np.ndarray],
+    stats: pd.DataFrame,
+    title: str,
+    path: str | Path,
+) -> None:
     """Fig. 3: UMAP map coloured by modality | normalised singular-value spectra | statistics table."""
     fig = plt.figure(figsize=(12.5, 4.4))
     grid = fig.add_gridspec(1, 3, width_ratios=[1.15, 1.0, 0.95])
     ax = fig.add_subplot(grid[0])
     for modality in ("text", "image"):
         pts = coords[labels == modality]
-        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.55, color=COLOURS[modality], linewidths=0,
-                   label=f"{modality} ({len(pts)} items)", rasterized=True)
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=3,
+            alpha=0.55,
+            color=COLOURS[modality],
+            linewidths=0,
+            label=f"{modality} ({len(pts)} items)",
+            rasterized=True,
+        )
     ax.set_xticks([]), ax.set_yticks([])
     ax.set_xlabel("UMAP 1"), ax.set_ylabel("UMAP 2")
     ax.set_title("(a) UMAP of L2-normalised features", fontsize=9)
@@ -241,14 +336,25 @@ def fig3_embeddings(coords: np.ndarray, labels: np.ndarray, spectra: Mapping[str
     ax.legend(fontsize=7)
     ax = fig.add_subplot(grid[2])
     ax.axis("off")
-    fields = [("encoder", "encoder", "{}"), ("dimension", "dimension", "{}"), ("n_items", "items", "{}"),
-              ("n_zero_rows", "zero rows", "{}"), ("mean_pairwise_cosine", "mean pairwise cos", "{:.3f}"),
-              ("mean_distance_to_centroid", "mean dist. to centroid", "{:.3f}"),
-              ("effective_rank", "effective rank", "{:.1f}"), ("top10_variance_share", "top-10 var. share", "{:.3f}")]
+    fields = [
+        ("encoder", "encoder", "{}"),
+        ("dimension", "dimension", "{}"),
+        ("n_items", "items", "{}"),
+        ("n_zero_rows", "zero rows", "{}"),
+        ("mean_pairwise_cosine", "mean pairwise cos", "{:.3f}"),
+        ("mean_distance_to_centroid", "mean dist. to centroid", "{:.3f}"),
+        ("effective_rank", "effective rank", "{:.1f}"),
+        ("top10_variance_share", "top-10 var. share", "{:.3f}"),
+    ]
     by_mod = stats.set_index("modality")
     cells = [[fmt.format(by_mod.loc[m, key]) for m in by_mod.index] for key, _, fmt in fields]
-    table = ax.table(cellText=cells, rowLabels=[label for _, label, _ in fields], colLabels=list(by_mod.index),
-                     loc="center", cellLoc="right")
+    table = ax.table(
+        cellText=cells,
+        rowLabels=[label for _, label, _ in fields],
+        colLabels=list(by_mod.index),
+        loc="center",
+        cellLoc="right",
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     table.scale(0.75, 1.35)
@@ -263,8 +369,15 @@ def ours_vs_published(comp: pd.DataFrame, path: str | Path, datasets: Sequence[s
     fig, ax = plt.subplots(figsize=(5.6, 5.0))
     if comp.empty:
         shown = ", ".join(datasets) if datasets else "these datasets"
-        ax.text(0.5, 0.5, f"no published numbers for these datasets\n({shown})\n\nthe study reports Baby, Sports and Clothing",
-                transform=ax.transAxes, ha="center", va="center", fontsize=10)
+        ax.text(
+            0.5,
+            0.5,
+            f"no published numbers for these datasets\n({shown})\n\nthe study reports Baby, Sports and Clothing",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_xlabel("published value"), ax.set_ylabel("our value")
         ax.set_title("Ours vs published (Appendix Tables 4-10)", fontsize=10)
@@ -282,8 +395,15 @@ def ours_vs_published(comp: pd.DataFrame, path: str | Path, datasets: Sequence[s
             sel = part[part["metric"].str.startswith(family)]
             if sel.empty:
                 continue
-            ax.scatter(sel["published"].astype(float), sel["ours"].astype(float), s=12, marker=marker, alpha=0.7,
-                       color=COLOURS.get(cond), linewidths=0)
+            ax.scatter(
+                sel["published"].astype(float),
+                sel["ours"].astype(float),
+                s=12,
+                marker=marker,
+                alpha=0.7,
+                color=COLOURS.get(cond),
+                linewidths=0,
+            )
     for cond in dict.fromkeys(comp["condition"]):
         ax.scatter([], [], color=COLOURS.get(cond), s=15, label=cond)
     for family, marker in MARKERS.items():
@@ -297,6 +417,8 @@ def ours_vs_published(comp: pd.DataFrame, path: str | Path, datasets: Sequence[s
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     zeros = int((~positive).sum())
-    ax.set_title(f"Ours vs published: {len(comp)} cells" + (f" ({zeros} with a zero value not shown)" if zeros else ""),
-                 fontsize=9)
+    ax.set_title(
+        f"Ours vs published: {len(comp)} cells" + (f" ({zeros} with a zero value not shown)" if zeros else ""),
+        fontsize=9,
+    )
     save(fig, path)

@@ -5,6 +5,7 @@ has several lines, the median is taken). For ``train`` the path is
 ``train/{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}.tsv`` and the table splits it
 by model. Only the files that exist are read.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,13 @@ import numpy as np
 import pandas as pd
 
 #: benchmark directory -> rule name
-RULES = {"prepare": "prepare_split", "graphs": "aux_graphs", "text_features": "text_features",
-         "image_features": "image_features", "train": "train"}
+RULES = {
+    "prepare": "prepare_split",
+    "graphs": "aux_graphs",
+    "text_features": "text_features",
+    "image_features": "image_features",
+    "train": "train",
+}
 COLUMNS = ["rule", "model", "jobs", "median s", "total s", "peak max_rss MB"]
 
 
@@ -29,8 +35,10 @@ def read_benchmark(path: str | Path) -> dict | None:
         return None
     s = pd.to_numeric(df["s"], errors="coerce")
     rss = pd.to_numeric(df.get("max_rss", pd.Series(dtype=float)), errors="coerce")
-    return {"s": float(s.median()) if s.notna().any() else math.nan,
-            "max_rss": float(rss.max()) if rss.notna().any() else math.nan}
+    return {
+        "s": float(s.median()) if s.notna().any() else math.nan,
+        "max_rss": float(rss.max()) if rss.notna().any() else math.nan,
+    }
 
 
 def collect(root: str | Path = "benchmarks") -> pd.DataFrame:
@@ -47,8 +55,15 @@ def collect(root: str | Path = "benchmarks") -> pd.DataFrame:
                 continue
             rel = path.relative_to(base).parts
             model = rel[2] if rule == "train" and len(rel) >= 4 else ""
-            rows.append({"rule": rule, "model": model, "s": rec["s"], "max_rss": rec["max_rss"],
-                         "file": str(path.relative_to(root))})
+            rows.append(
+                {
+                    "rule": rule,
+                    "model": model,
+                    "s": rec["s"],
+                    "max_rss": rec["max_rss"],
+                    "file": str(path.relative_to(root)),
+                }
+            )
     return pd.DataFrame(rows, columns=["rule", "model", "s", "max_rss", "file"])
 
 
@@ -70,8 +85,16 @@ def runtime_table(jobs: pd.DataFrame) -> pd.DataFrame:
             models = sorted(set(part["model"]), key=lambda m: (rank_m.get(m, len(rank_m)), m))
             groups += [(m, part[part["model"] == m]) for m in models]
         for model, g in groups:
-            rows.append({"rule": rule, "model": model, "jobs": int(len(g)), "median s": _f(g["s"].median()),
-                         "total s": _f(g["s"].sum(min_count=1)), "peak max_rss MB": _f(g["max_rss"].max())})
+            rows.append(
+                {
+                    "rule": rule,
+                    "model": model,
+                    "jobs": int(len(g)),
+                    "median s": _f(g["s"].median()),
+                    "total s": _f(g["s"].sum(min_count=1)),
+                    "peak max_rss MB": _f(g["max_rss"].max()),
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

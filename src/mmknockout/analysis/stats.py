@@ -11,11 +11,12 @@
   with several, each user's value is first averaged over the seeds (``p_users_by_seed`` lists the
   test of every seed on its own). All-zero differences give p = 1.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,24 @@ from .. import paths
 from ..errors import InputError
 
 GROUP = ["dataset", "feature_set", "model", "condition"]
-SIG_COLUMNS = ["dataset", "feature_set", "model", "condition", "metric", "n_seeds", "mean_baseline", "ci95_baseline",
-               "mean_knockout", "ci95_knockout", "change %", "ci95", "p_seeds", "p_users", "p_users_by_seed", "n_users"]
+SIG_COLUMNS = [
+    "dataset",
+    "feature_set",
+    "model",
+    "condition",
+    "metric",
+    "n_seeds",
+    "mean_baseline",
+    "ci95_baseline",
+    "mean_knockout",
+    "ci95_knockout",
+    "change %",
+    "ci95",
+    "p_seeds",
+    "p_users",
+    "p_users_by_seed",
+    "n_users",
+]
 
 
 def ci95(values: Iterable[float]) -> float:
@@ -68,8 +85,9 @@ def paired_seed_test(baseline: Sequence[float], knockout: Sequence[float]) -> fl
     return float(sps.ttest_rel(k, b).pvalue)
 
 
-def align_users(users_a: np.ndarray, values_a: np.ndarray, users_b: np.ndarray,
-                values_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def align_users(
+    users_a: np.ndarray, values_a: np.ndarray, users_b: np.ndarray, values_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The users present in both runs (sorted by id) and their two value vectors."""
     users_a, users_b = np.asarray(users_a), np.asarray(users_b)
     common, ia, ib = np.intersect1d(users_a, users_b, assume_unique=False, return_indices=True)
@@ -91,9 +109,15 @@ def wilcoxon_p(baseline: np.ndarray, knockout: np.ndarray) -> float:
 
 def per_user_file(record: Mapping) -> str:
     """The per-user test metrics file of a run record."""
-    return paths.fill(paths.PER_USER, dataset=record["dataset"], feature_set=record["feature_set"],
-                      model=record["model"], condition=record["condition"], params=record["params_id"],
-                      seed=record["seed"])
+    return paths.fill(
+        paths.PER_USER,
+        dataset=record["dataset"],
+        feature_set=record["feature_set"],
+        model=record["model"],
+        condition=record["condition"],
+        params=record["params_id"],
+        seed=record["seed"],
+    )
 
 
 def read_per_user(path: str | Path) -> dict[str, np.ndarray] | None:
@@ -130,8 +154,9 @@ def significance_step(*, selected: Sequence[str], per_user: Sequence[str], table
     write_significance(significance(records, metrics, per_user_of(records, per_user)), table)
 
 
-def significance(records: Sequence[Mapping], metrics: Sequence[str],
-                 per_user: Mapping[tuple, Mapping[str, np.ndarray] | None]) -> pd.DataFrame:
+def significance(
+    records: Sequence[Mapping], metrics: Sequence[str], per_user: Mapping[tuple, Mapping[str, np.ndarray] | None]
+) -> pd.DataFrame:
     """One row per (dataset, feature set, model, knockout condition, metric): seed statistics and p-values.
 
     ``records`` are selected run records (metrics.json + selection); ``per_user`` maps (dataset,
@@ -168,7 +193,7 @@ def significance(records: Sequence[Mapping], metrics: Sequence[str],
             b = [value(base_runs[s], m) for s in seeds]
             k = [value(runs[s], m) for s in seeds]
             mb, mk = mean(b), mean(k)
-            per_seed_change = [change_pct(x, y) for x, y in zip(b, k)]
+            per_seed_change = [change_pct(x, y) for x, y in zip(b, k, strict=True)]
             by_seed, pairs = [], []
             for s in seeds:
                 pb, pk = pu_base[s], pu_knock[s]
@@ -179,14 +204,26 @@ def significance(records: Sequence[Mapping], metrics: Sequence[str],
                 by_seed.append((s, wilcoxon_p(vb, vk)))
                 pairs.append((users, vb, vk))
             p_users, n_users = _pooled_users(pairs) if len(pairs) == len(seeds) else (math.nan, 0)
-            rows.append({
-                "dataset": dataset, "feature_set": fs, "model": model, "condition": cond, "metric": m,
-                "n_seeds": len(seeds), "mean_baseline": mb, "ci95_baseline": ci95(b), "mean_knockout": mk,
-                "ci95_knockout": ci95(k), "change %": change_pct(mb, mk), "ci95": ci95(per_seed_change),
-                "p_seeds": paired_seed_test(b, k), "p_users": p_users,
-                "p_users_by_seed": ";".join(f"{s}:{format_p(p, prefix=False)}" for s, p in by_seed),
-                "n_users": n_users,
-            })
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "feature_set": fs,
+                    "model": model,
+                    "condition": cond,
+                    "metric": m,
+                    "n_seeds": len(seeds),
+                    "mean_baseline": mb,
+                    "ci95_baseline": ci95(b),
+                    "mean_knockout": mk,
+                    "ci95_knockout": ci95(k),
+                    "change %": change_pct(mb, mk),
+                    "ci95": ci95(per_seed_change),
+                    "p_seeds": paired_seed_test(b, k),
+                    "p_users": p_users,
+                    "p_users_by_seed": ";".join(f"{s}:{format_p(p, prefix=False)}" for s, p in by_seed),
+                    "n_users": n_users,
+                }
+            )
     df = pd.DataFrame(rows, columns=SIG_COLUMNS)
     return sort_frame(df)
 
@@ -211,11 +248,16 @@ def sort_frame(df: pd.DataFrame, condition_order: Sequence[str] | None = None) -
 
     order_m = {m: i for i, m in enumerate(MODELS)}
     order_c = {c: i for i, c in enumerate(condition_order or ())}
-    keys = pd.DataFrame({
-        "d": df["dataset"], "f": df["feature_set"],
-        "m": df["model"].map(lambda m: order_m.get(m, len(order_m))), "mn": df["model"],
-        "c": df["condition"].map(lambda c: order_c.get(c, len(order_c))), "cn": df["condition"],
-    })
+    keys = pd.DataFrame(
+        {
+            "d": df["dataset"],
+            "f": df["feature_set"],
+            "m": df["model"].map(lambda m: order_m.get(m, len(order_m))),
+            "mn": df["model"],
+            "c": df["condition"].map(lambda c: order_c.get(c, len(order_c))),
+            "cn": df["condition"],
+        }
+    )
     if "metric" in df:
         keys["x"] = df["metric"]
     idx = keys.sort_values(list(keys.columns), kind="stable").index
@@ -251,8 +293,16 @@ def write_significance(df: pd.DataFrame, path: str | Path) -> None:
 
 def read_significance(path: str | Path) -> pd.DataFrame:
     df = pd.read_csv(path, keep_default_na=True, na_values=["n/a"])
-    for c in ("mean_baseline", "ci95_baseline", "mean_knockout", "ci95_knockout", "change %", "ci95", "p_seeds",
-              "p_users"):
+    for c in (
+        "mean_baseline",
+        "ci95_baseline",
+        "mean_knockout",
+        "ci95_knockout",
+        "change %",
+        "ci95",
+        "p_seeds",
+        "p_users",
+    ):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["p_users_by_seed"] = df["p_users_by_seed"].fillna("").astype(str)
     return df

@@ -3,6 +3,7 @@
 The design (which runs, which conditions) is :mod:`mmknockout.sweeps`; its names are re-exported
 here for callers that import them from this module.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,8 +30,15 @@ def sweep_table(runs: Iterable[SweepRun], records: Iterable[Mapping[str, Any]], 
     rows = []
     for run in runs:
         for rec in by_key.get((run.model, run.condition, run.params), []):
-            row = {"panel": run.panel, "series": run.series, "model": run.model, "condition": run.condition,
-                   "reg_weight": float(run.reg_weight), "seed": rec["seed"], "status": rec["status"]}
+            row = {
+                "panel": run.panel,
+                "series": run.series,
+                "model": run.model,
+                "condition": run.condition,
+                "reg_weight": float(run.reg_weight),
+                "seed": rec["seed"],
+                "status": rec["status"],
+            }
             row.update({m: round(rec["test"][m], 4) if rec["status"] == "ok" else float("nan") for m in metrics})
             rows.append(row)
     df = pd.DataFrame(rows)

@@ -10,11 +10,12 @@
 
 Every writer uses fixed float formats and sorted rows, so equal inputs give equal bytes.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ DEFAULT_THRESHOLD = 5.0
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def main_feature_set(feature_sets: Sequence[str]) -> str:
     """The feature set the knockout tables use: ``default`` if configured, else the first one."""
@@ -72,22 +74,47 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
         df.to_csv(tmp, index=False, float_format="%.4f", na_rep="", lineterminator="\n")
 
 
-_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
-          "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
-          "<": r"$<$", ">": r"$>$"}
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "<": r"$<$",
+    ">": r"$>$",
+}
 
 
 def latex_escape(s: str) -> str:
     return "".join(_LATEX.get(ch, ch) for ch in str(s))
 
 
-def to_latex(df: pd.DataFrame, caption: str, label: str, align: str | None = None, note: str | None = None,
-             header: Sequence[str] | None = None) -> str:
+def to_latex(
+    df: pd.DataFrame,
+    caption: str,
+    label: str,
+    align: str | None = None,
+    note: str | None = None,
+    header: Sequence[str] | None = None,
+) -> str:
     """A self-contained booktabs ``table`` (strings are escaped; NaN cells print as '--')."""
     cols = list(df.columns)
     align = align or ("ll" + "r" * (len(cols) - 2) if len(cols) > 2 else "l" * len(cols))
-    lines = [r"\begin{table}[ht]", r"\centering", r"\small", rf"\caption{{{latex_escape(caption)}}}",
-             rf"\label{{{label}}}", rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
+    lines = [
+        r"\begin{table}[ht]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{{label}}}",
+        rf"\begin{{tabular}}{{{align}}}",
+        r"\toprule",
+    ]
     lines.append(" & ".join(latex_escape(h) for h in (header or cols)) + r" \\")
     lines.append(r"\midrule")
     if df.empty:
@@ -110,6 +137,7 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, align: str | None = Non
 
 # ---------------------------------------------------------------- seed summary
 
+
 def seed_summary(ko: pd.DataFrame, metrics: Sequence[str] = APPENDIX_METRICS) -> pd.DataFrame:
     """Per (dataset, feature set, model, condition): n_seeds, n_ok, mean and ci95 of each metric, and
     ``<m> change %`` of the rounded means vs the baseline of the same dataset/feature set/model."""
@@ -118,7 +146,7 @@ def seed_summary(ko: pd.DataFrame, metrics: Sequence[str] = APPENDIX_METRICS) ->
         raise InputError(f"knockout table lacks metric columns {', '.join(missing)}")
     rows = []
     for key, part in ko.groupby(GROUP, sort=True):
-        row = dict(zip(GROUP, key))
+        row = dict(zip(GROUP, key, strict=True))
         row["family"] = FAMILIES.get(row["model"], "user-defined")
         row["n_seeds"] = int(part["seed"].nunique())
         row["n_ok"] = int((part["status"] == "ok").sum())
@@ -130,12 +158,16 @@ def seed_summary(ko: pd.DataFrame, metrics: Sequence[str] = APPENDIX_METRICS) ->
     df = pd.DataFrame(rows)
     base = df[df["condition"] == "baseline"].set_index(["dataset", "feature_set", "model"])
     for m in metrics:
-        ref = [base[m].get((d, f, mo), math.nan) for d, f, mo in zip(df["dataset"], df["feature_set"], df["model"])]
-        df[f"{m} change %"] = [change_pct(b, k) for b, k in zip(ref, df[m])]
+        ref = [
+            base[m].get((d, f, mo), math.nan)
+            for d, f, mo in zip(df["dataset"], df["feature_set"], df["model"], strict=True)
+        ]
+        df[f"{m} change %"] = [change_pct(b, k) for b, k in zip(ref, df[m], strict=True)]
     return sort_frame(df, ["baseline"] + KNOCKOUT_CONDITIONS)
 
 
 # ---------------------------------------------------------------- Tables 2 and 3
+
 
 def _annotated(change: float, ci: float, p_users: float, p_seeds: float, n_seeds: int) -> str:
     if change is None or not np.isfinite(change):
@@ -158,9 +190,14 @@ def comparison_columns(metrics: Sequence[str], several_seeds: bool) -> list[str]
     return cols
 
 
-def knockout_comparison(sig: pd.DataFrame, models: Sequence[str], conditions: Sequence[str],
-                        metrics: Sequence[str] = STUDY_METRICS, feature_sets: Mapping[str, str] | None = None,
-                        model_order: Sequence[str] | None = None) -> pd.DataFrame:
+def knockout_comparison(
+    sig: pd.DataFrame,
+    models: Sequence[str],
+    conditions: Sequence[str],
+    metrics: Sequence[str] = STUDY_METRICS,
+    feature_sets: Mapping[str, str] | None = None,
+    model_order: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Baseline / knockout / change (with p-values) per model, dataset and condition, from significance rows.
 
     ``feature_sets`` maps dataset -> the feature set to use (default: every row's own)."""
@@ -172,8 +209,12 @@ def knockout_comparison(sig: pd.DataFrame, models: Sequence[str], conditions: Se
     columns = key + ["n_seeds"] + comparison_columns(metrics, several)
     rows = []
     for (model, dataset, cond), part in df.groupby(key, sort=False):
-        row = {"model": model, "dataset": display_dataset(dataset), "condition": cond,
-               "n_seeds": int(part["n_seeds"].max())}
+        row = {
+            "model": model,
+            "dataset": display_dataset(dataset),
+            "condition": cond,
+            "n_seeds": int(part["n_seeds"].max()),
+        }
         for m in metrics:
             r = part[part["metric"] == m]
             if r.empty:
@@ -194,24 +235,32 @@ def knockout_comparison(sig: pd.DataFrame, models: Sequence[str], conditions: Se
     order = list(model_order or MODELS)
     rank_m = {m: i for i, m in enumerate(order)}
     rank_c = {c: i for i, c in enumerate(conditions)}
-    out = out.assign(_m=out["model"].map(lambda m: rank_m.get(m, len(rank_m))),
-                     _c=out["condition"].map(lambda c: rank_c.get(c, len(rank_c))))
+    out = out.assign(
+        _m=out["model"].map(lambda m: rank_m.get(m, len(rank_m))),
+        _c=out["condition"].map(lambda c: rank_c.get(c, len(rank_c))),
+    )
     out = out.sort_values(["_m", "model", "dataset", "_c"], kind="stable").drop(columns=["_m", "_c"])
     return out.reset_index(drop=True)
 
 
 def _main_rows(df: pd.DataFrame, feature_sets: Mapping[str, str]) -> np.ndarray:
     """Boolean row mask: the rows whose feature set is the one named for their dataset (works when empty)."""
-    return np.array([feature_sets.get(d) == f for d, f in zip(df["dataset"], df["feature_set"])], dtype=bool)
+    return np.array(
+        [feature_sets.get(d) == f for d, f in zip(df["dataset"], df["feature_set"], strict=True)], dtype=bool
+    )
 
 
 def _p_cell(p: float) -> str:
     return "" if p is None or not np.isfinite(p) else f"{p:.3g}"
 
 
-def vision_sensitive(sig: pd.DataFrame, feature_sets: Mapping[str, str] | None = None,
-                     threshold: float = DEFAULT_THRESHOLD, condition: str = "image-noise",
-                     metrics: Sequence[str] = STUDY_METRICS) -> pd.DataFrame:
+def vision_sensitive(
+    sig: pd.DataFrame,
+    feature_sets: Mapping[str, str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    condition: str = "image-noise",
+    metrics: Sequence[str] = STUDY_METRICS,
+) -> pd.DataFrame:
     """Table 2: models whose NDCG@10 drops by more than ``threshold`` % under ``condition`` on any dataset
     (all their datasets are shown). A diverged knockout counts as a drop."""
     df = sig[(sig["condition"] == condition) & (sig["metric"] == "NDCG@10")]
@@ -223,15 +272,18 @@ def vision_sensitive(sig: pd.DataFrame, feature_sets: Mapping[str, str] | None =
     return out.drop(columns=["condition"])
 
 
-def bm3_slmrec_vbpr(sig: pd.DataFrame, feature_sets: Mapping[str, str] | None = None,
-           metrics: Sequence[str] = STUDY_METRICS) -> pd.DataFrame:
+def bm3_slmrec_vbpr(
+    sig: pd.DataFrame, feature_sets: Mapping[str, str] | None = None, metrics: Sequence[str] = STUDY_METRICS
+) -> pd.DataFrame:
     """Table 3: BM3, SLMRec and VBPR (those run) under text, image and dual noise."""
-    return knockout_comparison(sig, TABLE3_MODELS, KNOCKOUT_CONDITIONS, metrics, feature_sets,
-                               model_order=TABLE3_MODELS)
+    return knockout_comparison(
+        sig, TABLE3_MODELS, KNOCKOUT_CONDITIONS, metrics, feature_sets, model_order=TABLE3_MODELS
+    )
 
 
-def comparison_latex(df: pd.DataFrame, caption: str, label: str, metrics: Sequence[str] = STUDY_METRICS,
-                     note: str | None = None) -> str:
+def comparison_latex(
+    df: pd.DataFrame, caption: str, label: str, metrics: Sequence[str] = STUDY_METRICS, note: str | None = None
+) -> str:
     """Compact LaTeX of Table 2/3: per metric baseline, knockout and the annotated change."""
     keep = [c for c in ("model", "dataset", "condition") if c in df.columns]
     cols, header = list(keep), [c.capitalize() for c in keep]
@@ -239,11 +291,13 @@ def comparison_latex(df: pd.DataFrame, caption: str, label: str, metrics: Sequen
         cols += [f"{m} baseline", f"{m} knockout", f"{m} change"]
         header += [f"{m} base", f"{m} KO", f"{m} change"]
     sub = df.reindex(columns=cols).fillna("")
-    return to_latex(sub, caption, label, align="l" * len(keep) + "r" * (len(cols) - len(keep)), note=note,
-                    header=header)
+    return to_latex(
+        sub, caption, label, align="l" * len(keep) + "r" * (len(cols) - len(keep)), note=note, header=header
+    )
 
 
 # ---------------------------------------------------------------- Appendix Tables 4-10
+
 
 def read_reference_index(path: str | Path) -> pd.DataFrame:
     """resources/reference/tables.csv: table number -> condition (or feature set) and title."""
@@ -251,9 +305,14 @@ def read_reference_index(path: str | Path) -> pd.DataFrame:
     return df.sort_values("table").reset_index(drop=True)
 
 
-def appendix_table(summary: pd.DataFrame, datasets: Mapping[str, str], condition: str = "baseline",
-                   reference: Mapping[str, str] | None = None, metrics: Sequence[str] = APPENDIX_METRICS,
-                   with_change: bool | None = None) -> pd.DataFrame:
+def appendix_table(
+    summary: pd.DataFrame,
+    datasets: Mapping[str, str],
+    condition: str = "baseline",
+    reference: Mapping[str, str] | None = None,
+    metrics: Sequence[str] = APPENDIX_METRICS,
+    with_change: bool | None = None,
+) -> pd.DataFrame:
     """One Appendix table in the reference layout.
 
     ``datasets`` maps each dataset to the feature set whose ``condition`` rows are shown;
@@ -282,8 +341,12 @@ def appendix_table(summary: pd.DataFrame, datasets: Mapping[str, str], condition
             for m in metrics:
                 row[f"{m} ci95"] = fmt_float(r[f"{m} ci95"])
         rows.append(row)
-    columns = (["model", "dataset"] + list(metrics) + ([f"{m} change %" for m in metrics] if with_change else [])
-               + ([f"{m} ci95" for m in metrics] if several else []))
+    columns = (
+        ["model", "dataset"]
+        + list(metrics)
+        + ([f"{m} change %" for m in metrics] if with_change else [])
+        + ([f"{m} ci95" for m in metrics] if several else [])
+    )
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values(["model", "dataset"], kind="stable").reset_index(drop=True)
 
@@ -301,8 +364,13 @@ def appendix_latex(df: pd.DataFrame, caption: str, label: str, metrics: Sequence
                 v = f"{v} ({r[f'{m} change %']}%)"
             col.append(v)
         cells[m] = col
-    return to_latex(cells, caption, label, header=["Model", "Dataset"] + list(metrics),
-                    note="no runs for this table" if df.empty else None)
+    return to_latex(
+        cells,
+        caption,
+        label,
+        header=["Model", "Dataset"] + list(metrics),
+        note="no runs for this table" if df.empty else None,
+    )
 
 
 def read_reference_table(path: str | Path) -> pd.DataFrame:
@@ -311,12 +379,28 @@ def read_reference_table(path: str | Path) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- ours vs published
 
-COMPARISON_COLUMNS = ["table", "condition", "model", "dataset", "metric", "ours", "ours ci95", "published",
-                      "abs diff", "rel diff %", "ours change %", "published change %"]
+COMPARISON_COLUMNS = [
+    "table",
+    "condition",
+    "model",
+    "dataset",
+    "metric",
+    "ours",
+    "ours ci95",
+    "published",
+    "abs diff",
+    "rel diff %",
+    "ours change %",
+    "published change %",
+]
 
 
-def ours_vs_published(ours: Mapping[int, pd.DataFrame], published: Mapping[int, pd.DataFrame],
-                      conditions: Mapping[int, str], metrics: Sequence[str] = APPENDIX_METRICS) -> pd.DataFrame:
+def ours_vs_published(
+    ours: Mapping[int, pd.DataFrame],
+    published: Mapping[int, pd.DataFrame],
+    conditions: Mapping[int, str],
+    metrics: Sequence[str] = APPENDIX_METRICS,
+) -> pd.DataFrame:
     """Every (table, model, dataset, metric) cell present in both our Appendix table and the published one.
 
     ``ours`` and ``published`` map table number -> frames in the reference layout (strings); datasets
@@ -338,15 +422,22 @@ def ours_vs_published(ours: Mapping[int, pd.DataFrame], published: Mapping[int, 
                 if not (np.isfinite(ours_v) and np.isfinite(pub_v)):
                     continue
                 diff = ours_v - pub_v
-                rows.append({
-                    "table": table, "condition": conditions.get(table, ""), "model": r["model"],
-                    "dataset": r["dataset pub"], "metric": m, "ours": f"{ours_v:.4f}",
-                    "ours ci95": str(r.get(f"{m} ci95", "") or ""), "published": f"{pub_v:.4f}",
-                    "abs diff": f"{diff:+.4f}",
-                    "rel diff %": fmt_change(diff / pub_v * 100) if pub_v != 0 else "",
-                    "ours change %": str(r.get(f"{m} change %", "") or ""),
-                    "published change %": str(r.get(f"{m} change % pub", "") or ""),
-                })
+                rows.append(
+                    {
+                        "table": table,
+                        "condition": conditions.get(table, ""),
+                        "model": r["model"],
+                        "dataset": r["dataset pub"],
+                        "metric": m,
+                        "ours": f"{ours_v:.4f}",
+                        "ours ci95": str(r.get(f"{m} ci95", "") or ""),
+                        "published": f"{pub_v:.4f}",
+                        "abs diff": f"{diff:+.4f}",
+                        "rel diff %": fmt_change(diff / pub_v * 100) if pub_v != 0 else "",
+                        "ours change %": str(r.get(f"{m} change %", "") or ""),
+                        "published change %": str(r.get(f"{m} change % pub", "") or ""),
+                    }
+                )
     out = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     order = {m: i for i, m in enumerate(metrics)}
     out = out.assign(_k=out["metric"].map(order))
@@ -362,8 +453,10 @@ def _num(x) -> float:
 
 # ---------------------------------------------------------------- encoder swap
 
-def encoder_swap_table(summary: pd.DataFrame, feature_sets: Mapping[str, Sequence[str]],
-                 metrics: Sequence[str] = STUDY_METRICS) -> pd.DataFrame:
+
+def encoder_swap_table(
+    summary: pd.DataFrame, feature_sets: Mapping[str, Sequence[str]], metrics: Sequence[str] = STUDY_METRICS
+) -> pd.DataFrame:
     """Each model's baseline metrics per feature set (image encoder), with the change vs the dataset's
     main feature set. ``feature_sets`` maps dataset -> its feature sets (main first)."""
     base = summary[summary["condition"] == "baseline"]
@@ -403,7 +496,10 @@ def encoder_swap_table(summary: pd.DataFrame, feature_sets: Mapping[str, Sequenc
 
 # ---------------------------------------------------------------- entry points (CLI / workflow)
 
-def appendix_spec(table: int, index: pd.DataFrame, feature_sets: Mapping[str, Sequence[str]]) -> tuple[str, dict, dict, str]:
+
+def appendix_spec(
+    table: int, index: pd.DataFrame, feature_sets: Mapping[str, Sequence[str]]
+) -> tuple[str, dict, dict, str]:
     """(condition, shown feature set per dataset, reference feature set per dataset, title) of an Appendix table.
 
     The table's name in tables.csv is a condition (Tables 4-9) or, for the encoder tables, a feature
@@ -419,8 +515,9 @@ def appendix_spec(table: int, index: pd.DataFrame, feature_sets: Mapping[str, Se
     return name, main, main, title
 
 
-def build_appendix(*, knockout: str, index: str, feature_sets: Mapping[str, Sequence[str]], table: int,
-                   csv: str, tex: str) -> pd.DataFrame:
+def build_appendix(
+    *, knockout: str, index: str, feature_sets: Mapping[str, Sequence[str]], table: int, csv: str, tex: str
+) -> pd.DataFrame:
     """Workflow step: one Appendix table (4-10) in the published layout, CSV and LaTeX."""
     condition, shown, ref, title = appendix_spec(int(table), read_reference_index(index), feature_sets)
     summary = seed_summary(read_knockout(knockout))
@@ -430,9 +527,18 @@ def build_appendix(*, knockout: str, index: str, feature_sets: Mapping[str, Sequ
     return df
 
 
-def build_study_tables(*, knockout: str, significance: str, feature_sets: Mapping[str, Sequence[str]],
-                       threshold: float, table2: str, table2_tex: str, table3: str, table3_tex: str,
-                       encoder_swap: str) -> None:
+def build_study_tables(
+    *,
+    knockout: str,
+    significance: str,
+    feature_sets: Mapping[str, Sequence[str]],
+    threshold: float,
+    table2: str,
+    table2_tex: str,
+    table3: str,
+    table3_tex: str,
+    encoder_swap: str,
+) -> None:
     """Workflow step: Table 2 (vision-sensitive models), Table 3 and the encoder-swap table."""
     from .stats import read_significance
 
@@ -440,15 +546,31 @@ def build_study_tables(*, knockout: str, significance: str, feature_sets: Mappin
     main = {d: main_feature_set(list(f)) for d, f in feature_sets.items()}
     t2 = vision_sensitive(sig, main, threshold)
     write_csv(t2, table2)
-    note = (f"No model loses more than {threshold:g}% NDCG@10 under image noise (or no image-noise runs)."
-            if t2.empty else "p: Wilcoxon signed-rank test on per-user test values.")
-    write_text(table2_tex, comparison_latex(t2, f"Table 2: vision-sensitive models (NDCG@10 drop > {threshold:g}% "
-                                                "under image noise on any dataset)", "tab:vision", note=note))
+    note = (
+        f"No model loses more than {threshold:g}% NDCG@10 under image noise (or no image-noise runs)."
+        if t2.empty
+        else "p: Wilcoxon signed-rank test on per-user test values."
+    )
+    write_text(
+        table2_tex,
+        comparison_latex(
+            t2,
+            f"Table 2: vision-sensitive models (NDCG@10 drop > {threshold:g}% under image noise on any dataset)",
+            "tab:vision",
+            note=note,
+        ),
+    )
     t3 = bm3_slmrec_vbpr(sig, main)
     write_csv(t3, table3)
-    write_text(table3_tex, comparison_latex(t3, "Table 3: BM3, SLMRec and VBPR under text, image and dual knockout "
-                                                "(noise)", "tab:bm3slmrecvbpr",
-                                            note="none of BM3, SLMRec, VBPR under noise knockouts" if t3.empty else None))
+    write_text(
+        table3_tex,
+        comparison_latex(
+            t3,
+            "Table 3: BM3, SLMRec and VBPR under text, image and dual knockout (noise)",
+            "tab:bm3slmrecvbpr",
+            note="none of BM3, SLMRec, VBPR under noise knockouts" if t3.empty else None,
+        ),
+    )
     summary = seed_summary(read_knockout(knockout), STUDY_METRICS)
     ordered = {d: [main[d]] + [f for f in fss if f != main[d]] for d, fss in feature_sets.items()}
     write_csv(encoder_swap_table(summary, ordered), encoder_swap)
@@ -464,12 +586,13 @@ def table_number(path: str | Path) -> int:
     return int(m.group(1))
 
 
-def build_comparison(*, ours: Sequence[str], index: str, published: Sequence[str], table: str, figure: str,
-                     datasets: Sequence[str] = ()) -> pd.DataFrame:
+def build_comparison(
+    *, ours: Sequence[str], index: str, published: Sequence[str], table: str, figure: str, datasets: Sequence[str] = ()
+) -> pd.DataFrame:
     """Workflow step: every cell of our Appendix tables next to the published one (table and scatter)."""
     from . import plots
 
-    conditions = dict(zip(*(read_reference_index(index)[c] for c in ("table", "condition"))))
+    conditions = dict(zip(*(read_reference_index(index)[c] for c in ("table", "condition")), strict=True))
     ours_tables = {table_number(p): read_reference_table(p) for p in ours}
     published_tables = {table_number(p): read_reference_table(p) for p in published}
     missing = sorted(n for n in ours_tables if n in conditions and n not in published_tables)

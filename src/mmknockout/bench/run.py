@@ -8,6 +8,7 @@ evaluation: random user and item embeddings as wide as the model's representatio
 128 for VBPR, ...), the user x item product in batches, masking of training items and the top-50,
 i.e. the least work any full-ranking evaluator of that model must do.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,20 @@ import numpy as np
 
 #: MMRec toolbox seconds per training epoch, same data shape, 2 CPU threads, default parameters
 TOOLBOX_EPOCH_SECONDS = {
-    "BPR": 0.78, "LightGCN": 2.9, "VBPR": 5.6, "BM3": 21, "FREEDOM": 25, "SLMRec": 28, "MGCN": 28, "SMORE": 29,
-    "LATTICE": 39, "LGMRec": 56, "GRCN": 73, "DAMRS": 86, "DualGNN": 115, "MMGCN": 121,
+    "BPR": 0.78,
+    "LightGCN": 2.9,
+    "VBPR": 5.6,
+    "BM3": 21,
+    "FREEDOM": 25,
+    "SLMRec": 28,
+    "MGCN": 28,
+    "SMORE": 29,
+    "LATTICE": 39,
+    "LGMRec": 56,
+    "GRCN": 73,
+    "DAMRS": 86,
+    "DualGNN": 115,
+    "MMGCN": 121,
 }
 BATCH_SIZE = 2048
 
@@ -36,16 +49,24 @@ def write_data(folder: Path, scale: float, seed: int, shape: dict[str, int] | No
     from ..data.synthetic import baby_like
 
     data, features = baby_like(scale, seed, shape)
-    np.savez(folder / "split.npz", users=data.users, items=data.items, labels=data.labels,
-             shape=np.array([data.n_users, data.n_items]))
+    np.savez(
+        folder / "split.npz",
+        users=data.users,
+        items=data.items,
+        labels=data.labels,
+        shape=np.array([data.n_users, data.n_items]),
+    )
     save_graph(data.user_graph, folder / "user_graph.npz")
     save_graph(data.item_graph, folder / "item_graph.npz")
     for name, x in features.items():
         np.save(folder / f"{name}.npy", x)
 
 
-def load_data(folder: Path, modalities: tuple[str, ...] = ("text", "image"),
-              graphs: tuple[str, ...] = ("user_graph", "item_graph")):
+def load_data(
+    folder: Path,
+    modalities: tuple[str, ...] = ("text", "image"),
+    graphs: tuple[str, ...] = ("user_graph", "item_graph"),
+):
     """The stored split, with the given feature matrices and auxiliary graphs only."""
     import torch
 
@@ -75,10 +96,12 @@ def intrinsic_bound(data, dim: int = 64, ks: int = 50, batch_size: int = 4096, r
     for _ in range(repeats):
         t0 = time.perf_counter()
         for start in range(0, users.numel(), batch_size):
-            batch = users[start:start + batch_size]
+            batch = users[start : start + batch_size]
             scores = u_emb[batch] @ i_emb.T
             mask = train[batch.numpy()].tocoo()
-            scores[torch.as_tensor(mask.row, dtype=torch.long), torch.as_tensor(mask.col, dtype=torch.long)] = -torch.inf
+            scores[
+                torch.as_tensor(mask.row, dtype=torch.long), torch.as_tensor(mask.col, dtype=torch.long)
+            ] = -torch.inf
             torch.topk(scores, ks, dim=1)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
@@ -165,14 +188,20 @@ def measure(model: str, folder: Path, epochs: int, threads: int, device: str) ->
         _sync(dev)
         eval_times.append(time.perf_counter() - t0)
     return {
-        "model": model, "params": cfg.params_id(cfg.grid_points(model, "full")[0]), "build_s": build,
+        "model": model,
+        "params": cfg.params_id(cfg.grid_points(model, "full")[0]),
+        "build_s": build,
         "epoch_s": float(np.median(epoch_times[1:])) if epochs else None,
         "warmup_epoch_s": epoch_times[0] if epochs else None,
-        "batch_s": batch_s, "epoch_start_s": start_s, "batches": n_batches,
+        "batch_s": batch_s,
+        "epoch_start_s": start_s,
+        "batches": n_batches,
         "est_epoch_s": batch_s * n_batches + start_s,
         "peak_rss_mb": peak_rss_mb(),  # before the bound, which allocates its own tables
-        "eval_s": float(np.median(eval_times)), "bound_s": intrinsic_bound(data, representations(net)[1].shape[1]),
-        "interactions": int(len(data.users)), "train": int(len(data.train_users)),
+        "eval_s": float(np.median(eval_times)),
+        "bound_s": intrinsic_bound(data, representations(net)[1].shape[1]),
+        "interactions": int(len(data.users)),
+        "train": int(len(data.train_users)),
     }
 
 
@@ -182,8 +211,16 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
 
 
-def run(models: list[str], scales: list[float], epochs: int, threads: int, device: str, out_dir: Path,
-        seed: int = 0, shape: dict[str, int] | None = None) -> dict[str, Any]:
+def run(
+    models: list[str],
+    scales: list[float],
+    epochs: int,
+    threads: int,
+    device: str,
+    out_dir: Path,
+    seed: int = 0,
+    shape: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """Benchmark ``models`` at each interaction scale; writes ``bench.json`` and ``bench.md``.
 
     ``shape`` replaces the Baby shape (users, items, interactions, feature widths), for smoke tests.
@@ -199,8 +236,17 @@ def run(models: list[str], scales: list[float], epochs: int, threads: int, devic
             write_data(folder, scale, seed, shape)
             for model in models:
                 timed_epochs = epochs if scale == scales[0] else 0
-                cmd = [sys.executable, "-m", "mmknockout.bench.run", "--child", model, str(folder), str(timed_epochs),
-                       str(threads), device]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "mmknockout.bench.run",
+                    "--child",
+                    model,
+                    str(folder),
+                    str(timed_epochs),
+                    str(threads),
+                    device,
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env())
                 if proc.returncode != 0:
                     row = {"model": model, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
@@ -208,12 +254,21 @@ def run(models: list[str], scales: list[float], epochs: int, threads: int, devic
                     row = json.loads(proc.stdout.strip().splitlines()[-1])
                 row["scale"] = scale
                 results.append(row)
-                print(f"[bench] {scale:g}x {model}: {row.get('est_epoch_s', float('nan')):.3f} s/epoch (estimate), "
-                      f"eval {row.get('eval_s', float('nan')):.3f} s, peak {row.get('peak_rss_mb', 0):.0f} MB", flush=True)
+                print(
+                    f"[bench] {scale:g}x {model}: {row.get('est_epoch_s', float('nan')):.3f} s/epoch (estimate), "
+                    f"eval {row.get('eval_s', float('nan')):.3f} s, peak {row.get('peak_rss_mb', 0):.0f} MB",
+                    flush=True,
+                )
     report = {
         "results": results,
-        "environment": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-                        "threads": threads, "device": device, "cpu": platform.processor() or platform.machine()},
+        "environment": {
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "threads": threads,
+            "device": device,
+            "cpu": platform.processor() or platform.machine(),
+        },
         "toolbox_epoch_s": TOOLBOX_EPOCH_SECONDS,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -231,10 +286,17 @@ def markdown(report: dict[str, Any]) -> str:
     models = list(dict.fromkeys(r["model"] for r in report["results"]))
     scales = sorted({r["scale"] for r in report["results"]})
     env = report["environment"]
-    head = (["model", f"epoch s ({scales[0]:g}x)"] + [f"est. epoch s ({s:g}x)" for s in scales]
-            + ["epoch growth", "batch growth", "eval s", "eval / bound", "peak MB", "toolbox epoch s", "toolbox / ours"])
-    lines = [f"Baby-shaped synthetic data; torch {env['torch']}, {env['threads']} threads, device {env['device']}.", "",
-             "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    head = (
+        ["model", f"epoch s ({scales[0]:g}x)"]
+        + [f"est. epoch s ({s:g}x)" for s in scales]
+        + ["epoch growth", "batch growth", "eval s", "eval / bound", "peak MB", "toolbox epoch s", "toolbox / ours"]
+    )
+    lines = [
+        f"Baby-shaped synthetic data; torch {env['torch']}, {env['threads']} threads, device {env['device']}.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---" * len(head) + "|",
+    ]
     for m in models:
         base = by.get((m, scales[0]))
         if base is None:
@@ -248,20 +310,32 @@ def markdown(report: dict[str, Any]) -> str:
         batch_growth = (last["batch_s"] / base["batch_s"]) / ratio if len(scales) > 1 else float("nan")
         measured = base["epoch_s"] if base.get("epoch_s") is not None else est[0]
         tool = TOOLBOX_EPOCH_SECONDS.get(m)
-        cells = [m, f"{measured:.3f}", *(f"{e:.3f}" for e in est), f"{growth:.2f}", f"{batch_growth:.2f}", f"{base['eval_s']:.3f}",
-                 f"{base['eval_s'] / base['bound_s']:.2f}", f"{base['peak_rss_mb']:.0f}",
-                 f"{tool:g}" if tool else "-", f"{tool / measured:.1f}x" if tool else "-"]
+        cells = [
+            m,
+            f"{measured:.3f}",
+            *(f"{e:.3f}" for e in est),
+            f"{growth:.2f}",
+            f"{batch_growth:.2f}",
+            f"{base['eval_s']:.3f}",
+            f"{base['eval_s'] / base['bound_s']:.2f}",
+            f"{base['peak_rss_mb']:.0f}",
+            f"{tool:g}" if tool else "-",
+            f"{tool / measured:.1f}x" if tool else "-",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"epoch s: median of timed whole epochs after a warm-up epoch at {scales[0]:g}x. "
-              "est. epoch s: median seconds per training batch x batches per epoch + the per-epoch hook.",
-              "epoch growth: (epoch estimate at the largest scale / at the smallest) / (scale ratio); 1.0 is "
-              "linear. batch growth: the same for one training batch. Models that propagate over the whole "
-              "graph in every batch (the toolbox's protocol) pay a batch cost that grows with the graph, "
-              "times a number of batches that grows with it too: their epoch growth lies between 1 and "
-              "the scale ratio, and batch growth <= 1 means each propagation is linear in the interactions.",
-              "eval / bound: full-ranking evaluation of all validation users over the bare product + mask + "
-              "top-50 at the model's representation width. Targets: toolbox / ours >= 3 for every model and "
-              ">= 5 for the median; eval / bound <= 1.3."]
+    lines += [
+        "",
+        f"epoch s: median of timed whole epochs after a warm-up epoch at {scales[0]:g}x. "
+        "est. epoch s: median seconds per training batch x batches per epoch + the per-epoch hook.",
+        "epoch growth: (epoch estimate at the largest scale / at the smallest) / (scale ratio); 1.0 is "
+        "linear. batch growth: the same for one training batch. Models that propagate over the whole "
+        "graph in every batch (the toolbox's protocol) pay a batch cost that grows with the graph, "
+        "times a number of batches that grows with it too: their epoch growth lies between 1 and "
+        "the scale ratio, and batch growth <= 1 means each propagation is linear in the interactions.",
+        "eval / bound: full-ranking evaluation of all validation users over the bare product + mask + "
+        "top-50 at the model's representation width. Targets: toolbox / ours >= 3 for every model and "
+        ">= 5 for the median; eval / bound <= 1.3.",
+    ]
     return "\n".join(lines) + "\n"
 
 

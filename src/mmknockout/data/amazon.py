@@ -10,6 +10,7 @@
 Every problem with an input file raises :class:`~mmknockout.errors.InputError` whose message names
 the file and the line or record.
 """
+
 from __future__ import annotations
 
 import ast
@@ -44,14 +45,29 @@ def read_ratings(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = _require_file(path, "ratings")
     try:
-        df = pd.read_csv(path, header=None, names=RATING_COLUMNS, dtype=str, keep_default_na=False,
-                         na_values=[""], skip_blank_lines=True, engine="c")
+        df = pd.read_csv(
+            path,
+            header=None,
+            names=RATING_COLUMNS,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=True,
+            engine="c",
+        )
     except pd.errors.EmptyDataError:
-        return pd.DataFrame({"userID": pd.Series(dtype=object), "itemID": pd.Series(dtype=object),
-                             "rating": pd.Series(dtype="float64"), "timestamp": pd.Series(dtype="Int64")})
+        return pd.DataFrame(
+            {
+                "userID": pd.Series(dtype=object),
+                "itemID": pd.Series(dtype=object),
+                "rating": pd.Series(dtype="float64"),
+                "timestamp": pd.Series(dtype="Int64"),
+            }
+        )
     except pd.errors.ParserError as exc:
-        raise InputError(f"{path}: malformed ratings row ({exc}); expected 4 comma-separated fields "
-                         "user,item,rating,timestamp") from None
+        raise InputError(
+            f"{path}: malformed ratings row ({exc}); expected 4 comma-separated fields user,item,rating,timestamp"
+        ) from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not a text file ({exc})") from None
     except OSError as exc:
@@ -70,8 +86,10 @@ def read_ratings(path: str | os.PathLike) -> pd.DataFrame:
     frac = ts.notna() & (ts != np.floor(ts))
     if frac.any():
         i = int(np.flatnonzero(frac.to_numpy())[0])
-        raise InputError(f"{path}: line {_line_of(path, i)}: timestamp {df['timestamp'].iloc[i]!r} is not a whole "
-                         "number of unix seconds")
+        raise InputError(
+            f"{path}: line {_line_of(path, i)}: timestamp {df['timestamp'].iloc[i]!r} is not a whole "
+            "number of unix seconds"
+        )
     out["rating"] = rating.astype("float64")
     out["timestamp"] = ts.round().astype("Int64")
     return out
@@ -81,8 +99,10 @@ def _check_numeric(path: Path, raw: pd.Series, parsed: pd.Series, field: str) ->
     bad = raw.notna() & parsed.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"{path}: line {_line_of(path, i)}: {field} {raw.iloc[i]!r} is not a number "
-                         "(expected user,item,rating,timestamp)")
+        raise InputError(
+            f"{path}: line {_line_of(path, i)}: {field} {raw.iloc[i]!r} is not a number "
+            "(expected user,item,rating,timestamp)"
+        )
 
 
 def _line_of(path: Path, row: int) -> int:
@@ -116,11 +136,14 @@ def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
                 try:
                     rec = ast.literal_eval(line)
                 except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-                    raise InputError(f"{path}: line {line_no} is not a Python literal "
-                                     f"({type(exc).__name__}: {exc}): {line[:80]!r}") from None
+                    raise InputError(
+                        f"{path}: line {line_no} is not a Python literal ({type(exc).__name__}: {exc}): {line[:80]!r}"
+                    ) from None
                 if not isinstance(rec, dict):
-                    raise InputError(f"{path}: line {line_no} is a {type(rec).__name__}, expected a dict "
-                                     "with keys asin, title, brand, categories, ...")
+                    raise InputError(
+                        f"{path}: line {line_no} is a {type(rec).__name__}, expected a dict "
+                        "with keys asin, title, brand, categories, ..."
+                    )
                 if "asin" not in rec:
                     raise InputError(f"{path}: line {line_no} has no 'asin' key")
                 records.append(rec)
@@ -143,8 +166,9 @@ def image_record_dtype(dim: int = 4096) -> np.dtype:
     return np.dtype([("asin", f"S{ASIN_BYTES}"), ("feat", "<f4", (dim,))])
 
 
-def read_image_features(path: str | os.PathLike, asin_to_item: Mapping[str, int], n_items: int,
-                        dim: int = 4096, chunk_records: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+def read_image_features(
+    path: str | os.PathLike, asin_to_item: Mapping[str, int], n_items: int, dim: int = 4096, chunk_records: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
     """Read the upstream ``.b`` image features into an ``[n_items, dim]`` float32 matrix.
 
     Records whose ASIN is not in ``asin_to_item`` are skipped; items with no record get the mean of
@@ -159,29 +183,35 @@ def read_image_features(path: str | os.PathLike, asin_to_item: Mapping[str, int]
     size = path.stat().st_size
     n_records, rest = divmod(size, rec.itemsize)
     if rest:
-        raise InputError(f"{path}: truncated image-feature file: {size} bytes is not a multiple of the "
-                         f"record size {rec.itemsize} (10-byte ASIN + {dim} float32); record {n_records} "
-                         f"(0-based) has only {rest} bytes")
+        raise InputError(
+            f"{path}: truncated image-feature file: {size} bytes is not a multiple of the "
+            f"record size {rec.itemsize} (10-byte ASIN + {dim} float32); record {n_records} "
+            f"(0-based) has only {rest} bytes"
+        )
     keys = pd.Index(list(asin_to_item.keys()), dtype=object)
     values = np.fromiter(asin_to_item.values(), dtype=np.int64, count=len(asin_to_item))
     if values.size and (values.min() < 0 or values.max() >= n_items):
-        raise InputError(f"image features: item ids of the ASIN map must lie in [0, {n_items}); "
-                         f"found {values.min()}..{values.max()}")
+        raise InputError(
+            f"image features: item ids of the ASIN map must lie in [0, {n_items}); found {values.min()}..{values.max()}"
+        )
     try:
         matrix, found = _read_records(path, rec, n_records, keys, values, n_items, chunk_records)
     except OSError as exc:
         raise read_error(path, exc) from None
     if not found.any():
-        raise InputError(f"{path}: none of its {n_records} records matches an item of the dataset "
-                         f"({n_items} items); is it the file of the right category?")
+        raise InputError(
+            f"{path}: none of its {n_records} records matches an item of the dataset "
+            f"({n_items} items); is it the file of the right category?"
+        )
     missing = np.flatnonzero(~found).astype(np.int64)
     if missing.size:
         matrix[missing] = matrix[found].astype(np.float64).mean(axis=0).astype(np.float32)
     return matrix, missing
 
 
-def _read_records(path: Path, rec: np.dtype, n_records: int, keys: pd.Index, values: np.ndarray, n_items: int,
-                  chunk_records: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_records(
+    path: Path, rec: np.dtype, n_records: int, keys: pd.Index, values: np.ndarray, n_items: int, chunk_records: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Scan the ``.b`` records chunk by chunk; returns (matrix, found mask) over the dataset's items."""
     matrix = np.zeros((n_items, rec["feat"].shape[0]), dtype=np.float32)
     found = np.zeros(n_items, dtype=bool)
@@ -201,8 +231,9 @@ def _read_records(path: Path, rec: np.dtype, n_records: int, keys: pd.Index, val
                 feats = block["feat"][hit]
                 if not np.isfinite(feats).all():
                     r, _ = np.argwhere(~np.isfinite(feats))[0]
-                    raise InputError(f"{path}: record {done + int(hit[r])} (ASIN {asins[hit[r]]}) holds a "
-                                     "non-finite value")
+                    raise InputError(
+                        f"{path}: record {done + int(hit[r])} (ASIN {asins[hit[r]]}) holds a non-finite value"
+                    )
                 matrix[items] = feats
                 found[items] = True
             done += count

@@ -4,6 +4,7 @@ A split lives on disk as an MMRec-compatible ``.inter`` file: tab-separated with
 ``userID itemID rating timestamp x_label``, where ``x_label`` is 0 = train, 1 = validation,
 2 = test. User and item ids are contiguous from 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

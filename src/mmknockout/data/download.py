@@ -10,6 +10,7 @@ field): URLs must be ``http``, ``https`` or ``file``; a stored ``file:`` name mu
 name (no ``/``, ``\\``, ``..``, no leading ``.``) and the destination must stay inside the output
 folder; ``sha256`` is null or 64 hex digits. Redirects are followed to http(s) only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,22 +51,29 @@ _FILE_ENTRY = {
         "link": {"type": "boolean"},
         "sha256": {"type": ["string", "null"], "pattern": r"^[0-9a-fA-F]{64}$"},
     },
-    "oneOf": [{"required": ["url"], "not": {"required": ["source"]}},
-              {"required": ["source", "path"], "not": {"required": ["url"]}}],
+    "oneOf": [
+        {"required": ["url"], "not": {"required": ["source"]}},
+        {"required": ["source", "path"], "not": {"required": ["url"]}},
+    ],
 }
 REGISTRY_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "required": ["datasets"],
-    "properties": {"datasets": {"type": "object", "additionalProperties": {
-        "type": "object",
-        "required": ["files"],
-        "properties": {
-            "category": {"type": "string"},
-            "files": {"type": "object", "additionalProperties": _FILE_ENTRY},
-            "expected": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        },
-    }}},
+    "properties": {
+        "datasets": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "category": {"type": "string"},
+                    "files": {"type": "object", "additionalProperties": _FILE_ENTRY},
+                    "expected": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                },
+            },
+        }
+    },
 }
 _RULES = {
     "file": "must be a plain file name (no '/', '\\', '..', not starting with '.')",
@@ -83,11 +91,13 @@ class DownloadError(InputError):
 class _HttpOnlyRedirect(urllib.request.HTTPRedirectHandler):
     """Follow redirects to http(s) URLs only (urllib would also follow one to ftp)."""
 
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
         if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
-            raise DownloadError(f"refused redirect from {req.full_url} to {newurl!r}: only http(s) redirects "
-                                "are followed")
+            raise DownloadError(
+                f"refused redirect from {req.full_url} to {newurl!r}: only http(s) redirects are followed"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -145,8 +155,15 @@ def verify_sha256(path: str | os.PathLike, expected: str | None, label: str | No
     return actual
 
 
-def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, retries: int = 3,
-          backoff: float = 2.0, timeout: float = 60.0, force: bool = False) -> Path:
+def fetch(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None = None,
+    retries: int = 3,
+    backoff: float = 2.0,
+    timeout: float = 60.0,
+    force: bool = False,
+) -> Path:
     """Download ``url`` to ``dest`` (atomic), retrying with exponential backoff, verifying sha256.
 
     An existing ``dest`` whose checksum matches (or any existing ``dest`` when ``sha256`` is None)
@@ -177,8 +194,10 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, retries:
                 actual = h.hexdigest()
                 if sha256 is not None and actual.lower() != sha256.strip().lower():
                     # raising inside atomic_path removes the temporary file; dest is untouched
-                    raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; "
-                                        f"nothing was written to {dest}")
+                    raise DownloadError(
+                        f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; "
+                        f"nothing was written to {dest}"
+                    )
             log.info("fetched %s -> %s (sha256 %s)", url, dest, actual)
             return dest
         except DownloadError:
@@ -200,8 +219,7 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, retries:
     raise DownloadError(f"could not download {url} after {retries} attempt(s): {last}")
 
 
-def copy_local(src: str | os.PathLike, dest: str | os.PathLike, sha256: str | None = None,
-               link: bool = False) -> Path:
+def copy_local(src: str | os.PathLike, dest: str | os.PathLike, sha256: str | None = None, link: bool = False) -> Path:
     """Copy (or symlink, ``link=True``) a local file to ``dest`` after verifying its sha256."""
     src, dest = require_file(src, "local source"), Path(dest)
     verify_sha256(src, sha256, label=str(src))
@@ -268,8 +286,9 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def fetch_file(entry: Mapping[str, Any], dest: str | os.PathLike, base_dir: str | os.PathLike | None = None,
-               retries: int = 3) -> Path:
+def fetch_file(
+    entry: Mapping[str, Any], dest: str | os.PathLike, base_dir: str | os.PathLike | None = None, retries: int = 3
+) -> Path:
     """Fetch one registry file entry (keys ``url`` or ``source: local`` + ``path``, ``sha256``, ``link``).
 
     Relative local paths are resolved against ``base_dir`` (default: the repository root).
@@ -288,8 +307,13 @@ def fetch_file(entry: Mapping[str, Any], dest: str | os.PathLike, base_dir: str 
     return fetch(check_url(entry["url"], f"{label}: url"), dest, sha, retries=retries)
 
 
-def fetch_dataset(name: str, out_dir: str | os.PathLike, registry: str | os.PathLike | Mapping | None = None,
-                  roles: tuple[str, ...] = ROLES, base_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+def fetch_dataset(
+    name: str,
+    out_dir: str | os.PathLike,
+    registry: str | os.PathLike | Mapping | None = None,
+    roles: tuple[str, ...] = ROLES,
+    base_dir: str | os.PathLike | None = None,
+) -> dict[str, Path]:
     """Fetch the raw files of dataset ``name`` into ``out_dir`` under their upstream file names."""
     if isinstance(registry, Mapping):
         validate_registry(registry)

@@ -8,6 +8,7 @@
 Both are computed as sparse products (R·Rᵀ, Rᵀ·R) in row blocks, never as dense matrices.
 Neighbours are ordered by count (descending), ties by the lower id, so output is deterministic.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def cooccurrence_topk(r: sp.csr_matrix, k: int, min_count: int = 1, block: int =
     rt = r.T.tocsc()
     ids, weights = [], []
     for start in range(0, r.shape[0], block):
-        c = (r[start:start + block] @ rt).tocoo()
+        c = (r[start : start + block] @ rt).tocoo()
         keep = (c.col != c.row + start) & (c.data >= min_count)
         c = sp.csr_matrix((c.data[keep], (c.row[keep], c.col[keep])), shape=c.shape)
         i, w = topk_per_row(c, k)

@@ -5,10 +5,12 @@ or a failed download are written to a failures list, one ``itemID\tasin\treason`
 already present are kept, so an interrupted download resumes where it stopped.
 
 The metadata comes from the internet, so only URLs with a scheme in ``schemes`` are fetched
-(default :data:`IMAGE_URL_SCHEMES`: http, https and, for offline mirrors, file), an ASIN that is not a plain file name is refused (it cannot write outside
-``out_dir``), and an image larger than :data:`MAX_IMAGE_BYTES` is dropped; each is a failure
-with its reason.
+(default :data:`IMAGE_URL_SCHEMES`: http, https and, for offline mirrors, file; the workflow's
+step allows http and https only), an ASIN that is not a plain file name is refused (it cannot
+write outside ``out_dir``), and an image larger than :data:`MAX_IMAGE_BYTES` is dropped; each is
+a failure with its reason.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,9 +65,15 @@ def _download(url: str, dest: Path, timeout: float) -> str | None:
         return _field(f"{type(exc).__name__}: {exc}")
 
 
-def download_images(metadata: pd.DataFrame, item_map: pd.DataFrame, out_dir: str | Path, failures: str | Path,
-                    threads: int = 16, timeout: float = 10.0,
-                    schemes: tuple[str, ...] = IMAGE_URL_SCHEMES) -> pd.DataFrame:
+def download_images(
+    metadata: pd.DataFrame,
+    item_map: pd.DataFrame,
+    out_dir: str | Path,
+    failures: str | Path,
+    threads: int = 16,
+    timeout: float = 10.0,
+    schemes: tuple[str, ...] = IMAGE_URL_SCHEMES,
+) -> pd.DataFrame:
     """Download every mapped item's image; returns a frame itemID, asin, path (None where missing).
 
     Pass ``schemes=("http", "https")`` to refuse ``file:`` URLs in metadata from an untrusted source.
@@ -75,16 +83,24 @@ def download_images(metadata: pd.DataFrame, item_map: pd.DataFrame, out_dir: str
     urls = metadata.set_index("asin")["imUrl"] if "imUrl" in metadata else pd.Series(dtype=object)
     items = item_map.sort_values("itemID")
     jobs = []
-    for item, asin in zip(items["itemID"], items["asin"]):
+    for item, asin in zip(items["itemID"], items["asin"], strict=True):
         url = urls.get(asin)
         url = url if isinstance(url, str) and url.strip() else None
         refused = refusal(str(asin), url, schemes) if url else None
         jobs.append((item, asin, url, refused, out_dir / image_name(asin, url) if url and not refused else None))
     with ThreadPoolExecutor(max_workers=threads) as pool:
         errors = list(pool.map(lambda j: "no imUrl" if j[2] is None else j[3] or _download(j[2], j[4], timeout), jobs))
-    write_text(failures, "".join(f"{item}\t{_field(asin)}\t{err}\n" for (item, asin, *_), err in zip(jobs, errors) if err))
-    return pd.DataFrame({"itemID": [j[0] for j in jobs], "asin": [j[1] for j in jobs],
-                         "path": [str(j[4]) if err is None else None for j, err in zip(jobs, errors)]})
+    write_text(
+        failures,
+        "".join(f"{item}\t{_field(asin)}\t{err}\n" for (item, asin, *_), err in zip(jobs, errors, strict=True) if err),
+    )
+    return pd.DataFrame(
+        {
+            "itemID": [j[0] for j in jobs],
+            "asin": [j[1] for j in jobs],
+            "path": [str(j[4]) if err is None else None for j, err in zip(jobs, errors, strict=True)],
+        }
+    )
 
 
 def download_step(*, metadata: str, item_map: str, images: str, index: str, failures: str, workers: int = 16) -> None:
@@ -92,8 +108,14 @@ def download_step(*, metadata: str, item_map: str, images: str, index: str, fail
     from .amazon import read_metadata
     from .preprocess import read_mapping
 
-    table = download_images(read_metadata(metadata), read_mapping(item_map, "item"), images, failures, threads=workers,
-                            schemes=("http", "https"))
+    table = download_images(
+        read_metadata(metadata),
+        read_mapping(item_map, "item"),
+        images,
+        failures,
+        threads=workers,
+        schemes=("http", "https"),
+    )
     with atomic_path(index) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     print(f"{table['path'].notna().sum()} of {len(table)} images available")

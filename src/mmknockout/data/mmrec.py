@@ -7,6 +7,7 @@ The given split is kept as it is (no k-core, no re-split); ids, labels and featu
 validated, and every split part must be non-empty. ``user_graph_dict.npy`` is read with a
 data-only unpickler (:func:`mmknockout.arrays.load_pickled_npy`): a crafted file cannot run code.
 """
+
 from __future__ import annotations
 
 import os
@@ -96,8 +97,8 @@ def user_graph_from_dict(path: str | os.PathLike, n_users: int) -> NeighbourGrap
     ids = np.full((n_users, k), -1, dtype=np.int64)
     weights = np.zeros((n_users, k), dtype=np.float32)
     for u, nb, cnt in lists:  # one row per user; the dict itself is a Python object
-        ids[u, :nb.size] = nb
-        weights[u, :nb.size] = cnt
+        ids[u, : nb.size] = nb
+        weights[u, : nb.size] = cnt
     return NeighbourGraph(ids, weights)
 
 
@@ -106,8 +107,10 @@ def check_split_parts(df: pd.DataFrame, path: str | os.PathLike) -> None:
     counts = np.bincount(df["x_label"].to_numpy(), minlength=3)
     for label, name in SPLIT_NAMES.items():
         if counts[label] == 0:
-            raise InputError(f"{path}: the {name} split (x_label {label}) is empty; every part of the split "
-                             "needs interactions, or every training run would fail")
+            raise InputError(
+                f"{path}: the {name} split (x_label {label}) is empty; every part of the split "
+                "needs interactions, or every training run would fail"
+            )
 
 
 def import_mmrec(folder: str | os.PathLike, name: str, out_dir: str | os.PathLike) -> dict:
@@ -135,8 +138,10 @@ def import_mmrec(folder: str | os.PathLike, name: str, out_dir: str | os.PathLik
         raise InputError(f"{folder}: neither {FEATURE_FILES['text']} nor {FEATURE_FILES['image']} found")
 
     mappings = {}
-    for kind, fname, cols in (("user", "u_id_mapping.csv", ("user_id", "userID")),
-                              ("item", "i_id_mapping.csv", ("asin", "itemID"))):
+    for kind, fname, cols in (
+        ("user", "u_id_mapping.csv", ("user_id", "userID")),
+        ("item", "i_id_mapping.csv", ("asin", "itemID")),
+    ):
         n = n_users if kind == "user" else n_items
         p = folder / fname
         if exists(p):
@@ -177,8 +182,12 @@ def import_mmrec(folder: str | os.PathLike, name: str, out_dir: str | os.PathLik
 def import_mmrec_step(*, folder: str, inter: str, stats: str, text: str, image: str) -> dict:
     """Workflow step: :func:`import_mmrec` into the folder of ``inter``, whose outputs the rule names."""
     out_dir, name = Path(inter).parent, Path(inter).stem
-    layout = {inter: out_dir / f"{name}.inter", stats: out_dir / "stats.json",
-              text: out_dir / "features" / "text_provided.npy", image: out_dir / "features" / "image_provided.npy"}
+    layout = {
+        inter: out_dir / f"{name}.inter",
+        stats: out_dir / "stats.json",
+        text: out_dir / "features" / "text_provided.npy",
+        image: out_dir / "features" / "image_provided.npy",
+    }
     wrong = [str(got) for got, expected in layout.items() if Path(got) != expected]
     if wrong:
         raise InputError(f"import_mmrec writes {sorted(map(str, layout.values()))}; the rule names {wrong}")

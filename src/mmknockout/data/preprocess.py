@@ -20,6 +20,7 @@ On the real 2014 Baby ratings file (``ratings_Baby.csv``) this gives 19,445 user
 This cannot be checked in the test suite (the file is not bundled); the workflow's data rule
 compares ``stats.json`` with these numbers.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,9 @@ def clean(ratings: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return df, {"raw_rows": n0, "removed_na": n0 - n1, "removed_duplicates": n1 - n2}
 
 
-def k_core(df: pd.DataFrame, k: int = 5, user_col: str = "userID", item_col: str = "itemID") -> tuple[pd.DataFrame, int]:
+def k_core(
+    df: pd.DataFrame, k: int = 5, user_col: str = "userID", item_col: str = "itemID"
+) -> tuple[pd.DataFrame, int]:
     """Iterative k-core on users and items; returns (filtered frame in original row order, rounds).
 
     A round removes every user and every item with fewer than ``k`` interactions on the current
@@ -107,15 +110,15 @@ def random_split(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     rank = out.groupby("userID", sort=False).cumcount().to_numpy()
     n = out.groupby("userID", sort=False)["userID"].transform("size").to_numpy()
     if n.size and n.min() < 3:
-        raise InputError(f"split: every user needs at least 3 interactions (found a user with {n.min()}); "
-                         "use k >= 3 in the k-core")
+        raise InputError(
+            f"split: every user needs at least 3 interactions (found a user with {n.min()}); use k >= 3 in the k-core"
+        )
     n_train, n_val, _ = split_sizes(n)
     out["x_label"] = np.where(rank < n_train, TRAIN, np.where(rank < n_train + n_val, VALID, TEST)).astype(np.int64)
     return out
 
 
-def prepare(ratings_path: str | os.PathLike, out_dir: str | os.PathLike, name: str, seed: int,
-            k: int = 5) -> dict:
+def prepare(ratings_path: str | os.PathLike, out_dir: str | os.PathLike, name: str, seed: int, k: int = 5) -> dict:
     """Ratings CSV -> ``{name}.inter``, ``u_id_mapping.csv``, ``i_id_mapping.csv``, ``stats.json``.
 
     Returns the statistics written to ``stats.json``: :meth:`SplitData.stats` plus the number of
@@ -132,8 +135,10 @@ def prepare(ratings_path: str | os.PathLike, out_dir: str | os.PathLike, name: s
     n_clean = len(df)
     df, rounds = k_core(df, k=k)
     if df.empty:
-        raise InputError(f"{ratings_path}: no interactions left after the {k}-core filter "
-                         f"({n_clean} rows after cleaning); the file is too small or too sparse for k={k}")
+        raise InputError(
+            f"{ratings_path}: no interactions left after the {k}-core filter "
+            f"({n_clean} rows after cleaning); the file is too small or too sparse for k={k}"
+        )
     stats.update(removed_kcore=n_clean - len(df), kcore_rounds=rounds, k=k, seed=seed)
     df, u_map, i_map = reindex(df)
     df = random_split(df, seed)
@@ -173,12 +178,15 @@ def read_mapping(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     return df
 
 
-def prepare_split(*, ratings: str, inter: str, stats: str, item_map: str, user_map: str, seed: int,
-                  kcore: int) -> dict:
+def prepare_split(*, ratings: str, inter: str, stats: str, item_map: str, user_map: str, seed: int, kcore: int) -> dict:
     """Workflow step: :func:`prepare` into the folder of ``inter``, whose outputs the rule names."""
     out_dir, name = Path(inter).parent, Path(inter).stem
-    layout = {inter: out_dir / f"{name}.inter", stats: out_dir / "stats.json",
-              item_map: out_dir / "i_id_mapping.csv", user_map: out_dir / "u_id_mapping.csv"}
+    layout = {
+        inter: out_dir / f"{name}.inter",
+        stats: out_dir / "stats.json",
+        item_map: out_dir / "i_id_mapping.csv",
+        user_map: out_dir / "u_id_mapping.csv",
+    }
     wrong = [str(got) for got, expected in layout.items() if Path(got) != expected]
     if wrong:
         raise InputError(f"prepare_split writes {sorted(map(str, layout.values()))}; the rule names {wrong}")

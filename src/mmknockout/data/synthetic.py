@@ -29,6 +29,7 @@ Regenerate it with ``python -m mmknockout make-demo [OUT_DIR]``.
 
 :func:`baby_like` makes the benchmark's data: Baby-shaped splits and features in memory.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -49,75 +50,263 @@ ALNUM = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 
 # (type key, category path under "Baby", product nouns, features, description sentences)
 PRODUCT_TYPES = [
-    ("stroller", ["Strollers", "Standard"], ["Stroller", "Jogging Stroller", "Travel System Stroller", "Umbrella Stroller"],
-     ["one-hand fold", "all-terrain wheels", "extendable canopy", "reclining seat", "large storage basket", "parent cup holder"],
-     ["Smooth ride on city sidewalks and park trails.", "Folds flat in seconds to fit any car trunk.",
-      "Adjustable handlebar for parents of every height.", "Lockable front swivel wheels and foot brake."]),
-    ("carseat", ["Car Seats", "Convertible"], ["Convertible Car Seat", "Infant Car Seat", "Booster Seat", "Car Seat Base"],
-     ["side impact protection", "5-point harness", "LATCH connectors", "energy-absorbing foam", "rear-facing mode", "no-rethread harness"],
-     ["Meets or exceeds federal crash test standards.", "Installs securely with LATCH or vehicle seat belt.",
-      "Grows with your child from infant to toddler.", "Padded head support keeps baby safe on the road."]),
-    ("diaper", ["Diapering", "Disposable Diapers"], ["Diapers", "Diaper Pail", "Changing Pad", "Baby Wipes", "Diaper Cream"],
-     ["wetness indicator", "leak guard", "hypoallergenic", "fragrance free", "extra absorbent core", "stretchy sides"],
-     ["Keeps baby dry for up to 12 hours.", "Gentle on sensitive skin and free of harsh chemicals.",
-      "Soft waistband and leak protection for overnight use.", "Easy diaper changes at home or on the go."]),
-    ("feeding", ["Feeding", "Bottle-Feeding"], ["Baby Bottle", "Bottle Warmer", "Sippy Cup", "Formula Dispenser", "Bottle Brush"],
-     ["anti-colic vent", "slow flow nipple", "BPA free", "dishwasher safe", "wide neck", "spill-proof valve"],
-     ["Reduces colic, gas and spit-up during feeding.", "Natural latch nipple for easy switching between breast and bottle.",
-      "Easy to clean and assemble.", "Measures formula and milk with clear markings."]),
-    ("nursery", ["Nursery", "Furniture"], ["Convertible Crib", "Crib Mattress", "Bassinet", "Changing Table", "Glider Rocker"],
-     ["solid wood", "adjustable mattress height", "non-toxic finish", "waterproof cover", "converts to toddler bed", "firm support"],
-     ["Converts from crib to toddler bed and daybed.", "Sturdy construction with a non-toxic, lead-safe finish.",
-      "Firm mattress support for safe infant sleep.", "A beautiful centerpiece for your baby's nursery."]),
-    ("toy", ["Toys", "Activity Centers"], ["Activity Gym", "Teether Toy", "Plush Rattle", "Stacking Rings", "Musical Mobile"],
-     ["bright colors", "crinkle textures", "soft plush", "lights and melodies", "teething rings", "tummy time mat"],
-     ["Stimulates baby's senses with colors, sounds and textures.", "Encourages grasping, kicking and tummy time play.",
-      "Soothes sore gums during teething.", "Hours of developmental fun from birth and up."]),
-    ("bath", ["Bathing & Skin Care", "Bathing Tubs & Seats"], ["Baby Bathtub", "Hooded Towel", "Bath Seat", "Baby Shampoo", "Washcloths"],
-     ["non-slip surface", "temperature indicator", "tear free", "quick-dry", "foldable tub", "gentle cleanser"],
-     ["Makes bath time safe, fun and comfortable.", "Tear-free formula gently cleanses delicate skin and hair.",
-      "Soft absorbent towel keeps baby warm after the bath.", "Slip-resistant design holds baby securely in the water."]),
-    ("monitor", ["Health & Baby Care", "Monitors"], ["Video Baby Monitor", "Audio Monitor", "Movement Monitor", "Digital Thermometer"],
-     ["night vision", "two-way talk", "long range", "room temperature sensor", "sound activated", "rechargeable parent unit"],
-     ["Watch over your baby from any room in the house.", "Crystal clear audio and infrared night vision.",
-      "Alerts you when baby cries or stops moving.", "Secure digital transmission with no interference."]),
-    ("carrier", ["Gear", "Backpacks & Carriers"], ["Baby Carrier", "Baby Wrap", "Ring Sling", "Hip Seat Carrier", "Hiking Backpack Carrier"],
-     ["ergonomic seat", "lumbar support", "padded shoulder straps", "breathable mesh", "front and back carry", "adjustable waist belt"],
-     ["Hands-free comfort for parent and baby.", "Ergonomic M-position seat supports healthy hip development.",
-      "Distributes weight evenly across hips and shoulders.", "Carry your baby facing in, facing out or on your back."]),
-    ("clothing", ["Clothing", "Bodysuits"], ["Bodysuit Set", "Footed Sleeper", "Swaddle Blanket", "Baby Hat and Mittens", "Sleep Sack"],
-     ["snap closures", "soft knit", "envelope neckline", "tagless", "zip-up front", "machine washable"],
-     ["Soft, breathable fabric for all-day comfort.", "Easy snap closures make dressing and changes quick.",
-      "Keeps baby cozy and warm through the night.", "Gentle on delicate newborn skin."]),
-    ("safety", ["Safety", "Gates & Doorways"], ["Safety Gate", "Cabinet Locks", "Outlet Covers", "Corner Guards", "Door Knob Covers"],
-     ["pressure mounted", "walk-through door", "auto-close", "adhesive mount", "no drilling", "childproof latch"],
-     ["Keeps little explorers away from stairs and hazards.", "Installs in minutes without tools.",
-      "Easy one-hand operation for adults, secure against curious hands.", "Childproof your home room by room."]),
-    ("pacifier", ["Pacifiers, Teethers & Teething Relief", "Pacifiers"], ["Pacifier", "Pacifier Clip", "Orthodontic Pacifier", "Teething Pacifier"],
-     ["orthodontic nipple", "one-piece silicone", "glow in the dark", "ventilation holes", "shield", "sterilizing case"],
-     ["Soothes and calms fussy babies.", "Orthodontic shape supports natural palate and teeth development.",
-      "Made from one piece of medical-grade silicone.", "Symmetrical nipple is always right side up."]),
+    (
+        "stroller",
+        ["Strollers", "Standard"],
+        ["Stroller", "Jogging Stroller", "Travel System Stroller", "Umbrella Stroller"],
+        [
+            "one-hand fold",
+            "all-terrain wheels",
+            "extendable canopy",
+            "reclining seat",
+            "large storage basket",
+            "parent cup holder",
+        ],
+        [
+            "Smooth ride on city sidewalks and park trails.",
+            "Folds flat in seconds to fit any car trunk.",
+            "Adjustable handlebar for parents of every height.",
+            "Lockable front swivel wheels and foot brake.",
+        ],
+    ),
+    (
+        "carseat",
+        ["Car Seats", "Convertible"],
+        ["Convertible Car Seat", "Infant Car Seat", "Booster Seat", "Car Seat Base"],
+        [
+            "side impact protection",
+            "5-point harness",
+            "LATCH connectors",
+            "energy-absorbing foam",
+            "rear-facing mode",
+            "no-rethread harness",
+        ],
+        [
+            "Meets or exceeds federal crash test standards.",
+            "Installs securely with LATCH or vehicle seat belt.",
+            "Grows with your child from infant to toddler.",
+            "Padded head support keeps baby safe on the road.",
+        ],
+    ),
+    (
+        "diaper",
+        ["Diapering", "Disposable Diapers"],
+        ["Diapers", "Diaper Pail", "Changing Pad", "Baby Wipes", "Diaper Cream"],
+        [
+            "wetness indicator",
+            "leak guard",
+            "hypoallergenic",
+            "fragrance free",
+            "extra absorbent core",
+            "stretchy sides",
+        ],
+        [
+            "Keeps baby dry for up to 12 hours.",
+            "Gentle on sensitive skin and free of harsh chemicals.",
+            "Soft waistband and leak protection for overnight use.",
+            "Easy diaper changes at home or on the go.",
+        ],
+    ),
+    (
+        "feeding",
+        ["Feeding", "Bottle-Feeding"],
+        ["Baby Bottle", "Bottle Warmer", "Sippy Cup", "Formula Dispenser", "Bottle Brush"],
+        ["anti-colic vent", "slow flow nipple", "BPA free", "dishwasher safe", "wide neck", "spill-proof valve"],
+        [
+            "Reduces colic, gas and spit-up during feeding.",
+            "Natural latch nipple for easy switching between breast and bottle.",
+            "Easy to clean and assemble.",
+            "Measures formula and milk with clear markings.",
+        ],
+    ),
+    (
+        "nursery",
+        ["Nursery", "Furniture"],
+        ["Convertible Crib", "Crib Mattress", "Bassinet", "Changing Table", "Glider Rocker"],
+        [
+            "solid wood",
+            "adjustable mattress height",
+            "non-toxic finish",
+            "waterproof cover",
+            "converts to toddler bed",
+            "firm support",
+        ],
+        [
+            "Converts from crib to toddler bed and daybed.",
+            "Sturdy construction with a non-toxic, lead-safe finish.",
+            "Firm mattress support for safe infant sleep.",
+            "A beautiful centerpiece for your baby's nursery.",
+        ],
+    ),
+    (
+        "toy",
+        ["Toys", "Activity Centers"],
+        ["Activity Gym", "Teether Toy", "Plush Rattle", "Stacking Rings", "Musical Mobile"],
+        ["bright colors", "crinkle textures", "soft plush", "lights and melodies", "teething rings", "tummy time mat"],
+        [
+            "Stimulates baby's senses with colors, sounds and textures.",
+            "Encourages grasping, kicking and tummy time play.",
+            "Soothes sore gums during teething.",
+            "Hours of developmental fun from birth and up.",
+        ],
+    ),
+    (
+        "bath",
+        ["Bathing & Skin Care", "Bathing Tubs & Seats"],
+        ["Baby Bathtub", "Hooded Towel", "Bath Seat", "Baby Shampoo", "Washcloths"],
+        ["non-slip surface", "temperature indicator", "tear free", "quick-dry", "foldable tub", "gentle cleanser"],
+        [
+            "Makes bath time safe, fun and comfortable.",
+            "Tear-free formula gently cleanses delicate skin and hair.",
+            "Soft absorbent towel keeps baby warm after the bath.",
+            "Slip-resistant design holds baby securely in the water.",
+        ],
+    ),
+    (
+        "monitor",
+        ["Health & Baby Care", "Monitors"],
+        ["Video Baby Monitor", "Audio Monitor", "Movement Monitor", "Digital Thermometer"],
+        [
+            "night vision",
+            "two-way talk",
+            "long range",
+            "room temperature sensor",
+            "sound activated",
+            "rechargeable parent unit",
+        ],
+        [
+            "Watch over your baby from any room in the house.",
+            "Crystal clear audio and infrared night vision.",
+            "Alerts you when baby cries or stops moving.",
+            "Secure digital transmission with no interference.",
+        ],
+    ),
+    (
+        "carrier",
+        ["Gear", "Backpacks & Carriers"],
+        ["Baby Carrier", "Baby Wrap", "Ring Sling", "Hip Seat Carrier", "Hiking Backpack Carrier"],
+        [
+            "ergonomic seat",
+            "lumbar support",
+            "padded shoulder straps",
+            "breathable mesh",
+            "front and back carry",
+            "adjustable waist belt",
+        ],
+        [
+            "Hands-free comfort for parent and baby.",
+            "Ergonomic M-position seat supports healthy hip development.",
+            "Distributes weight evenly across hips and shoulders.",
+            "Carry your baby facing in, facing out or on your back.",
+        ],
+    ),
+    (
+        "clothing",
+        ["Clothing", "Bodysuits"],
+        ["Bodysuit Set", "Footed Sleeper", "Swaddle Blanket", "Baby Hat and Mittens", "Sleep Sack"],
+        ["snap closures", "soft knit", "envelope neckline", "tagless", "zip-up front", "machine washable"],
+        [
+            "Soft, breathable fabric for all-day comfort.",
+            "Easy snap closures make dressing and changes quick.",
+            "Keeps baby cozy and warm through the night.",
+            "Gentle on delicate newborn skin.",
+        ],
+    ),
+    (
+        "safety",
+        ["Safety", "Gates & Doorways"],
+        ["Safety Gate", "Cabinet Locks", "Outlet Covers", "Corner Guards", "Door Knob Covers"],
+        ["pressure mounted", "walk-through door", "auto-close", "adhesive mount", "no drilling", "childproof latch"],
+        [
+            "Keeps little explorers away from stairs and hazards.",
+            "Installs in minutes without tools.",
+            "Easy one-hand operation for adults, secure against curious hands.",
+            "Childproof your home room by room.",
+        ],
+    ),
+    (
+        "pacifier",
+        ["Pacifiers, Teethers & Teething Relief", "Pacifiers"],
+        ["Pacifier", "Pacifier Clip", "Orthodontic Pacifier", "Teething Pacifier"],
+        [
+            "orthodontic nipple",
+            "one-piece silicone",
+            "glow in the dark",
+            "ventilation holes",
+            "shield",
+            "sterilizing case",
+        ],
+        [
+            "Soothes and calms fussy babies.",
+            "Orthodontic shape supports natural palate and teeth development.",
+            "Made from one piece of medical-grade silicone.",
+            "Symmetrical nipple is always right side up.",
+        ],
+    ),
 ]
 
 # (style key, title adjectives, description sentences, price multiplier)
 STYLES = [
-    ("organic", ["Organic", "Natural", "Eco-Friendly", "Organic Cotton"],
-     ["Made from certified organic and plant-based materials.", "Eco-friendly, sustainably sourced and free of dyes.",
-      "Gentle natural fibers for the conscious parent."], 1.2),
-    ("deluxe", ["Deluxe", "Premium", "Luxury", "Signature"],
-     ["Premium materials and elegant leather-look trim.", "Luxury design with a premium finish and extra padding.",
-      "Our top-of-the-line deluxe edition."], 2.0),
-    ("travel", ["Compact", "Lightweight", "Portable", "Travel"],
-     ["Lightweight and compact for travel and small spaces.", "Packs into a carry bag for airplanes and road trips.",
-      "Portable design goes wherever your family goes."], 1.0),
-    ("value", ["Essentials", "Basic", "Value Pack", "Everyday"],
-     ["Great value for everyday use.", "Affordable essentials every new parent needs.",
-      "Simple, dependable and budget friendly."], 0.6),
+    (
+        "organic",
+        ["Organic", "Natural", "Eco-Friendly", "Organic Cotton"],
+        [
+            "Made from certified organic and plant-based materials.",
+            "Eco-friendly, sustainably sourced and free of dyes.",
+            "Gentle natural fibers for the conscious parent.",
+        ],
+        1.2,
+    ),
+    (
+        "deluxe",
+        ["Deluxe", "Premium", "Luxury", "Signature"],
+        [
+            "Premium materials and elegant leather-look trim.",
+            "Luxury design with a premium finish and extra padding.",
+            "Our top-of-the-line deluxe edition.",
+        ],
+        2.0,
+    ),
+    (
+        "travel",
+        ["Compact", "Lightweight", "Portable", "Travel"],
+        [
+            "Lightweight and compact for travel and small spaces.",
+            "Packs into a carry bag for airplanes and road trips.",
+            "Portable design goes wherever your family goes.",
+        ],
+        1.0,
+    ),
+    (
+        "value",
+        ["Essentials", "Basic", "Value Pack", "Everyday"],
+        [
+            "Great value for everyday use.",
+            "Affordable essentials every new parent needs.",
+            "Simple, dependable and budget friendly.",
+        ],
+        0.6,
+    ),
 ]
 
-BRANDS = ["Little Sprout", "BabyNest", "Cuddle Co.", "Happy Hatch", "Tiny Trails", "Moonbeam Baby", "Snugglebug",
-          "Peapod Kids", "Bright Acorn", "Kiddo Works", "Lullaby Lane", "Nurture Bay", "Bambino Basics",
-          "Wee Wonders", "Honeybee Baby", "Sunny Cradle"]
+BRANDS = [
+    "Little Sprout",
+    "BabyNest",
+    "Cuddle Co.",
+    "Happy Hatch",
+    "Tiny Trails",
+    "Moonbeam Baby",
+    "Snugglebug",
+    "Peapod Kids",
+    "Bright Acorn",
+    "Kiddo Works",
+    "Lullaby Lane",
+    "Nurture Bay",
+    "Bambino Basics",
+    "Wee Wonders",
+    "Honeybee Baby",
+    "Sunny Cradle",
+]
 
 
 def _random_ids(rng: np.random.Generator, n: int, prefix: str, length: int, taken: set | None = None) -> list[str]:
@@ -141,7 +330,7 @@ def _item_catalog(rng: np.random.Generator, n: int, n_types: int) -> pd.DataFram
     rng.shuffle(types)
     styles = rng.integers(0, len(STYLES), size=n)
     rows = []
-    for t, s in zip(types, styles):
+    for t, s in zip(types, styles, strict=True):
         key, cats, nouns, feats, sents = PRODUCT_TYPES[t]
         skey, adjs, ssents, mult = STYLES[s]
         brand = BRANDS[int(rng.integers(len(BRANDS)))]
@@ -154,17 +343,25 @@ def _item_catalog(rng: np.random.Generator, n: int, n_types: int) -> pd.DataFram
         description = " ".join(desc_parts)
         if rng.random() < 0.15:
             description = description.replace(". ", ".\n", 1)  # a newline, as in real listings
-        rows.append({
-            "type": int(t), "style": int(s), "title": title, "brand": brand,
-            "categories": [["Baby"] + list(cats)],
-            "description": description,
-            "price": round(float(rng.gamma(4.0, 8.0) * mult * (3.0 if key in ("stroller", "carseat", "nursery") else 1.0)), 2),
-        })
+        rows.append(
+            {
+                "type": int(t),
+                "style": int(s),
+                "title": title,
+                "brand": brand,
+                "categories": [["Baby"] + list(cats)],
+                "description": description,
+                "price": round(
+                    float(rng.gamma(4.0, 8.0) * mult * (3.0 if key in ("stroller", "carseat", "nursery") else 1.0)), 2
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _interactions(rng: np.random.Generator, n_users: int, items: pd.DataFrame, n_types: int,
-                  mean_len: float, noise: float) -> tuple[np.ndarray, np.ndarray]:
+def _interactions(
+    rng: np.random.Generator, n_users: int, items: pd.DataFrame, n_types: int, mean_len: float, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Users x items draws without replacement via the Gumbel top-k trick (vectorised)."""
     n_items = len(items)
     pop = rng.lognormal(0.0, 0.9, size=n_items)
@@ -197,8 +394,7 @@ def _interactions(rng: np.random.Generator, n_users: int, items: pd.DataFrame, n
     return users, chosen
 
 
-def _image_features(rng: np.random.Generator, types: np.ndarray, n_types: int, dim: int,
-                    signal: float) -> np.ndarray:
+def _image_features(rng: np.random.Generator, types: np.ndarray, n_types: int, dim: int, signal: float) -> np.ndarray:
     """Sparse non-negative FC7-like vectors: ReLU(signal * type prototype + noise), scaled."""
     proto = (rng.random((n_types, dim)) < 0.12) * rng.gamma(2.0, 1.0, size=(n_types, dim))
     base = rng.gamma(1.5, 0.4, size=dim)  # per-dimension scale shared by all items
@@ -206,9 +402,20 @@ def _image_features(rng: np.random.Generator, types: np.ndarray, n_types: int, d
     return np.maximum(pre, 0.0).astype(np.float32)
 
 
-def make_demo(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED, n_users: int = 1080, n_items: int = 260,
-              n_types: int = 10, mean_len: float = 12.0, noise: float = 0.15, image_signal: float = 0.13,
-              missing_image: float = 0.03, extra_items: int = 4, dim: int = 4096, name: str = "Demo") -> dict:
+def make_demo(
+    out_dir: str | os.PathLike,
+    seed: int = DEFAULT_SEED,
+    n_users: int = 1080,
+    n_items: int = 260,
+    n_types: int = 10,
+    mean_len: float = 12.0,
+    noise: float = 0.15,
+    image_signal: float = 0.13,
+    missing_image: float = 0.03,
+    extra_items: int = 4,
+    dim: int = 4096,
+    name: str = "Demo",
+) -> dict:
     """Write the demo dataset into ``out_dir``; returns a summary (raw counts and file names).
 
     ``n_users`` and ``n_items`` are the raw counts before the 5-core; the defaults give about
@@ -228,8 +435,9 @@ def make_demo(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED, n_users: int
     n = len(u)
     ts = rng.integers(1262304000, 1404172800, size=n)  # 2010-01-01 .. 2014-07-01
     rating = rng.choice([1.0, 2.0, 3.0, 4.0, 5.0], size=n, p=[0.07, 0.06, 0.1, 0.2, 0.57])
-    ratings = pd.DataFrame({"user": np.array(user_ids)[u], "asin": rated["asin"].to_numpy()[i],
-                            "rating": rating, "time": ts})
+    ratings = pd.DataFrame(
+        {"user": np.array(user_ids)[u], "asin": rated["asin"].to_numpy()[i], "rating": rating, "time": ts}
+    )
     dup = ratings.sample(n=max(1, n // 100), random_state=np.random.RandomState(seed % 2**32))
     ratings = pd.concat([ratings, dup], ignore_index=True)
     # grouped by item as the 2014 files; items in a random order, within an item by time
@@ -246,8 +454,12 @@ def make_demo(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED, n_users: int
     for k in rng.permutation(len(catalog)):
         row = catalog.iloc[k]
         peers = [a for a in by_type[row["type"]] if a != row["asin"]]
-        rec = {"asin": str(row["asin"]), "title": str(row["title"]), "price": float(row["price"]),
-               "imUrl": f"http://ecx.images-amazon.com/images/I/{img_codes[k]}.jpg"}
+        rec = {
+            "asin": str(row["asin"]),
+            "title": str(row["title"]),
+            "price": float(row["price"]),
+            "imUrl": f"http://ecx.images-amazon.com/images/I/{img_codes[k]}.jpg",
+        }
         if peers:
             m = int(min(len(peers), rng.integers(1, 6)))
             rec["related"] = {"also_bought": [str(peers[j]) for j in rng.choice(len(peers), m, replace=False)]}
@@ -272,9 +484,15 @@ def make_demo(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED, n_users: int
     write_image_features(out_dir / f"image_features_{name}.b", [asins[k] for k in recs], feats[recs])
 
     summary = {
-        "seed": seed, "raw_users": n_users, "raw_items": n_items, "raw_rows": len(ratings),
-        "duplicate_rows": len(dup), "image_records": len(recs), "items_without_image": n_missing,
-        "types": n_types, "files": [f"ratings_{name}.csv", f"meta_{name}.json.gz", f"image_features_{name}.b"],
+        "seed": seed,
+        "raw_users": n_users,
+        "raw_items": n_items,
+        "raw_rows": len(ratings),
+        "duplicate_rows": len(dup),
+        "image_records": len(recs),
+        "items_without_image": n_missing,
+        "types": n_types,
+        "files": [f"ratings_{name}.csv", f"meta_{name}.json.gz", f"image_features_{name}.b"],
     }
     write_text(out_dir / "README.md", _readme(summary, name))
     return summary
@@ -283,17 +501,17 @@ def make_demo(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED, n_users: int
 def _readme(s: dict, name: str) -> str:
     return f"""# Demo dataset (synthetic, Amazon 2014 formats)
 
-Generated by `python -m mmknockout.data.synthetic <dir> --seed {s['seed']}`
+Generated by `python -m mmknockout.data.synthetic <dir> --seed {s["seed"]}`
 (`mmknockout.data.synthetic.make_demo`); regenerating gives the same bytes.
 
 | file | format |
 |---|---|
-| `ratings_{name}.csv` | headerless `user,asin,rating,unix_time`, grouped by item ({s['raw_rows']} rows, {s['duplicate_rows']} exact duplicates) |
+| `ratings_{name}.csv` | headerless `user,asin,rating,unix_time`, grouped by item ({s["raw_rows"]} rows, {s["duplicate_rows"]} exact duplicates) |
 | `meta_{name}.json.gz` | gzip, one Python-literal dict per line (asin, title, price, imUrl, related, salesRank, brand, categories, description) |
-| `image_features_{name}.b` | records of a 10-byte ASIN + 4096 little-endian float32 ({s['image_records']} records) |
+| `image_features_{name}.b` | records of a 10-byte ASIN + 4096 little-endian float32 ({s["image_records"]} records) |
 
-Raw: {s['raw_users']} users, {s['raw_items']} rated items of {s['types']} product types;
-{s['items_without_image']} rated items have no image record (they get the mean vector).
+Raw: {s["raw_users"]} users, {s["raw_items"]} rated items of {s["types"]} product types;
+{s["items_without_image"]} rated items have no image record (they get the mean vector).
 Items carry their type and style in the text (title, categories, description); image vectors carry
 a weaker type signal under sparse non-negative noise. Users prefer 1-3 types and usually one style.
 The data are synthetic; no real user or product is described.
@@ -308,7 +526,9 @@ The data are synthetic; no real user or product is described.
 BABY = {"n_users": 19445, "n_items": 7050, "n_interactions": 160792, "text_dim": 384, "image_dim": 4096}
 
 
-def synthetic_split(n_users: int, n_items: int, n_interactions: int, seed: int = 0, n_clusters: int = 32) -> tuple[SplitData, np.ndarray]:
+def synthetic_split(
+    n_users: int, n_items: int, n_interactions: int, seed: int = 0, n_clusters: int = 32
+) -> tuple[SplitData, np.ndarray]:
     """(split, item cluster ids); every user has at least 5 interactions and at most half the items."""
     rng = np.random.default_rng(seed)
     cluster = rng.integers(0, n_clusters, n_items)
@@ -357,7 +577,9 @@ def synthetic_features(cluster: np.ndarray, text_dim: int, image_dim: int, seed:
     return {"text": text.astype(np.float32), "image": image.astype(np.float32)}
 
 
-def baby_like(scale: float = 1.0, seed: int = 0, shape: dict[str, int] | None = None) -> tuple[SplitData, dict[str, np.ndarray]]:
+def baby_like(
+    scale: float = 1.0, seed: int = 0, shape: dict[str, int] | None = None
+) -> tuple[SplitData, dict[str, np.ndarray]]:
     """Baby-shaped data (or ``shape``, same keys as :data:`BABY`) with ``scale`` x the interactions."""
     shape = shape or BABY
     data, cluster = synthetic_split(shape["n_users"], shape["n_items"], int(shape["n_interactions"] * scale), seed)

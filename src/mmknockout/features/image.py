@@ -3,6 +3,7 @@
 Used as-is (no normalisation); items without a record get the mean of the matched rows and are
 listed in ``missed_img_itemIDs.csv`` (PROTOCOL 1.5).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,9 @@ from ..errors import InputError
 from ..io import write_text
 
 
-def upstream_features(b_path: str | os.PathLike, i_id_mapping: pd.DataFrame,
-                      dim: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def upstream_features(
+    b_path: str | os.PathLike, i_id_mapping: pd.DataFrame, dim: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """``(matrix [n_items, dim] float32, missing itemIDs)`` from a ``.b`` file and ``i_id_mapping``.
 
     ``i_id_mapping`` is the frame of ``i_id_mapping.csv`` (columns ``asin``, ``itemID``); read it
@@ -24,7 +26,7 @@ def upstream_features(b_path: str | os.PathLike, i_id_mapping: pd.DataFrame,
     """
     if not {"asin", "itemID"} <= set(i_id_mapping.columns):
         raise InputError(f"item mapping must have columns asin, itemID; found {list(i_id_mapping.columns)}")
-    asin_to_item = dict(zip(asin_strings(i_id_mapping["asin"]), i_id_mapping["itemID"].astype(np.int64)))
+    asin_to_item = dict(zip(asin_strings(i_id_mapping["asin"]), i_id_mapping["itemID"].astype(np.int64), strict=True))
     return read_image_features(b_path, asin_to_item, n_items=len(i_id_mapping), dim=dim)
 
 

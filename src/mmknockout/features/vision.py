@@ -7,10 +7,11 @@ follows the study's script (PROTOCOL sec 1.6): RGB image -> the checkpoint's ima
 ResNet-50 uses the global-average-pooled output of the last stage. Items whose image is missing or
 unreadable get the mean of the valid vectors and are listed.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -49,8 +50,14 @@ def _open_rgb(path: Path):
 
 
 @torch.no_grad()
-def encode_images(image_paths: Sequence[Path | None], kind: str, model: str | None = None, batch_size: int = 32,
-                  device: str = "cpu", show_progress: bool = True) -> tuple[np.ndarray, list[int]]:
+def encode_images(
+    image_paths: Sequence[Path | None],
+    kind: str,
+    model: str | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    show_progress: bool = True,
+) -> tuple[np.ndarray, list[int]]:
     """Encode one image per item (None = no image); returns (features float32, missing item rows)."""
     from tqdm import tqdm
 
@@ -61,7 +68,7 @@ def encode_images(image_paths: Sequence[Path | None], kind: str, model: str | No
         raise InputError("no readable image for any item; check the image download log")
     vectors: list[torch.Tensor] = []
     for start in tqdm(range(0, len(valid), batch_size), disable=not show_progress, desc=f"{kind} images"):
-        batch = [images[i] for i in valid[start:start + batch_size]]
+        batch = [images[i] for i in valid[start : start + batch_size]]
         inputs = processor(images=batch, return_tensors="pt").to(device)
         vectors.append(_pooled(kind, net(**inputs)).float().cpu())
     encoded = torch.cat(vectors).numpy()
@@ -72,21 +79,31 @@ def encode_images(image_paths: Sequence[Path | None], kind: str, model: str | No
     return out, missing
 
 
-def vision_features(*, index: str, features: str, missing: str, kind: str, model: str | None, batch_size: int,
-                    device: str, threads: int | None = None) -> None:
+def vision_features(
+    *,
+    index: str,
+    features: str,
+    missing: str,
+    kind: str,
+    model: str | None,
+    batch_size: int,
+    device: str,
+    threads: int | None = None,
+) -> None:
     """Workflow step: encode the downloaded images (index from ``download_images``), mean fill for
     items without a readable image, which are listed in ``missing``."""
     import pandas as pd
 
-    from ..io import write_npy
     from ..device import resolve_device
+    from ..io import write_npy
     from .image import write_missing
 
     if threads:
         torch.set_num_threads(threads)
     table = pd.read_csv(index, sep="\t").sort_values("itemID")
     image_paths = [p if isinstance(p, str) else None for p in table["path"]]
-    matrix, missing_rows = encode_images(image_paths, kind, model=model, batch_size=batch_size,
-                                         device=str(resolve_device(device)))
+    matrix, missing_rows = encode_images(
+        image_paths, kind, model=model, batch_size=batch_size, device=str(resolve_device(device))
+    )
     write_npy(features, matrix)
     write_missing(missing, table["itemID"].to_numpy()[missing_rows].tolist())

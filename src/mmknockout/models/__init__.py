@@ -1,4 +1,5 @@
 """The recommenders of the study; see :mod:`.registry` (imported on first use of these names)."""
+
 from typing import Any
 
 __all__ = ["FAMILIES", "MODELS", "get_model_class"]

@@ -25,6 +25,7 @@ Method names, the same in every model:
 A model is registered by defining a subclass with a non-empty :attr:`Recommender.family` in a
 module of this package (:mod:`.registry` scans it); its yaml lives in ``config/models/``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -101,12 +102,14 @@ class StackedTableRecommender(Recommender):
         rep = self.propagate()
         pos_nodes, neg_nodes = pos + self.n_users, neg + self.n_users
         # one gather: its backward fills one zero table instead of three
-        u, i, j = rep.index_select(0, torch.cat([users, pos_nodes, neg_nodes])).split([users.numel(), pos.numel(), neg.numel()])
+        u, i, j = rep.index_select(0, torch.cat([users, pos_nodes, neg_nodes])).split(
+            [users.numel(), pos.numel(), neg.numel()]
+        )
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.regulariser(users, torch.cat([pos_nodes, neg_nodes]))
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         rep = self.propagate()
-        return rep[: self.n_users], rep[self.n_users:]
+        return rep[: self.n_users], rep[self.n_users :]
 
 
 def unique_items(pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -115,4 +118,4 @@ def unique_items(pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, to
     Per-item work (projecting features) then runs once per distinct item: ``f(items)[pos_at]``.
     """
     items, index = torch.unique(torch.cat([pos, neg]), return_inverse=True)
-    return items, index[: pos.numel()], index[pos.numel():]
+    return items, index[: pos.numel()], index[pos.numel() :]

@@ -5,6 +5,7 @@ Every block draws its random numbers in the order the models drew them before th
 existed (tables in argument order; all projections constructed before any is re-initialised),
 so a model built from blocks gives the same numbers for a seed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -49,8 +50,9 @@ class FeatureTables(nn.Module):
         zero_bias: with ``xavier``, also zero the biases.
     """
 
-    def __init__(self, features: Features, names: Iterable[str], out_dim: int, xavier: bool = False,
-                 zero_bias: bool = False) -> None:
+    def __init__(
+        self, features: Features, names: Iterable[str], out_dim: int, xavier: bool = False, zero_bias: bool = False
+    ) -> None:
         super().__init__()
         names = tuple(names)
         self.tables = nn.ParameterDict({m: nn.Parameter(features[m].detach().clone().float()) for m in names})
@@ -108,11 +110,12 @@ class SideContentRecommender(Recommender):
         at_u, at_i, at_j = index.split([users.numel(), pos.numel(), neg.numel()])
         u, i, j = final[at_u], final[at_i], final[at_j]
         rec = bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.hp.reg_weight * l2_sq_loss(u, i, j)
-        cl = info_nce_distinct(side, content, at_i, CL_TEMPERATURE) + \
-            info_nce_distinct(side, content, at_u, CL_TEMPERATURE)
+        cl = info_nce_distinct(side, content, at_i, CL_TEMPERATURE) + info_nce_distinct(
+            side, content, at_u, CL_TEMPERATURE
+        )
         return rec + self.hp.cl_loss * cl
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         side, content = self.propagate()
         final = content + side
-        return final[: self.n_users], final[self.n_users:]
+        return final[: self.n_users], final[self.n_users :]

@@ -1,4 +1,5 @@
 """BM3: bootstrapped latent representations without negative sampling."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -87,10 +88,11 @@ class BM3(Recommender):
         """Online user and item latents (LightGCN layer mean; item ego embedding added)."""
         ego = torch.cat([self.user_embedding, self.item_embedding])
         out = lightgcn_propagate(self.adj, ego, self.hp.n_layers)
-        return out[: self.n_users], out[self.n_users:] + self.item_embedding
+        return out[: self.n_users], out[self.n_users :] + self.item_embedding
 
     def modal_latents(self, items: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Modal latents of all items, or of the rows ``items`` only."""
+
         def rows(m: str) -> torch.Tensor:
             table = self.content.tables[m]
             return table if items is None else GatherRows.apply(table, items, self.scratch[m])
@@ -120,8 +122,9 @@ class BM3(Recommender):
         modal_h = self.modal_latents(items)
         user_batch, item_batch = user_h[users], item_h[pos]
         item_t_batch = item_batch.detach() * item_noise[pos]
-        id_loss = (alignment_loss(self.predictor(user_batch), item_t_batch)
-                   + alignment_loss(self.predictor(item_batch), user_batch.detach() * user_noise[users]))
+        id_loss = alignment_loss(self.predictor(user_batch), item_t_batch) + alignment_loss(
+            self.predictor(item_batch), user_batch.detach() * user_noise[users]
+        )
         modal_loss = user_h.new_zeros(())
         for m, h in modal_h.items():
             online = self.predictor(h)[item_at]

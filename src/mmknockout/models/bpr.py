@@ -1,4 +1,5 @@
 """BPR matrix factorisation, the feature-free reference."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -36,10 +37,16 @@ class BPR(Recommender):
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
-        self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, self.embedding_size, normal=True)
+        self.user_embedding, self.item_embedding = id_tables(
+            self.n_users, self.n_items, self.embedding_size, normal=True
+        )
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        u, i, j = self.user_embedding.index_select(0, users), self.item_embedding.index_select(0, pos), self.item_embedding.index_select(0, neg)
+        u, i, j = (
+            self.user_embedding.index_select(0, users),
+            self.item_embedding.index_select(0, pos),
+            self.item_embedding.index_select(0, neg),
+        )
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.hp.reg_weight * emb_norm_loss(u, i, j)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

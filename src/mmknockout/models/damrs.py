@@ -1,4 +1,5 @@
 """DA-MRS: denoised item-item graphs, a co-interaction graph and KL alignment over LightGCN."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -47,7 +48,9 @@ class DAMRSParams(HyperParams):
     kl_weight: float = hp(doc="weight of the KL alignment loss", ge=0)
 
 
-def denoised_knn_indices(text: torch.Tensor, image: torch.Tensor, k: int, chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def denoised_knn_indices(
+    text: torch.Tensor, image: torch.Tensor, k: int, chunk_size: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cross-modally denoised top-k neighbours (DA-MRS, sec. 3.2), computed in row chunks.
 
     ``S^t, S^v`` are the cosine matrices; an entry is zeroed in BOTH matrices when it is below the
@@ -64,7 +67,7 @@ def denoised_knn_indices(text: torch.Tensor, image: torch.Tensor, k: int, chunk_
     k = min(k, n)
     rows, t_cols, v_cols = [], [], []
     for start in range(0, n, chunk_size):
-        st, sv = xt[start:start + chunk_size] @ xt.T, xv[start:start + chunk_size] @ xv.T
+        st, sv = xt[start : start + chunk_size] @ xt.T, xv[start : start + chunk_size] @ xv.T
         below = (st.double() < mean_t - MEAN_TOL) | (sv.double() < mean_v - MEAN_TOL)
         st, sv = st.masked_fill(below, 0.0), sv.masked_fill(below, 0.0)
         count = (st != 0).sum(1).clamp_max(k)
@@ -179,8 +182,10 @@ class DAMRS(Recommender):
         rows, t_cols, v_cols = denoised_knn_indices(text, image, k)
         shape = (self.n_items, self.n_items)
         ones = torch.ones(rows.numel())
-        return (sym_normalize(sparse_from_edges(rows, t_cols, ones, shape)),
-                sym_normalize(sparse_from_edges(rows, v_cols, ones, shape)))
+        return (
+            sym_normalize(sparse_from_edges(rows, t_cols, ones, shape)),
+            sym_normalize(sparse_from_edges(rows, v_cols, ones, shape)),
+        )
 
     def build_session_graph(self, data: SplitData) -> torch.Tensor:
         ids = data.item_graph.ids
@@ -198,7 +203,7 @@ class DAMRS(Recommender):
             for _ in range(self.hp.n_mm_layers):
                 h = adj(h)
             views.append(h)
-        return out[: self.n_users], out[self.n_users:], tuple(views)
+        return out[: self.n_users], out[self.n_users :], tuple(views)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         users, items, views = self.propagate()
@@ -221,7 +226,13 @@ class DAMRS(Recommender):
         return mm_pos, single_pos
 
     @staticmethod
-    def neighbour_discrimination(mm_pos: torch.Tensor, single_pos: torch.Tensor, z: torch.Tensor, z_all: torch.Tensor, exp_blocks: list[torch.Tensor]) -> torch.Tensor:
+    def neighbour_discrimination(
+        mm_pos: torch.Tensor,
+        single_pos: torch.Tensor,
+        z: torch.Tensor,
+        z_all: torch.Tensor,
+        exp_blocks: list[torch.Tensor],
+    ) -> torch.Tensor:
         """InfoNCE-like loss of one view; ``z, z_all`` are the L2-normalised batch / all item
         embeddings, ``exp_blocks`` the row blocks of ``exp(z @ z_all.T / TEMPERATURE)`` (detached,
         the gradient of their row sums is analytic)."""
@@ -232,7 +243,9 @@ class DAMRS(Recommender):
 
     @classmethod
     @torch.no_grad()
-    def similarity_blocks(cls, z: list[torch.Tensor], z_all: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]]]:
+    def similarity_blocks(
+        cls, z: list[torch.Tensor], z_all: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]]]:
         """Per view: pseudo-labels of the batch items and ``exp(cos / TEMPERATURE)`` in blocks.
 
         Works on ``ROW_BLOCK`` batch items at a time, so the B x n temporaries stay small; one
@@ -244,7 +257,7 @@ class DAMRS(Recommender):
         exp_blocks: list[list[torch.Tensor]] = [[], [], []]
         z_all_t = [za.T.contiguous() for za in z_all]  # row-major right operand: faster products
         for start in range(0, z[0].shape[0], ROW_BLOCK):
-            cos = [zb[start:start + ROW_BLOCK] @ zt for zb, zt in zip(z, z_all_t)]
+            cos = [zb[start : start + ROW_BLOCK] @ zt for zb, zt in zip(z, z_all_t, strict=True)]
             probs = [torch.softmax(c, dim=1) for c in cos]
             for own in range(3):
                 a, b = (m for m in range(3) if m != own)
@@ -261,17 +274,28 @@ class DAMRS(Recommender):
         mm_pos, single_pos, exp_blocks = self.similarity_blocks(z, z_all)
         total = 0.0
         for own in range(3):
-            total = total + self.neighbour_discrimination(mm_pos[own], single_pos[own], z[own], z_all[own], exp_blocks[own])
+            total = total + self.neighbour_discrimination(
+                mm_pos[own], single_pos[own], z[own], z_all[own], exp_blocks[own]
+            )
         return total / 3.0
 
-    def kl_loss(self, users: torch.Tensor, items: torch.Tensor, user_emb: torch.Tensor, item_cf: torch.Tensor, views: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def kl_loss(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        user_emb: torch.Tensor,
+        item_cf: torch.Tensor,
+        views: tuple[torch.Tensor, ...],
+    ) -> torch.Tensor:
         u = user_emb[users]
         logit_g = u @ F.normalize(item_cf[items], dim=-1).T
         logit_m = u @ F.normalize((sum(views) / 3.0)[items], dim=-1).T
         return symmetric_binary_kl(logit_g, logit_m).mean()
 
     @staticmethod
-    def sample_weights(u: torch.Tensor, views: tuple[torch.Tensor, ...], pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_weights(
+        u: torch.Tensor, views: tuple[torch.Tensor, ...], pos: torch.Tensor, neg: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Detached confidence weights of the positive and negative BPR terms."""
         with torch.no_grad():
             p = torch.sigmoid(torch.stack([(u * F.normalize(h[pos], dim=-1)).sum(1) for h in views]))

@@ -1,4 +1,5 @@
 """DRAGON: DualGNN-style modal GCNs plus frozen item-item and sampled user-user graphs."""
+
 from __future__ import annotations
 
 import math
@@ -117,7 +118,9 @@ class DRAGON(Recommender):
         self.register_buffer("neighbour_ids", ids)
         self.register_buffer("neighbour_counts", counts)
         self.register_buffer("neighbour_len", (ids >= 0).sum(1))
-        self.register_buffer("epoch_neighbours", torch.zeros(self.n_users, USER_NEIGHBOURS, dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "epoch_neighbours", torch.zeros(self.n_users, USER_NEIGHBOURS, dtype=torch.long), persistent=False
+        )
         self.register_buffer("epoch_weights", torch.zeros(self.n_users, USER_NEIGHBOURS), persistent=False)
         self.user_user = GraphOperator(self.user_user_matrix())
 
@@ -156,8 +159,10 @@ class DRAGON(Recommender):
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         v = self.image_gcn(self.adj, self.image_features)
         t = self.text_gcn(self.adj, self.text_features)
-        users = torch.cat([self.user_weight[:, 0] * v[: self.n_users], self.user_weight[:, 1] * t[: self.n_users]], dim=1)
-        items = torch.cat([v[self.n_users:], t[self.n_users:]], dim=1)
+        users = torch.cat(
+            [self.user_weight[:, 0] * v[: self.n_users], self.user_weight[:, 1] * t[: self.n_users]], dim=1
+        )
+        items = torch.cat([v[self.n_users :], t[self.n_users :]], dim=1)
         h = items
         for _ in range(self.hp.n_mm_layers):
             h = self.mm_adj(h)
@@ -172,6 +177,9 @@ class DRAGON(Recommender):
         u = user_reps.index_select(0, users)
         diff = (u * item_reps.index_select(0, pos)).sum(1) - (u * item_reps.index_select(0, neg)).sum(1)
         rank = -(F.logsigmoid(diff) / math.log(2.0)).mean()
-        reg = self.image_gcn.preference.index_select(0, users).pow(2).mean() + self.text_gcn.preference.index_select(0, users).pow(2).mean() \
+        reg = (
+            self.image_gcn.preference.index_select(0, users).pow(2).mean()
+            + self.text_gcn.preference.index_select(0, users).pow(2).mean()
             + self.user_weight.pow(2).mean()
+        )
         return rank + self.hp.reg_weight * reg

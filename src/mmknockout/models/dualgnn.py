@@ -1,4 +1,5 @@
 """DualGNN: per-modality user-item GCNs fused per user, plus a user-user co-interaction graph."""
+
 from __future__ import annotations
 
 import math
@@ -105,7 +106,8 @@ class DualGNN(Recommender):
         super().__init__(data, features, params)
         d = self.embedding_size
         self.graph = BipartiteBlocks(
-            normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items), self.n_users)
+            normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items), self.n_users
+        )
 
         self.mlp_in = nn.ModuleDict()
         self.mlp_out = nn.ModuleDict()
@@ -117,8 +119,11 @@ class DualGNN(Recommender):
             self.preferences[m] = xavier_table(self.n_users, d, normal=True)
         self.user_weight, self.item_weight = modality_weights(self.n_users), modality_weights(self.n_items)
 
-        ids, counts = pad_columns(torch.as_tensor(data.user_graph.ids, dtype=torch.long),
-                                  torch.as_tensor(data.user_graph.weights, dtype=torch.float32), self.hp.user_graph_k)
+        ids, counts = pad_columns(
+            torch.as_tensor(data.user_graph.ids, dtype=torch.long),
+            torch.as_tensor(data.user_graph.weights, dtype=torch.float32),
+            self.hp.user_graph_k,
+        )
         self.register_buffer("neighbour_ids", ids)
         self.register_buffer("neighbour_counts", counts)
         self.register_buffer("n_neighbours", (ids >= 0).sum(dim=1))

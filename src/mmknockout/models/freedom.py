@@ -1,4 +1,5 @@
 """FREEDOM: a frozen item-item graph plus a degree-sensitively pruned user-item graph."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -66,8 +67,12 @@ class FREEDOM(Recommender):
         self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, self.embedding_size)
         self.content = FeatureTables(features, ("text", "image"), self.embedding_size, xavier=True, zero_bias=True)
         self.mm_adj = mixed_knn_graph(features, self.hp.knn_k, self.hp.mm_image_weight)
-        self.pruning = DegreeSensitivePruning(torch.as_tensor(data.train_users, dtype=torch.long),
-                                              torch.as_tensor(data.train_items, dtype=torch.long), self.n_users, self.n_items)
+        self.pruning = DegreeSensitivePruning(
+            torch.as_tensor(data.train_users, dtype=torch.long),
+            torch.as_tensor(data.train_items, dtype=torch.long),
+            self.n_users,
+            self.n_items,
+        )
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
         self.train_adj = self.adj
 
@@ -80,7 +85,7 @@ class FREEDOM(Recommender):
         for _ in range(self.hp.n_mm_layers):
             h = self.mm_adj(h)
         out = lightgcn_propagate(adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.n_ui_layers)
-        return out[: self.n_users], out[self.n_users:] + h
+        return out[: self.n_users], out[self.n_users :] + h
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_reps, item_reps = self.propagate(self.train_adj)
@@ -89,7 +94,9 @@ class FREEDOM(Recommender):
         items, pos_at, neg_at = unique_items(pos, neg)
         for m in ("text", "image"):
             projected = self.content(m, items)
-            loss = loss + self.hp.reg_weight * bpr_loss((u * projected.index_select(0, pos_at)).sum(1), (u * projected.index_select(0, neg_at)).sum(1))
+            loss = loss + self.hp.reg_weight * bpr_loss(
+                (u * projected.index_select(0, pos_at)).sum(1), (u * projected.index_select(0, neg_at)).sum(1)
+            )
         return loss
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

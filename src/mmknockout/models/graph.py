@@ -15,6 +15,7 @@ Degenerate features, defined once here for every model:
   graphs built from all-zero features are all-zero graphs: the item-item branch contributes
   nothing and training proceeds on the other signals.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,7 +33,9 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 COSINE_EPS = 1e-12
 
 
-def sparse_from_edges(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def sparse_from_edges(
+    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
     return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False).coalesce()
 
 
@@ -46,7 +49,9 @@ def sym_normalize(adj: torch.Tensor) -> torch.Tensor:
     return sparse_from_edges(rows, cols, values, tuple(adj.shape))
 
 
-def bipartite_adjacency(users: np.ndarray | torch.Tensor, items: np.ndarray | torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+def bipartite_adjacency(
+    users: np.ndarray | torch.Tensor, items: np.ndarray | torch.Tensor, n_users: int, n_items: int
+) -> torch.Tensor:
     """Symmetric (U+I)x(U+I) user-item adjacency, binary, duplicates merged."""
     u = torch.as_tensor(users, dtype=torch.long)
     i = torch.as_tensor(items, dtype=torch.long) + n_users
@@ -125,7 +130,7 @@ def knn_indices(features: torch.Tensor, k: int, chunk_size: int = 1024) -> tuple
     k = min(k, n)
     idx_parts, sim_parts = [], []
     for start in range(0, n, chunk_size):
-        idx, values = stable_topk(x[start:start + chunk_size] @ x.T, k)
+        idx, values = stable_topk(x[start : start + chunk_size] @ x.T, k)
         idx_parts.append(idx)
         sim_parts.append(values)
     return torch.cat(idx_parts), torch.cat(sim_parts)
@@ -166,12 +171,15 @@ def mixed_knn_graph(features: Mapping[str, torch.Tensor], k: int, image_weight: 
     r"""The frozen item graph :math:`S = \alpha S^v + (1-\alpha) S^t` of FREEDOM, DRAGON and PGL:
     unit-weight top-``k`` cosine graphs of the raw image and text features, each symmetrically
     normalised, mixed with :math:`\alpha` = ``image_weight`` (image first, as in the toolbox)."""
-    mixed = image_weight * knn_graph(features["image"], k, weighted=False) \
-        + (1 - image_weight) * knn_graph(features["text"], k, weighted=False)
+    mixed = image_weight * knn_graph(features["image"], k, weighted=False) + (1 - image_weight) * knn_graph(
+        features["text"], k, weighted=False
+    )
     return GraphOperator(mixed.coalesce())
 
 
-def neighbour_graph_adjacency(ids: np.ndarray, weights: np.ndarray | None, n: int, self_loops: bool = False) -> torch.Tensor:
+def neighbour_graph_adjacency(
+    ids: np.ndarray, weights: np.ndarray | None, n: int, self_loops: bool = False
+) -> torch.Tensor:
     """Sparse n x n matrix from padded neighbour lists (``ids == -1`` is padding)."""
     ids_t = torch.as_tensor(ids, dtype=torch.long)
     mask = ids_t >= 0
@@ -199,8 +207,10 @@ def bipartite_blocks(adj: torch.Tensor, n_users: int) -> tuple[torch.Tensor, tor
     n_items = adj.shape[0] - n_users
     to_users = (rows < n_users) & (cols >= n_users)
     to_items = (rows >= n_users) & (cols < n_users)
-    return (sparse_from_edges(rows[to_users], cols[to_users] - n_users, values[to_users], (n_users, n_items)),
-            sparse_from_edges(rows[to_items] - n_users, cols[to_items], values[to_items], (n_items, n_users)))
+    return (
+        sparse_from_edges(rows[to_users], cols[to_users] - n_users, values[to_users], (n_users, n_items)),
+        sparse_from_edges(rows[to_items] - n_users, cols[to_items], values[to_items], (n_items, n_users)),
+    )
 
 
 class BipartiteBlocks(nn.Module):
@@ -266,12 +276,18 @@ class BipartiteEdges(nn.Module):
         return torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)]).int()
 
     def by_user(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.user_ptr, self.user_cols, values, (self.n_users, self.n_items),
-                                       check_invariants=False)
+        return torch.sparse_csr_tensor(
+            self.user_ptr, self.user_cols, values, (self.n_users, self.n_items), check_invariants=False
+        )
 
     def by_item(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.item_ptr, self.item_cols, values.index_select(0, self.item_order),
-                                       (self.n_items, self.n_users), check_invariants=False)
+        return torch.sparse_csr_tensor(
+            self.item_ptr,
+            self.item_cols,
+            values.index_select(0, self.item_order),
+            (self.n_items, self.n_users),
+            check_invariants=False,
+        )
 
     def dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``<a[u_e], b[i_e]>`` per edge (sampled dense product; no E x d temporaries)."""

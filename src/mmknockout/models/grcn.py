@@ -1,4 +1,5 @@
 """GRCN: graph-refined convolution, where content attention re-weights the user-item graph."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -84,8 +85,10 @@ class GRCN(StackedTableRecommender):
         super().__init__(data, features, params)
         d, c = self.embedding_size, self.hp.latent_embedding
 
-        pairs = torch.unique(torch.as_tensor(data.train_users, dtype=torch.long) * self.n_items
-                             + torch.as_tensor(data.train_items, dtype=torch.long))
+        pairs = torch.unique(
+            torch.as_tensor(data.train_users, dtype=torch.long) * self.n_items
+            + torch.as_tensor(data.train_items, dtype=torch.long)
+        )
         users, items = pairs // self.n_items, pairs % self.n_items
         self.register_buffer("edge_user", users)
         self.register_buffer("edge_item", items + self.n_users)
@@ -127,8 +130,12 @@ class GRCN(StackedTableRecommender):
         preference = self.routed_preference(row_normalize(self.preferences[m]), content)
         scores = self.edges.scores(preference, content)  # <x_v, x_s> is the same both ways
         to_item, to_user = self.edges.softmax_per_item(scores), self.edges.softmax_per_user(scores)
-        rep = torch.cat([self.edges.to_users(to_user, content, base=preference),
-                         self.edges.to_items(to_item, preference, base=content)])
+        rep = torch.cat(
+            [
+                self.edges.to_users(to_user, content, base=preference),
+                self.edges.to_items(to_item, preference, base=content),
+            ]
+        )
         return rep, torch.cat([to_item, to_user])
 
     def edge_weights(self, alphas: list[torch.Tensor]) -> torch.Tensor:
@@ -142,12 +149,16 @@ class GRCN(StackedTableRecommender):
         x0 = row_normalize(self.id_embedding)
         users, items = x0.split([self.n_users, self.n_items])
         users1, items1 = self.edges.to_users(to_user, items), self.edges.to_items(to_item, users)
-        return torch.cat([self.edges.to_users(to_user, items1, base=users + users1),
-                          self.edges.to_items(to_item, users1, base=items + items1)])
+        return torch.cat(
+            [
+                self.edges.to_users(to_user, items1, base=users + users1),
+                self.edges.to_items(to_item, users1, base=items + items1),
+            ]
+        )
 
     def propagate(self) -> torch.Tensor:
         """Full representation table [(U+I), d + 2c]: ID rep, image rep, text rep."""
-        reps, alphas = zip(*(self.modality_branch(m) for m in MODALITIES))
+        reps, alphas = zip(*(self.modality_branch(m) for m in MODALITIES), strict=True)
         id_rep = self.id_propagate(self.edge_weights(list(alphas)))
         return torch.cat([id_rep, *reps], dim=1)
 

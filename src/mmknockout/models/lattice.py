@@ -1,4 +1,5 @@
 """LATTICE: item-item structures learned from multimodal features, mixed with fixed kNN graphs."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -104,7 +105,9 @@ class LATTICE(Recommender):
 
         self.image_original_adj = GraphOperator(knn_graph(features["image"], self.hp.knn_k, weighted=True))
         self.text_original_adj = GraphOperator(knn_graph(features["text"], self.hp.knn_k, weighted=True))
-        self.adj = GraphOperator(mean_adjacency_with_self_loops(data.train_users, data.train_items, self.n_users, self.n_items))
+        self.adj = GraphOperator(
+            mean_adjacency_with_self_loops(data.train_users, data.train_items, self.n_users, self.n_items)
+        )
         self._rebuild = True
         self._learned: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -146,7 +149,7 @@ class LATTICE(Recommender):
     def propagate(self, learned: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         out = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.n_ui_layers)
         h = self.item_graph_embedding(learned)
-        return out[: self.n_users], out[self.n_users:] + F.normalize(h, p=2, dim=1)
+        return out[: self.n_users], out[self.n_users :] + F.normalize(h, p=2, dim=1)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         if self._rebuild or self._learned is None:

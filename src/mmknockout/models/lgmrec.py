@@ -1,4 +1,5 @@
 """LGMRec: local (modal graph) and global (hypergraph) embeddings on top of LightGCN."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -41,8 +42,13 @@ class LGMRecParams(HyperParams):
     reg_weight: float = hp(doc="weight of EmbLoss on the batch's final embeddings", ge=0)
 
 
-def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, tau: float,
-                      factors: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def hyper_contrastive(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    candidates: torch.Tensor,
+    tau: float,
+    factors: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Summed InfoNCE of cosine similarities: anchor row b vs its positive, against all candidates.
 
     ``factors = (H, L)`` with ``candidates == H @ L`` (hyperedge assignments, hyperedge
@@ -63,6 +69,7 @@ def hyper_contrastive(anchor: torch.Tensor, positive: torch.Tensor, candidates: 
 class Hyper(NamedTuple):
     """Hypergraph output of one modality: ``z_user = user_h @ edge``, ``z_item = item_h @ edge``
     with the (dropped-out) assignments and the last layer's hyperedge embeddings."""
+
     z_user: torch.Tensor
     z_item: torch.Tensor
     user_h: torch.Tensor
@@ -125,7 +132,9 @@ class LGMRec(Recommender):
         ui = self.user_item_matrix(data)
         self.ui = GraphOperator(ui)
         deg = torch.sparse.sum(ui, dim=1).to_dense()
-        self.register_buffer("inv_user_degree", torch.where(deg > 0, 1.0 / deg.clamp_min(1.0), torch.zeros_like(deg)).unsqueeze(1))
+        self.register_buffer(
+            "inv_user_degree", torch.where(deg > 0, 1.0 / deg.clamp_min(1.0), torch.zeros_like(deg)).unsqueeze(1)
+        )
 
     def user_item_matrix(self, data: SplitData) -> torch.Tensor:
         """Binary n_users x n_items training matrix (duplicates merged)."""
@@ -157,8 +166,10 @@ class LGMRec(Recommender):
     def hyperedges(self, item_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Soft Gumbel-softmax hyperedge assignments of items and users (torch global RNG)."""
         user_logits = self.ui(item_logits)
-        return (F.gumbel_softmax(item_logits, tau=GUMBEL_TAU, hard=False, dim=1),
-                F.gumbel_softmax(user_logits, tau=GUMBEL_TAU, hard=False, dim=1))
+        return (
+            F.gumbel_softmax(item_logits, tau=GUMBEL_TAU, hard=False, dim=1),
+            F.gumbel_softmax(user_logits, tau=GUMBEL_TAU, hard=False, dim=1),
+        )
 
     def hypergraph(self, item_h: torch.Tensor, user_h: torch.Tensor, item_emb: torch.Tensor) -> Hyper:
         """Hypergraph message passing item -> hyperedge -> (item, user); dropout on assignments."""
@@ -178,7 +189,7 @@ class LGMRec(Recommender):
         assignments = {m: self.hyperedges(proj[m][1]) for m in self.modal_names}  # image first, as the toolbox
         cf = self.collaborative()
         local = [self.local_modal(proj[m][0]) for m in self.modal_names]
-        hyper = {m: self.hypergraph(*assignments[m], cf[self.n_users:]) for m in self.modal_names}
+        hyper = {m: self.hypergraph(*assignments[m], cf[self.n_users :]) for m in self.modal_names}
         return cf, local, hyper
 
     def combine(self, cf: torch.Tensor, local: list[torch.Tensor], glob: torch.Tensor) -> torch.Tensor:
@@ -189,7 +200,7 @@ class LGMRec(Recommender):
         cf, local, hyper = self.branches()
         glob = sum(torch.cat([h.z_user, h.z_item]) for h in hyper.values())
         all_embs = self.combine(cf, local, glob)
-        return all_embs[: self.n_users], all_embs[self.n_users:], hyper
+        return all_embs[: self.n_users], all_embs[self.n_users :], hyper
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         cf, local, hyper = self.branches()
@@ -198,9 +209,14 @@ class LGMRec(Recommender):
         glob = sum(torch.cat([h.z_user[users], h.z_item[items]]) for h in hyper.values())
         u, i, j = self.combine(cf[nodes], [x[nodes] for x in local], glob).split([len(users), len(pos), len(neg)])
         v, t = hyper["image"], hyper["text"]
-        hcl = (hyper_contrastive(v.z_user[users], t.z_user[users], t.z_user, GUMBEL_TAU, (t.user_h, t.edge))
-               + hyper_contrastive(v.z_item[pos], t.z_item[pos], t.z_item, GUMBEL_TAU, (t.item_h, t.edge)))
-        return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.hp.cl_weight * hcl + self.hp.reg_weight * emb_norm_loss(u, i, j)
+        hcl = hyper_contrastive(
+            v.z_user[users], t.z_user[users], t.z_user, GUMBEL_TAU, (t.user_h, t.edge)
+        ) + hyper_contrastive(v.z_item[pos], t.z_item[pos], t.z_item, GUMBEL_TAU, (t.item_h, t.edge))
+        return (
+            bpr_loss((u * i).sum(1), (u * j).sum(1))
+            + self.hp.cl_weight * hcl
+            + self.hp.reg_weight * emb_norm_loss(u, i, j)
+        )
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         user_e, item_e, _ = self.propagate()

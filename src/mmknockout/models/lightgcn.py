@@ -1,4 +1,5 @@
 """LightGCN, the feature-free graph reference."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -46,12 +47,16 @@ class LightGCN(Recommender):
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         ego = torch.cat([self.user_embedding, self.item_embedding])
         out = lightgcn_propagate(self.adj, ego, self.hp.n_layers)
-        return out[: self.n_users], out[self.n_users:]
+        return out[: self.n_users], out[self.n_users :]
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         user_reps, item_reps = self.propagate()
         u, i, j = user_reps.index_select(0, users), item_reps.index_select(0, pos), item_reps.index_select(0, neg)
-        reg = emb_norm_loss(self.user_embedding.index_select(0, users), self.item_embedding.index_select(0, pos), self.item_embedding.index_select(0, neg))
+        reg = emb_norm_loss(
+            self.user_embedding.index_select(0, users),
+            self.item_embedding.index_select(0, pos),
+            self.item_embedding.index_select(0, neg),
+        )
         return bpr_loss((u * i).sum(1), (u * j).sum(1)) + self.hp.reg_weight * reg
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

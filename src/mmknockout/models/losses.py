@@ -1,4 +1,5 @@
 """Losses shared by the models, defined as in the MMRec toolbox."""
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,14 @@ def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> to
     return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
 
 
-def counted_info_nce(view1: torch.Tensor, view2: torch.Tensor, target: torch.Tensor, counts: torch.Tensor,
-                     temperature: float, weights: torch.Tensor | None = None) -> torch.Tensor:
+def counted_info_nce(
+    view1: torch.Tensor,
+    view2: torch.Tensor,
+    target: torch.Tensor,
+    counts: torch.Tensor,
+    temperature: float,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     r"""In-batch InfoNCE on dot products, with the batch's repeated columns stored once.
 
     ``view2`` holds the distinct columns and ``counts`` how often each occurs in the batch, so the
@@ -47,7 +54,9 @@ def counted_info_nce(view1: torch.Tensor, view2: torch.Tensor, target: torch.Ten
     return (per_row * weights).sum() / weights.sum()
 
 
-def info_nce_distinct(view1: torch.Tensor, view2: torch.Tensor, index: torch.Tensor, temperature: float) -> torch.Tensor:
+def info_nce_distinct(
+    view1: torch.Tensor, view2: torch.Tensor, index: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """``info_nce(view1[index], view2[index], temperature)``, computed on the distinct rows only.
 
     A row repeated c times in the batch gives c identical logit rows and c identical negatives, so

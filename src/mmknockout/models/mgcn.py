@@ -1,4 +1,5 @@
 """MGCN: behaviour-purified modality views on item-item graphs, fused by attention."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -84,7 +85,9 @@ class MGCN(SideContentRecommender):
 
     def fuse(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Common + preference-gated specific parts, averaged: the side embedding."""
-        att = torch.softmax(torch.cat([self.query_common(image_embeds), self.query_common(text_embeds)], dim=-1), dim=-1)
+        att = torch.softmax(
+            torch.cat([self.query_common(image_embeds), self.query_common(text_embeds)], dim=-1), dim=-1
+        )
         common = att[:, :1] * image_embeds + att[:, 1:] * text_embeds
         spec_image = self.gate_image_prefer(content) * (image_embeds - common)
         spec_text = self.gate_text_prefer(content) * (text_embeds - common)
@@ -94,7 +97,9 @@ class MGCN(SideContentRecommender):
         """(side, content) embeddings of the nodes ``rows`` (users then items; all when None)."""
         image_items = self.item_embedding * self.gate_image(self.content("image"))
         text_items = self.item_embedding * self.gate_text(self.content("text"))
-        content = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.n_ui_layers)
+        content = lightgcn_propagate(
+            self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.n_ui_layers
+        )
         image_view = self.item_item_view(image_items, self.image_adj)
         text_view = self.item_item_view(text_items, self.text_adj)
         image_view, text_view, content = take_rows(rows, image_view, text_view, content)

@@ -1,4 +1,5 @@
 """MMGCN: one graph-convolution branch per modality on the user-item graph, averaged."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -50,8 +51,9 @@ def _frozen_or_trainable(module: nn.Module, name: str, value: torch.Tensor, trai
 def _gated(gate: nn.Linear, h: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """``lrelu(G [h; x_hat] + b)`` as two products, without building the concatenation."""
     d = h.shape[1]
-    return F.leaky_relu(torch.addmm(F.linear(x_hat, gate.weight[:, d:], gate.bias), h, gate.weight[:, :d].t()),
-                        inplace=True)
+    return F.leaky_relu(
+        torch.addmm(F.linear(x_hat, gate.weight[:, d:], gate.bias), h, gate.weight[:, :d].t()), inplace=True
+    )
 
 
 class MMGCNBranch(nn.Module):
@@ -69,9 +71,7 @@ class MMGCNBranch(nn.Module):
         d_in = latent or dim_feat
         _frozen_or_trainable(self, "preference", nn.init.xavier_normal_(torch.empty(n_users, d_in)), trainable)
         dims = [d_in] + [dim_id] * (N_GRAPH_LAYERS - 1)
-        self.conv_weights = nn.ParameterList(
-            nn.Parameter(nn.init.xavier_normal_(torch.empty(d, d))) for d in dims
-        )
+        self.conv_weights = nn.ParameterList(nn.Parameter(nn.init.xavier_normal_(torch.empty(d, d))) for d in dims)
         self.linears = nn.ModuleList(nn.Linear(d, dim_id) for d in dims)
         self.gates = nn.ModuleList(nn.Linear(d + dim_id, dim_id) for d in dims)
         for layer in self.linears:
@@ -84,8 +84,10 @@ class MMGCNBranch(nn.Module):
         x_u, x_i = x
         h_u = F.leaky_relu(graph.to_users(x_i @ weight), inplace=True)
         h_i = F.leaky_relu(graph.to_items(x_u) @ weight, inplace=True)
-        return (_gated(gate, h_u, F.leaky_relu(linear(x_u), inplace=True) + ids[0]),
-                _gated(gate, h_i, F.leaky_relu(linear(x_i), inplace=True) + ids[1]))
+        return (
+            _gated(gate, h_u, F.leaky_relu(linear(x_u), inplace=True) + ids[0]),
+            _gated(gate, h_i, F.leaky_relu(linear(x_i), inplace=True) + ids[1]),
+        )
 
     def layer_at(self, index: int, x: Halves, ids: Halves, graph: BipartiteBlocks, rows: Halves) -> Halves:
         """One layer evaluated only at the given user and item rows (``ids`` already selected)."""
@@ -94,11 +96,14 @@ class MMGCNBranch(nn.Module):
         users, items = rows
         h_u = F.leaky_relu(graph.to_users(x_i).index_select(0, users) @ weight, inplace=True)
         h_i = F.leaky_relu(graph.to_items(x_u).index_select(0, items) @ weight, inplace=True)
-        return (_gated(gate, h_u, F.leaky_relu(linear(x_u.index_select(0, users)), inplace=True) + ids[0]),
-                _gated(gate, h_i, F.leaky_relu(linear(x_i.index_select(0, items)), inplace=True) + ids[1]))
+        return (
+            _gated(gate, h_u, F.leaky_relu(linear(x_u.index_select(0, users)), inplace=True) + ids[0]),
+            _gated(gate, h_i, F.leaky_relu(linear(x_i.index_select(0, items)), inplace=True) + ids[1]),
+        )
 
-    def forward(self, item_input: torch.Tensor, ids: Halves, graph: BipartiteBlocks,
-                rows: Halves | None = None) -> Halves:
+    def forward(
+        self, item_input: torch.Tensor, ids: Halves, graph: BipartiteBlocks, rows: Halves | None = None
+    ) -> Halves:
         """Final (user, item) rows; all of them, or only ``rows`` (then ``ids`` are the full halves)."""
         x = (row_normalize(self.preference), item_input)
         last = len(self.conv_weights) - 1
@@ -158,12 +163,15 @@ class MMGCN(Recommender):
         trainable, latent = self.hp.trainable_embeddings, self.hp.visual_latent
         adj = bipartite_adjacency(data.train_users, data.train_items, self.n_users, self.n_items)
         self.graph = BipartiteBlocks(mean_adjacency(adj), self.n_users)
-        _frozen_or_trainable(self, "id_embedding",
-                             nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, d)), trainable)
-        self.branches = nn.ModuleDict({
-            "image": MMGCNBranch(self.n_users, features["image"].shape[1], d, latent, trainable),
-            "text": MMGCNBranch(self.n_users, features["text"].shape[1], d, None, trainable),
-        })
+        _frozen_or_trainable(
+            self, "id_embedding", nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, d)), trainable
+        )
+        self.branches = nn.ModuleDict(
+            {
+                "image": MMGCNBranch(self.n_users, features["image"].shape[1], d, latent, trainable),
+                "text": MMGCNBranch(self.n_users, features["text"].shape[1], d, None, trainable),
+            }
+        )
         for m, branch in self.branches.items():
             raw = features[m].float().clone()
             # a branch without projection reads constant item rows: normalise them once

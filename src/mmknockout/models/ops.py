@@ -14,6 +14,7 @@ gradients (``torch.autograd.gradcheck``, float64) in ``tests/test_ops.py``:
 * :class:`BoundedLogSumExp` -- ``log sum_j exp(a_i . b_j)`` for small logits;
 * :class:`FixedProjection` -- ``x @ w`` for a fixed ``x``.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -194,8 +195,9 @@ class EdgeProduct(torch.autograd.Function):
     x[source]>`` per edge) and ``base`` (``grad`` itself)."""
 
     @staticmethod
-    def forward(ctx, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None, edges: BipartiteEdges,
-                to_users: bool) -> torch.Tensor:
+    def forward(
+        ctx, values: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None, edges: BipartiteEdges, to_users: bool
+    ) -> torch.Tensor:
         ctx.save_for_backward(values, x)
         ctx.edges, ctx.to_users = edges, to_users
         return edges.product(edges.by_user(values) if to_users else edges.by_item(values), x, base)
@@ -237,7 +239,7 @@ class RowExpSum(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             zw, dy, start = z * w, torch.zeros_like(y), 0
             for e in ctx.blocks:
-                dy.addmm_(e.T, zw[start:start + e.shape[0]])
+                dy.addmm_(e.T, zw[start : start + e.shape[0]])
                 start += e.shape[0]
         return dz, dy, None, None
 
@@ -250,7 +252,7 @@ class BoundedLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        blocks = [torch.mm(a[s:s + ROW_BLOCK], b.T).exp_() for s in range(0, a.shape[0], ROW_BLOCK)]
+        blocks = [torch.mm(a[s : s + ROW_BLOCK], b.T).exp_() for s in range(0, a.shape[0], ROW_BLOCK)]
         sums = torch.cat([e.sum(1) for e in blocks])
         ctx.save_for_backward(a, b, sums)
         ctx.blocks = blocks
@@ -267,8 +269,8 @@ class BoundedLogSumExp(torch.autograd.Function):
             da = torch.cat([b_t @ e.T for e in ctx.blocks], dim=1).T * w
         if ctx.needs_input_grad[1]:
             aw_t, db_t = (a * w).T, b.new_zeros(b.shape[1], b.shape[0])
-            for s, e in zip(range(0, a.shape[0], ROW_BLOCK), ctx.blocks):
-                db_t.addmm_(aw_t[:, s:s + ROW_BLOCK], e)
+            for s, e in zip(range(0, a.shape[0], ROW_BLOCK), ctx.blocks, strict=True):
+                db_t.addmm_(aw_t[:, s : s + ROW_BLOCK], e)
         return da, None if db_t is None else db_t.T
 
 

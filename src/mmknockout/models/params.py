@@ -10,6 +10,7 @@ fields (and converted); lists are accepted for ``tuple`` fields.
 The optimiser's settings are not a model's: :class:`OptimiserParams` holds them for
 :func:`mmknockout.train.trainer.make_optimizer`, and a model's mapping may carry them alongside.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,15 +23,27 @@ from typing import Any, ClassVar
 from ..errors import InputError
 
 
-def hp(default: Any = MISSING, doc: str = "", *, ge: float | None = None, gt: float | None = None,
-       le: float | None = None, lt: float | None = None, choices: tuple[Any, ...] | None = None) -> Any:
+def hp(
+    default: Any = MISSING,
+    doc: str = "",
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+) -> Any:
     """A documented hyper-parameter field (a :func:`dataclasses.field` with metadata)."""
     bounds = {name: value for name, value in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if value is not None}
     return dataclasses.field(default=default, metadata={"doc": doc, "bounds": bounds, "choices": choices})
 
 
-_COMPARE = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
-            "le": (lambda v, b: v <= b, "<="), "lt": (lambda v, b: v < b, "<")}
+_COMPARE = {
+    "ge": (lambda v, b: v >= b, ">="),
+    "gt": (lambda v, b: v > b, ">"),
+    "le": (lambda v, b: v <= b, "<="),
+    "lt": (lambda v, b: v < b, "<"),
+}
 
 
 def _convert(value: Any, kind: Any) -> Any:
@@ -44,7 +57,7 @@ def _convert(value: Any, kind: Any) -> Any:
             return tuple(_convert(v, args[0]) for v in value)
         if len(value) != len(args):
             raise ValueError(f"a list of {len(args)} values")
-        return tuple(_convert(v, a) for v, a in zip(value, args))
+        return tuple(_convert(v, a) for v, a in zip(value, args, strict=True))
     accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}[kind]
     if isinstance(value, accepted) and (kind is bool or not isinstance(value, bool)):
         return float(value) if kind is float else value
@@ -122,7 +135,9 @@ class OptimiserParams(ParamSet):
 
     learning_rate: float = hp(0.001, "Adam step size", gt=0)
     weight_decay: float = hp(0.0, "Adam's L2 weight decay", ge=0)
-    lr_scheduler: tuple[float, int] = hp((1.0, 50), "(factor, step): the rate is scaled by factor ** (epoch / step)", gt=0)
+    lr_scheduler: tuple[float, int] = hp(
+        (1.0, 50), "(factor, step): the rate is scaled by factor ** (epoch / step)", gt=0
+    )
 
     #: the keys an optimiser reads from a model's merged mapping
     KEYS: ClassVar[frozenset[str]] = frozenset({"learning_rate", "weight_decay", "lr_scheduler"})

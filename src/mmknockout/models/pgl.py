@@ -1,4 +1,5 @@
 """PGL: feature-only item embeddings trained on a sampled principal sub-graph of the UI graph."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -81,8 +82,12 @@ class PGL(Recommender):
         self.feature_dropout = nn.Dropout(self.hp.dropout)
         self.mm_adj = mixed_knn_graph(features, self.hp.knn_k, self.hp.mm_image_weight)
         train = data.train_matrix.tocoo()
-        self.pruning = DegreeSensitivePruning(torch.as_tensor(train.row, dtype=torch.long),
-                                              torch.as_tensor(train.col, dtype=torch.long), self.n_users, self.n_items)
+        self.pruning = DegreeSensitivePruning(
+            torch.as_tensor(train.row, dtype=torch.long),
+            torch.as_tensor(train.col, dtype=torch.long),
+            self.n_users,
+            self.n_items,
+        )
         self.adj = GraphOperator(normalized_adjacency(train.row, train.col, self.n_users, self.n_items))
         self.train_adj: GraphOperator | None = None  # set each epoch; None -> the full graph
 
@@ -102,7 +107,7 @@ class PGL(Recommender):
             h = self.mm_adj(h)
         users = torch.cat([self.user_image, self.user_text], dim=1)
         out = lightgcn_propagate(adj, torch.cat([users, items]), self.hp.n_ui_layers)
-        return out[: self.n_users], out[self.n_users:] + h
+        return out[: self.n_users], out[self.n_users :] + h
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.propagate(self.adj)

@@ -5,6 +5,7 @@ module of this package; the package is scanned once on first use. Everything els
 from the classes: a model's ``modalities`` (none: feature-free), its ``requires`` (auxiliary
 graphs) and its ``Params`` (hyper-parameters, checked by :func:`validate_params`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,24 @@ if TYPE_CHECKING:
     from .base import Recommender
 
 #: the study's presentation order; a model not listed here follows, by name
-STUDY_ORDER = ("BPR", "LightGCN", "VBPR", "BM3", "GRCN", "DualGNN", "SLMRec", "MMGCN", "LGMRec", "LATTICE",
-               "FREEDOM", "MGCN", "DAMRS", "SMORE", "DRAGON", "PGL")
+STUDY_ORDER = (
+    "BPR",
+    "LightGCN",
+    "VBPR",
+    "BM3",
+    "GRCN",
+    "DualGNN",
+    "SLMRec",
+    "MMGCN",
+    "LGMRec",
+    "LATTICE",
+    "FREEDOM",
+    "MGCN",
+    "DAMRS",
+    "SMORE",
+    "DRAGON",
+    "PGL",
+)
 #: modules of this package that define no model
 _INFRASTRUCTURE = frozenset({"base", "blocks", "graph", "losses", "ops", "params", "registry"})
 
@@ -37,8 +54,12 @@ def _classes() -> dict[str, type[Recommender]]:
             continue
         module = importlib.import_module(f"{__package__}.{info.name}")
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Recommender) and value.__module__ == module.__name__ \
-                    and "family" in vars(value):
+            if (
+                isinstance(value, type)
+                and issubclass(value, Recommender)
+                and value.__module__ == module.__name__
+                and "family" in vars(value)
+            ):
                 found[value.__name__] = value
     rank = {name: i for i, name in enumerate(STUDY_ORDER)}
     return {name: found[name] for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))}

@@ -1,4 +1,5 @@
 """SLMRec: self-supervised multimedia recommendation with the FAC (fine-and-coarse) task."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -51,15 +52,16 @@ def lightgcn_parity_sums(adj: GraphOperator, ego: torch.Tensor, n_layers: int) -
 
 
 @torch.no_grad()
-def spread_item_input(adj: GraphOperator, item_input: torch.Tensor, n_users: int, n_layers: int,
-                      chunk: int = 512) -> torch.Tensor:
+def spread_item_input(
+    adj: GraphOperator, item_input: torch.Tensor, n_users: int, n_layers: int, chunk: int = 512
+) -> torch.Tensor:
     """LightGCN layer mean of the fixed input ``[0; item_input]``, in column chunks to bound memory."""
     out = item_input.new_empty(n_users + item_input.shape[0], item_input.shape[1])
     zeros = item_input.new_zeros(n_users, min(chunk, item_input.shape[1]))
     for start in range(0, item_input.shape[1], chunk):
-        block = item_input[:, start:start + chunk]
+        block = item_input[:, start : start + chunk]
         ego = torch.cat([zeros[:, : block.shape[1]], block])
-        out[:, start:start + chunk] = lightgcn_propagate(adj, ego, n_layers)
+        out[:, start : start + chunk] = lightgcn_propagate(adj, ego, n_layers)
     return out
 
 
@@ -125,13 +127,15 @@ class SLMRec(Recommender):
             spread = spread_item_input(self.adj, getattr(self, f"{name}_feat"), self.n_users, self.hp.layer_num)
             self.register_buffer(f"{name}_spread", spread, persistent=False)
         ones = torch.ones(self.n_items, 1)
-        self.register_buffer("bias_spread", spread_item_input(self.adj, ones, self.n_users, self.hp.layer_num), persistent=False)
+        self.register_buffer(
+            "bias_spread", spread_item_input(self.adj, ones, self.n_users, self.hp.layer_num), persistent=False
+        )
         self.scratch = {name: Scratch() for name in ("image", "text")}  # see gather_rows
 
     def branch(self, item_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LightGCN on [shared user embeddings; one item input], split into (users, items)."""
         out = lightgcn_propagate(self.adj, torch.cat([self.user_embedding, item_input]), self.hp.layer_num)
-        return out[: self.n_users], out[self.n_users:]
+        return out[: self.n_users], out[self.n_users :]
 
     def propagate(self) -> Branches:
         return {
@@ -150,11 +154,19 @@ class SLMRec(Recommender):
         """
         n_users = users.numel()
         nodes = torch.cat([users, items + self.n_users])
-        even, odd = lightgcn_parity_sums(self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.layer_num)
-        even, odd = even.index_select(0, nodes) / (self.hp.layer_num + 1), odd.index_select(0, nodes) / (self.hp.layer_num + 1)
+        even, odd = lightgcn_parity_sums(
+            self.adj, torch.cat([self.user_embedding, self.item_embedding]), self.hp.layer_num
+        )
+        even, odd = (
+            even.index_select(0, nodes) / (self.hp.layer_num + 1),
+            odd.index_select(0, nodes) / (self.hp.layer_num + 1),
+        )
         shared = torch.cat([even[:n_users], odd[n_users:]])
-        parts = {"id": torch.cat([odd[:n_users], even[n_users:]]),
-                 "image": self.modal_part("image", nodes), "text": self.modal_part("text", nodes)}
+        parts = {
+            "id": torch.cat([odd[:n_users], even[n_users:]]),
+            "image": self.modal_part("image", nodes),
+            "text": self.modal_part("text", nodes),
+        }
         rows = {k: shared + part for k, part in parts.items()}
         return {k: (r[:n_users], r[n_users:]) for k, r in rows.items()}
 
@@ -196,8 +208,9 @@ class SLMRec(Recommender):
         counts = counts.float()
         branches = self.batch_branches(user_ids, item_ids)
         user_reps, item_reps = self.fuse(branches)
-        main = counted_info_nce(F.normalize(user_reps, dim=1)[user_at], F.normalize(item_reps, dim=1),
-                                item_at, counts, self.hp.temp)
+        main = counted_info_nce(
+            F.normalize(user_reps, dim=1)[user_at], F.normalize(item_reps, dim=1), item_at, counts, self.hp.temp
+        )
         return main + self.hp.ssl_alpha * self.fac_loss(branches, counts)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:

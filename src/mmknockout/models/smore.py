@@ -1,4 +1,5 @@
 """SMORE: spectral (FFT) denoising and fusion of modality features, three item-item views."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -114,14 +115,18 @@ class SMORE(SideContentRecommender):
         self.adj = GraphOperator(adj)
         self.R = GraphOperator(bipartite_blocks(adj, self.n_users)[0])
 
-    def spectrum_convolution(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def spectrum_convolution(
+        self, image: torch.Tensor, text: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Uni-modal filters and the cross-modal product filter in the frequency domain."""
         d = image.shape[1]
         image_fft = torch.fft.rfft(image, dim=1, norm="ortho")
         text_fft = torch.fft.rfft(text, dim=1, norm="ortho")
         image_conv = torch.fft.irfft(image_fft * torch.view_as_complex(self.image_filter), n=d, dim=1, norm="ortho")
         text_conv = torch.fft.irfft(text_fft * torch.view_as_complex(self.text_filter), n=d, dim=1, norm="ortho")
-        fusion_conv = torch.fft.irfft(image_fft * text_fft * torch.view_as_complex(self.fusion_filter), n=d, dim=1, norm="ortho")
+        fusion_conv = torch.fft.irfft(
+            image_fft * text_fft * torch.view_as_complex(self.fusion_filter), n=d, dim=1, norm="ortho"
+        )
         return image_conv, text_conv, fusion_conv
 
     def dropout_rows(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
@@ -135,8 +140,14 @@ class SMORE(SideContentRecommender):
         mask = self.dropout(torch.ones(self.n_users + self.n_items, x.shape[1], dtype=x.dtype, device=x.device))
         return x * mask.index_select(0, rows)
 
-    def fuse(self, image: torch.Tensor, text: torch.Tensor, fusion: torch.Tensor, content: torch.Tensor,
-             rows: torch.Tensor | None = None) -> torch.Tensor:
+    def fuse(
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        fusion: torch.Tensor,
+        content: torch.Tensor,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Fusion-guided attention on the uni-modal views, preference gates, mean: the side embedding."""
         agg_image = torch.softmax(self.query_image(fusion), dim=-1) * image
         agg_text = torch.softmax(self.query_text(fusion), dim=-1) * text

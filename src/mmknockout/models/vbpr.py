@@ -1,4 +1,5 @@
 """VBPR: visual (here: multimodal) BPR."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

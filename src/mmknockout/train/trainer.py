@@ -141,13 +141,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(model: Recommender, params: Mapping[str, Any]) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def make_optimizer(
+    model: Recommender, params: Mapping[str, Any]
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     # the fused kernel does Adam's update in one pass over each parameter (several times faster
     # on the large embedding and feature tables); same update rule as the default implementation
     from ..models.params import OptimiserParams
 
     settings = OptimiserParams.of(type(model).__name__, params)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
+    opt = torch.optim.Adam(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True
+    )
     factor, step = settings.lr_scheduler
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: factor ** (epoch / step))
     return opt, sched

@@ -266,3 +266,23 @@ def test_bad_hyper_parameter_in_a_model_file_is_refused_at_start_up(monkeypatch,
     conf = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     with pytest.raises(InputError, match=rf"{model}\.yaml.*'{key}'.*{re.escape(rule)}"):
         cfg.validate_config(conf)
+
+
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--epochs", "-1"], ["--threads", "0"]])
+def test_cli_train_refuses_non_positive_counts(capsys, args):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("train", "--dataset", "demo", "--model", "BPR", *args)
+    assert exit_.value.code == 2
+    assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_cli_train_refuses_unknown_device_and_bad_params(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no split here: the errors come before any data is read
+    config = str(ROOT / "config" / "config.yaml")
+    assert run_cli("train", "--configfile", config, "--dataset", "demo", "--model", "BPR", "--device", "tpu") == 2
+    assert "training.device" in capsys.readouterr().err
+    assert (
+        run_cli("train", "--configfile", config, "--dataset", "demo", "--model", "BPR", "--params", "reg_weight~abc")
+        == 2
+    )
+    assert "reg_weight" in capsys.readouterr().err

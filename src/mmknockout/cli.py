@@ -92,24 +92,17 @@ def _models(args: argparse.Namespace) -> None:
 
 @command("train")
 def _train(args: argparse.Namespace) -> None:
-    import dataclasses
-
     from . import config as cfg
     from . import paths
     from .run import train_run
     from .spec import first_run
 
-    spec = first_run(
-        cfg.load_config(args.configfile),
-        args.dataset,
-        args.model,
-        args.condition,
-        args.feature_set,
-        args.params,
-        args.seed,
-    )
+    config = cfg.load_yaml(args.configfile)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("device", args.device)) if v is not None}
-    spec = dataclasses.replace(spec, training={**spec.training, **overrides})
+    if overrides and isinstance(config, dict):  # checked by the schema like the file's own values
+        config["training"] = {**(config.get("training") or {}), **overrides}
+    config = cfg.validate_config(config)
+    spec = first_run(config, args.dataset, args.model, args.condition, args.feature_set, args.params, args.seed)
     if args.threads:
         import torch
 

@@ -15,6 +15,7 @@ from typing import Any
 from . import config as cfg
 from . import paths
 from .errors import InputError
+from .models.registry import validate_params
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def run_spec(
     conditions = cfg.all_conditions(config)
     _known("condition", condition, conditions)
     fs = config["feature_sets"][feature_set]
+    params = cfg.parse_params_id(model, params_id)
+    validate_params(model, params)
     return RunSpec(
         dataset=dataset,
         feature_set=feature_set,
@@ -81,7 +84,7 @@ def run_spec(
         image_encoder=fs["image"],
         model=model,
         params_id=params_id,
-        params=cfg.parse_params_id(model, params_id),
+        params=params,
         condition=condition,
         condition_spec=dict(conditions[condition]),
         seed=int(seed),

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import yaml
+
 from workflow_kit import snakemake, workflow_copy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,6 +30,7 @@ STEPS: dict[str, str] = {
     "download_images": "mmknockout.data.images:download_step",
     "image_features_encoder": "mmknockout.features.vision:vision_features",
     "train": "mmknockout.run:train_step",
+    "select_params": "mmknockout.analysis.selection:select_step",
     "aggregate": "mmknockout.analysis.aggregate:aggregate_step",
     "vbpr_sweeps": "mmknockout.analysis.sweeps:sweeps_step",
     "significance": "mmknockout.analysis.stats:significance_step",

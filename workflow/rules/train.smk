@@ -1,8 +1,5 @@
 """One training job per (dataset, feature set, model, condition, grid point, seed); selection."""
 
-from mmknockout.analysis.selection import select_step
-
-
 rule train:
     input:
         unpack(train_inputs),
@@ -38,11 +35,11 @@ rule select_params:
     log:
         paths.log("select", paths.SELECTION_KEY),
     localrule: True
+    conda:
+        "../../envs/train.yaml"
     params:
         metric=config["training"]["valid_metric"],
         selection=config["selection"],
-    run:
-        # in the Snakemake process: one small JSON per model and condition, no new interpreter
-        select_step(
-            records=list(input.records), selected=output.selected, metric=params.metric, selection=params.selection
-        )
+    # a short script, not a run: block (which would start a whole Snakemake process per job)
+    script:
+        STEP

@@ -26,13 +26,8 @@ from .. import paths
 from ..errors import InputError
 
 GROUP = ["dataset", "feature_set", "model", "condition"]
-SIG_COLUMNS = [
-    "dataset",
-    "feature_set",
-    "model",
-    "condition",
-    "metric",
-    "n_seeds",
+#: the numeric columns of the significance table (written with fixed formats, read back as numbers)
+SIG_VALUES = [
     "mean_baseline",
     "ci95_baseline",
     "mean_knockout",
@@ -41,9 +36,8 @@ SIG_COLUMNS = [
     "ci95",
     "p_seeds",
     "p_users",
-    "p_users_by_seed",
-    "n_users",
 ]
+SIG_COLUMNS = [*GROUP, "metric", "n_seeds", *SIG_VALUES, "p_users_by_seed", "n_users"]
 
 
 def ci95(values: Iterable[float]) -> float:
@@ -293,16 +287,7 @@ def write_significance(df: pd.DataFrame, path: str | Path) -> None:
 
 def read_significance(path: str | Path) -> pd.DataFrame:
     df = pd.read_csv(path, keep_default_na=True, na_values=["n/a"])
-    for c in (
-        "mean_baseline",
-        "ci95_baseline",
-        "mean_knockout",
-        "ci95_knockout",
-        "change %",
-        "ci95",
-        "p_seeds",
-        "p_users",
-    ):
+    for c in SIG_VALUES:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["p_users_by_seed"] = df["p_users_by_seed"].fillna("").astype(str)
     return df

@@ -22,6 +22,21 @@ INTER_COLUMNS = ["userID", "itemID", "rating", "timestamp", "x_label"]
 TRAIN, VALID, TEST = 0, 1, 2
 
 
+def read_inter_frame(path: str | Path) -> pd.DataFrame:
+    """The rows of a tab-separated ``.inter`` file with at least userID, itemID and x_label."""
+    path = require_file(path, "interaction", missing=f"interaction file not found: {path}")
+    try:
+        df = pd.read_csv(path, sep="\t")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot parse as a tab-separated .inter file ({exc})") from None
+    except OSError as exc:
+        raise read_error(path, exc) from None
+    missing = {"userID", "itemID", "x_label"} - set(df.columns)
+    if missing:
+        raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected header {INTER_COLUMNS}")
+    return df
+
+
 @dataclass(frozen=True)
 class NeighbourGraph:
     """Top-k neighbour lists: ``ids[n, k]`` (-1 pads short lists) and ``weights[n, k]`` (co-counts)."""
@@ -64,16 +79,8 @@ class SplitData:
 
     @classmethod
     def from_inter(cls, path: str | Path, **kwargs) -> SplitData:
-        path = require_file(path, "interaction", missing=f"interaction file not found: {path}")
-        try:
-            df = pd.read_csv(path, sep="\t")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot parse as a tab-separated .inter file ({exc})") from None
-        except OSError as exc:
-            raise read_error(path, exc) from None
-        missing = {"userID", "itemID", "x_label"} - set(df.columns)
-        if missing:
-            raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected header {INTER_COLUMNS}")
+        path = Path(path)
+        df = read_inter_frame(path)
         validate_ids(df, path)
         return cls(
             n_users=int(df["userID"].max()) + 1,

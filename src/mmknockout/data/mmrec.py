@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..arrays import load_feature_matrix, load_pickled_npy
 from ..errors import InputError
-from ..io import exists, read_error, require_file, write_json, write_npy, write_text
+from ..io import exists, write_json, write_npy, write_text
 from .dataset import (
     INTER_COLUMNS,
     TEST,
@@ -26,6 +26,7 @@ from .dataset import (
     VALID,
     NeighbourGraph,
     SplitData,
+    read_inter_frame,
     validate_ids,
 )
 from .graphs import save_graph
@@ -37,16 +38,8 @@ SPLIT_NAMES = {TRAIN: "train", VALID: "validation", TEST: "test"}
 
 def read_inter(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate an MMRec ``.inter`` file; rating/timestamp default to 1.0/0 when absent."""
-    path = require_file(path, "interaction", missing=f"interaction file not found: {path}")
-    try:
-        df = pd.read_csv(path, sep="\t")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot parse as a tab-separated .inter file ({exc})") from None
-    except OSError as exc:
-        raise read_error(path, exc) from None
-    missing = {"userID", "itemID", "x_label"} - set(df.columns)
-    if missing:
-        raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected header {INTER_COLUMNS}")
+    path = Path(path)
+    df = read_inter_frame(path)
     if df.empty:
         raise InputError(f"{path}: no interactions")
     validate_ids(df, path)

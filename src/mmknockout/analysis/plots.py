@@ -24,6 +24,12 @@ plt.rcParams.update({"svg.hashsalt": "mmknockout", "figure.dpi": 110, "font.size
 PAPER_DATASETS = {"baby": "Baby", "sports": "Sports", "clothing": "Clothing"}
 
 
+def bottom_legend(fig: plt.Figure, handles: Sequence, labels: Sequence[str], title: str) -> None:
+    """One legend row under all panels."""
+    kw = {"ncol": len(labels), "fontsize": 8, "loc": "lower center", "bbox_to_anchor": (0.5, -0.02), "frameon": False}
+    fig.legend(handles, labels, title=title, **kw)
+
+
 def display_dataset(name: str) -> str:
     """The study's spelling of a paper dataset (case-insensitive), else the name as configured."""
     return PAPER_DATASETS.get(str(name).lower(), str(name))
@@ -217,16 +223,7 @@ def fig1_knockout(
     fig.suptitle(f"Fig. 1: {display_dataset(dataset)} ({feature_set} features), {note}", fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
-        fig.legend(
-            handles,
-            labels,
-            title="condition",
-            ncol=len(labels),
-            fontsize=8,
-            loc="lower center",
-            bbox_to_anchor=(0.5, -0.02),
-            frameon=False,
-        )
+        bottom_legend(fig, handles, labels, "condition")
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     save(fig, path)
 
@@ -279,16 +276,7 @@ def fig2_noise_vs_constant(
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(
-            handles,
-            labels,
-            title="both modalities replaced by",
-            ncol=len(labels),
-            fontsize=8,
-            loc="lower center",
-            bbox_to_anchor=(0.5, -0.02),
-            frameon=False,
-        )
+        bottom_legend(fig, handles, labels, "both modalities replaced by")
     fig.suptitle("Fig. 2: dual knockout with noise vs with constants", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     save(fig, path)

@@ -101,7 +101,7 @@ def read_images_index(path: str | os.PathLike, item_map: pd.DataFrame) -> dict[i
 
     path = require_file(path, "image index")
     try:
-        index = pd.read_csv(path, sep="\t", dtype={"asin": str, "path": str}, keep_default_na=False)
+        index = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot parse as a tab-separated image index ({exc})") from None
     except OSError as exc:
@@ -113,7 +113,7 @@ def read_images_index(path: str | os.PathLike, item_map: pd.DataFrame) -> dict[i
     images: dict[int, Path] = {}
     unreadable = 0
     for row, (item, asin, image) in enumerate(zip(ids, index["asin"], index["path"], strict=True), start=2):
-        if pd.isna(item) or int(item) not in asins:
+        if pd.isna(item) or item != int(item) or int(item) not in asins:
             raise InputError(f"{path}: line {row}: itemID {index['itemID'].iloc[row - 2]!r} is not in the item mapping")
         if asins[int(item)] != asin.strip():
             raise InputError(f"{path}: line {row}: asin {asin!r} differs from the mapping's {asins[int(item)]!r}")

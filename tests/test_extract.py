@@ -75,6 +75,17 @@ def test_changed_spec_does_not_reuse_chunks(tmp_path):
     assert again.calls == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
 
 
+def test_changed_item_text_reencodes_only_its_chunk(tmp_path):
+    out = tmp_path / "feat.npy"
+    with pytest.raises(RuntimeError):
+        extract(Fake(fail_on=3), items(), out, spec=SPEC, show_progress=False)
+    changed = items()
+    changed[4] = Item(item_id=4, title="", category="", text="new text", image=None)
+    again = Fake()
+    extract(again, changed, out, spec=SPEC, show_progress=False)
+    assert again.calls == [[3, 4, 5], [6, 7, 8], [9]]
+
+
 def test_items_without_readable_image_are_mean_filled(tmp_path):
     good = {}
     for i in (0, 2, 3, 5):

@@ -3,11 +3,12 @@
 The items an encoder can read (all of them, or only those with a decodable image when the encoder
 ``needs_images``) are split into chunks of ``chunk_size`` (spec key, default 256). Each encoded
 chunk is saved atomically as ``.<features name>.chunks/<index>-<key>.npy`` beside the output, where
-``key`` hashes the encoder spec and the chunk's item ids: a killed job resumes from the finished
-chunks, and a changed spec or item set never reuses a stale one. Rows of items that were not
-encoded are the mean of the encoded rows. The final matrix is written atomically, then the chunk
-folder is removed. Each chunk is encoded after ``torch.manual_seed(index)``, so a resumed run
-equals an uninterrupted one even for an encoder that samples.
+``key`` hashes the encoder spec and the chunk's items (id, title, category, text, image path): a
+killed job resumes from the finished chunks, and a changed spec or item never reuses a stale one.
+Rows of items that were not encoded are the mean of the encoded rows. The final matrix is written
+atomically, then the chunk folder is removed. Each chunk is encoded after
+``torch.manual_seed(index)``, so a resumed run equals an uninterrupted one even for an encoder
+that samples.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def usable_image(path: Path | None) -> bool:
     return True
 
 
-def chunk_key(spec: Mapping[str, Any], item_ids: Sequence[int]) -> str:
-    """16 hex digits of SHA-256 over the canonical JSON of the spec and the chunk's item ids."""
-    blob = json.dumps({"spec": spec, "items": [int(i) for i in item_ids]}, sort_keys=True, default=str)
+def chunk_key(spec: Mapping[str, Any], items: Sequence[Item]) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of the spec and the chunk's items (all fields)."""
+    rows = [[it.item_id, it.title, it.category, it.text, None if it.image is None else str(it.image)] for it in items]
+    blob = json.dumps({"spec": spec, "items": rows}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -82,13 +84,13 @@ def _chunks(encoder: ItemEncoder, items: Sequence[Item], folder: Path, spec: Map
     from tqdm import tqdm
 
     starts = range(0, len(items), size)
-    names = [f"{i:05d}-{chunk_key(spec, [it.item_id for it in items[s : s + size]])}.npy" for i, s in enumerate(starts)]
+    names = [f"{i:05d}-{chunk_key(spec, items[s : s + size])}.npy" for i, s in enumerate(starts)]
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.npy"):
         if stale.name not in names:
             stale.unlink()
     jobs = list(zip(starts, names, strict=True))
-    for index, (start, name) in enumerate(tqdm(jobs, disable=not progress, desc="chunks")):
+    for index, (start, name) in enumerate(tqdm(jobs, disable=not progress, desc=f"{folder.name} chunks", unit="chunk")):
         batch = items[start : start + size]
         rows = _load_chunk(folder / name, len(batch))
         if rows is None:

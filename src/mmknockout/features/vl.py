@@ -94,8 +94,9 @@ def leaf_category(categories: Any) -> str:
 def read_images_index(path: str | os.PathLike, item_map: pd.DataFrame) -> dict[int, Path]:
     """Item id -> image path from the ``itemID, asin, path`` index of ``data.images.download_step``.
 
-    Rows with an empty path, or a path that is not a readable regular file, are left out (logged).
-    The index must list item ids of the mapping with the mapping's ASINs.
+    Rows with an empty path, or a path that is not a readable regular file, are left out (logged);
+    relative paths are taken from the working directory (the workflow root, as the download step
+    writes them). The index must list item ids of the mapping with the mapping's ASINs.
     """
     from ..io import read_error, require_file
 

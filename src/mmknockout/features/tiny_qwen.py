@@ -36,6 +36,8 @@ CHAT_TEMPLATE = (
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+INIT_STD = 0.3
+
 #: Text the byte-level BPE merges are learnt from (prompt words, so the token sequences stay short).
 CORPUS = (
     "Imagine you're creating metadata for an image database of baby products pet-related items clothing. "
@@ -75,7 +77,11 @@ def tiny_image_processor() -> Qwen2VLImageProcessorPil:
 
 
 def tiny_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2VLConfig:
-    """Hidden 32, 2 layers, 2 heads; vision tower with 14 px patches merged 2 x 2 (56 px image: 4 tokens)."""
+    """Hidden 32, 2 layers, 2 heads; vision tower with 14 px patches merged 2 x 2 (56 px image: 4 tokens).
+
+    Weights are drawn with std :data:`INIT_STD` (Qwen2-VL's 0.02 lets the long prompt drown the image, so
+    every image would generate the same text).
+    """
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     text = {
         "vocab_size": len(tokenizer),
@@ -85,6 +91,7 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2VLConfig:
         "num_attention_heads": 2,
         "num_key_value_heads": 1,
         "max_position_embeddings": 512,
+        "initializer_range": INIT_STD,
         "rope_parameters": {"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0},
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
@@ -98,6 +105,7 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2VLConfig:
         "patch_size": 14,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
+        "initializer_range": INIT_STD,
     }
     return Qwen2VLConfig(
         text_config=text,
@@ -106,6 +114,7 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2VLConfig:
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
+        initializer_range=INIT_STD,
     )
 
 

@@ -108,8 +108,8 @@ def test_domain_prompts_are_the_authors(qwen_dir, domain):
     assert DOMAIN_PROMPTS[domain] == GOLDEN[domain]
     enc = encoder(qwen_dir, domain=domain)
     want = f"<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{GOLDEN[domain]}<|im_end|>\n"
-    assert enc.prompt() == want + "<|im_start|>assistant\n"
-    assert enc.describe()["prompt"] == GOLDEN[domain]
+    assert enc.input_text == want + "<|im_start|>assistant\n"
+    assert enc.describe()["prompt"] == GOLDEN[domain] and enc.describe()["input"] == enc.input_text
 
 
 @pytest.mark.parametrize("early_stop", [False, True])
@@ -118,13 +118,13 @@ def test_eos_reading_is_the_documented_position(qwen_dir, reference, items, eos,
     enc = encoder(qwen_dir, eos=eos, batch_size=3)
     eos_ids = [reference[1].convert_tokens_to_ids("<|im_end|>")]
     if early_stop:  # rows of one batch end at different steps
-        eos_ids = [stop_token(reference, enc.prompt(), items, eos_ids)]
+        eos_ids = [stop_token(reference, enc.input_text, items, eos_ids)]
         enc.qwen.model.generation_config.eos_token_id = eos_ids
     matrix, texts = enc.encode_with_texts(items)
     assert matrix.dtype == np.float32 and matrix.shape == (3, 32) and np.isfinite(matrix).all()
     lengths = []
     for row, text, item in zip(matrix, texts, items, strict=True):
-        ids, new, kwargs = hand_generate(reference, enc.prompt(), load_image(item.image), eos_ids)
+        ids, new, kwargs = hand_generate(reference, enc.input_text, load_image(item.image), eos_ids)
         lengths.append(len(new))
         np.testing.assert_allclose(row, hand_state(reference, ids, new, kwargs, eos), atol=1e-5)
         assert text == reference[1].decode([t for t in new if t not in eos_ids], skip_special_tokens=True).strip()
@@ -167,3 +167,20 @@ def test_bad_spec_names_the_field(qwen_dir, spec, match):
 def test_item_without_image_is_an_input_error(qwen_dir):
     with pytest.raises(InputError, match="item 4"):
         encoder(qwen_dir).encode([Item(4, "t", "c", "x", None)])
+
+
+def test_built_through_the_kinds_registry(qwen_dir):
+    from mmknockout.features.vl import build_encoder
+
+    spec = {"kind": "lvlm", "model": str(qwen_dir), "domain": "pets", "eos": "prompt"}
+    enc = build_encoder(spec, "cpu")
+    assert isinstance(enc, LvlmEncoder) and enc.needs_images and enc.describe()["domain"] == "pets"
+
+
+def test_checkpoint_without_chat_template_is_an_input_error(qwen_dir, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(qwen_dir, tmp_path / "model")
+    (copy / "chat_template.jinja").unlink()
+    with pytest.raises(InputError, match="chat template"):
+        encoder(copy)

@@ -182,3 +182,10 @@ def test_missing_model_and_image_are_input_errors(qwen_dir, items, tmp_path):
     broken.write_bytes(b"not an image")
     with pytest.raises(InputError, match="broken.png"):
         enc.encode([Item(8, "t", "c", "x", broken)])
+
+
+def test_built_through_the_kinds_registry(qwen_dir):
+    from mmknockout.features.vl import build_encoder
+
+    enc = build_encoder({"kind": "vlm2vec", "model": str(qwen_dir), "strategy": "textual"}, "cpu")
+    assert isinstance(enc, Vlm2VecEncoder) and not enc.needs_images

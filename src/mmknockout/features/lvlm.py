@@ -74,21 +74,23 @@ class LvlmEncoder:
     def __init__(self, spec: Mapping[str, Any], device: str) -> None:
         self.domain = spec_choice(spec, "domain", tuple(DOMAIN_PROMPTS), "")
         self.eos = spec_choice(spec, "eos", tuple(EOS_READINGS), "")
-        self.max_new_tokens = spec_int(spec, "max_new_tokens", 64)
+        self.max_new_tokens = spec_int(spec, "max_new_tokens", 128)
         self.batch_size = spec_int(spec, "batch_size", 4)
         self.dtype = spec_choice(spec, "dtype", tuple(DTYPES), "float32")
         self.spec = dict(spec)
         self.qwen = load_qwen2_vl(spec, device)
-        if not self.qwen.tokenizer.chat_template:
-            raise InputError(f"spec.model {spec['model']!r}: the tokenizer has no chat template")
+        self.input_text = self._chat_input()
         self.last_texts: list[str] = []
 
-    def prompt(self) -> str:
-        """The chat-formatted model input (one image placeholder), before the placeholder is expanded."""
+    def _chat_input(self) -> str:
+        """The domain prompt in the checkpoint's chat template, with one image placeholder (not yet expanded)."""
+        name = self.spec["model"]
+        if not self.qwen.tokenizer.chat_template:
+            raise InputError(f"spec.model {name!r}: the tokenizer has no chat template")
         messages = chat_messages(DOMAIN_PROMPTS[self.domain])
         text = self.qwen.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if text.count(IMAGE_TOKEN) != 1:
-            raise InputError(f"spec.model {self.spec['model']!r}: chat template must place one {IMAGE_TOKEN}")
+            raise InputError(f"spec.model {name!r}: the chat template must place one {IMAGE_TOKEN}")
         return text
 
     def encode(self, items: Sequence) -> np.ndarray:
@@ -113,7 +115,7 @@ class LvlmEncoder:
             if item.image is None:
                 raise InputError(f"item {item.item_id}: the LVLM encoder needs an image, it has none")
             images.append(load_image(item.image))
-        inputs = qwen_batch(self.qwen, [self.prompt()] * len(items), images, "left")
+        inputs = qwen_batch(self.qwen, [self.input_text] * len(items), images, "left")
         new_tokens, new_mask = self._generate(inputs)
         if self.eos == "generated":
             inputs["input_ids"] = torch.cat([inputs["input_ids"], new_tokens], dim=1)
@@ -161,10 +163,10 @@ class LvlmEncoder:
             "adapter": str(self.spec["adapter"]) if self.spec.get("adapter") else None,
             "domain": self.domain,
             "prompt": DOMAIN_PROMPTS[self.domain],
-            "chat_template": True,
+            "input": self.input_text,
             "eos": self.eos,
             "eos_position": EOS_READINGS[self.eos],
-            "pooling": "last layer hidden state at the [EOS] position, not normalised",
+            "pooling": "last layer hidden state (after the final norm) at the [EOS] position, not normalised",
             "generation": {"do_sample": False, "max_new_tokens": self.max_new_tokens, "padding_side": "left"},
             "dtype": self.dtype,
             "batch_size": self.batch_size,

@@ -39,7 +39,7 @@ MIN_SIDE = 28
 SMALL_SIZE = 56
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PADDING_SIDES = ("left", "right")
-POOLING = "last layer hidden state at the last non-pad token (attention mask), L2-normalised"
+POOLING = "last layer hidden state (after the final norm) at the last non-pad token (attention mask), L2-normalised"
 
 
 @dataclass

@@ -8,7 +8,7 @@ Also holds the Qwen2-VL loading and batching shared with :mod:`mmknockout.featur
 assembled here from the tokenizer and the PIL image processor: ``Qwen2VLProcessor`` needs torchvision.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,7 @@ def qwen_batch(qwen: Qwen2VL, texts: Sequence[str], images: Sequence[Image.Image
     return {key: value.to(qwen.device) for key, value in inputs.items()}
 
 
-def _expand_image_tokens(text: str, counts) -> str:
+def _expand_image_tokens(text: str, counts: Iterator[int]) -> str:
     parts = text.split(IMAGE_TOKEN)
     return parts[0] + "".join(IMAGE_TOKEN * next(counts) + part for part in parts[1:])
 

@@ -53,6 +53,7 @@ MODULE_TO_CONDA: dict[str, tuple[str, ...]] = {
     "matplotlib": ("matplotlib-base", "matplotlib"),
     "sentence_transformers": ("sentence-transformers",),
     "transformers": ("transformers",),
+    "peft": ("peft",),
     "PIL": ("pillow",),
     "sklearn": ("scikit-learn",),
     "umap": ("umap-learn",),

@@ -112,6 +112,17 @@ def test_domain_prompts_are_the_authors(qwen_dir, domain):
     assert enc.describe()["prompt"] == GOLDEN[domain] and enc.describe()["input"] == enc.input_text
 
 
+def test_task_misaligned_prompt_is_a_control(qwen_dir, items):
+    enc = encoder(qwen_dir, prompt="misaligned")
+    rocket = (
+        "You are a computer scientist. Describe in fewer than 30 words how you can use this instrument for "
+        "building a rocket."
+    )
+    assert enc.describe()["prompt"] == rocket and enc.describe()["prompt_kind"] == "misaligned"
+    assert rocket in enc.input_text and GOLDEN["baby"] not in enc.input_text
+    assert not np.allclose(enc.encode(items[:1]), encoder(qwen_dir).encode(items[:1]))
+
+
 @pytest.mark.parametrize("early_stop", [False, True])
 @pytest.mark.parametrize("eos", ["generated", "prompt"])
 def test_eos_reading_is_the_documented_position(qwen_dir, reference, items, eos, early_stop):

@@ -135,3 +135,23 @@ def test_encode_step_with_tiny_clip(tmp_path, tower):
     else:
         assert facts["missing_items"] == [] and facts["encoder"]["max_length"] == 77
     assert sorted(p.name for p in features.parent.iterdir()) == ["clip.json", "clip.npy"]
+
+
+def test_input_knockouts_blank_the_image_or_empty_the_text(tmp_path):
+    from PIL import Image
+
+    from mmknockout.features.vl import Item, knock_out_inputs
+
+    real = tmp_path / "real.png"
+    Image.new("RGB", (8, 8), "red").save(real)
+    items = [Item(0, "Crib", "Cribs", "Crib Acme Cribs", real), Item(1, "Toy", "Toys", "Toy", None)]
+    blank = tmp_path / ".features.npy.blank.png"
+    assert knock_out_inputs(items, {}, blank) == items and not blank.exists()
+    blanked = knock_out_inputs(items, {"image": "blank"}, blank)
+    assert blanked[0].image == blank and blanked[1].image is None  # items without an image stay mean-filled
+    assert blanked[0].text == "Crib Acme Cribs"
+    with Image.open(blank) as im:
+        assert im.size == (224, 224) and (np.asarray(im) == 255).all()
+    emptied = knock_out_inputs(items, {"text": "empty"}, blank)
+    assert [(i.title, i.category, i.text) for i in emptied] == [("", "", "")] * 2
+    assert emptied[0].image == real

@@ -31,6 +31,13 @@ from .vlm2vec import (
     spec_int,
 )
 
+#: Pomo et al.'s task-misaligned prompt (extended version): a semantic control that asks about
+#: something other than the item; selected with spec ``prompt: misaligned``.
+MISALIGNED_PROMPT = (
+    "You are a computer scientist. Describe in fewer than 30 words how you can use this instrument "
+    "for building a rocket."
+)
+PROMPTS = ("fitb", "misaligned")
 #: The fill-in-the-blank (FITB) prompts of the authors' repository README, per domain (trailing space cut).
 DOMAIN_PROMPTS = {
     "baby": (
@@ -73,6 +80,7 @@ class LvlmEncoder:
 
     def __init__(self, spec: Mapping[str, Any], device: str) -> None:
         self.domain = spec_choice(spec, "domain", tuple(DOMAIN_PROMPTS), "")
+        self.prompt_kind = spec_choice(spec, "prompt", PROMPTS, "fitb")
         self.eos = spec_choice(spec, "eos", tuple(EOS_READINGS), "")
         self.max_new_tokens = spec_int(spec, "max_new_tokens", 128)
         self.batch_size = spec_int(spec, "batch_size", 4)
@@ -87,11 +95,16 @@ class LvlmEncoder:
         name = self.spec["model"]
         if not self.qwen.tokenizer.chat_template:
             raise InputError(f"spec.model {name!r}: the tokenizer has no chat template")
-        messages = chat_messages(DOMAIN_PROMPTS[self.domain])
+        messages = chat_messages(self.prompt)
         text = self.qwen.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if text.count(IMAGE_TOKEN) != 1:
             raise InputError(f"spec.model {name!r}: the chat template must place one {IMAGE_TOKEN}")
         return text
+
+    @property
+    def prompt(self) -> str:
+        """The domain's fill-in-the-blank prompt, or the task-misaligned control prompt."""
+        return MISALIGNED_PROMPT if self.prompt_kind == "misaligned" else DOMAIN_PROMPTS[self.domain]
 
     def encode(self, items: Sequence) -> np.ndarray:
         """float32 [len(items), hidden] embeddings; the generated texts go to :attr:`last_texts`."""
@@ -162,7 +175,8 @@ class LvlmEncoder:
             "revision": self.spec.get("revision"),
             "adapter": str(self.spec["adapter"]) if self.spec.get("adapter") else None,
             "domain": self.domain,
-            "prompt": DOMAIN_PROMPTS[self.domain],
+            "prompt_kind": self.prompt_kind,
+            "prompt": self.prompt,
             "input": self.input_text,
             "eos": self.eos,
             "eos_position": EOS_READINGS[self.eos],

@@ -12,7 +12,7 @@ import importlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -164,6 +164,33 @@ def load_items(metadata: str, item_map: str, images_index: str | None) -> list[I
     ]
 
 
+#: side of the blank (white) image of the ``input: {image: blank}`` knockout
+BLANK_IMAGE_SIZE = 224
+
+
+def knock_out_inputs(items: Sequence[Item], knockout: Mapping[str, str], blank: Path) -> list[Item]:
+    """Encoder-input knockouts of a joint encoder, run as feature-set variants.
+
+    ``{image: blank}``: every item that has an image gets one blank white image instead (written to
+    ``blank``), so the set of mean-filled items stays that of the real run; ``{text: empty}``: title,
+    category and text become empty strings. The item's other inputs are unchanged.
+    """
+    changes: dict[str, Any] = {}
+    if knockout.get("text") == "empty":
+        changes.update(title="", category="", text="")
+    if knockout.get("image") == "blank":
+        from PIL import Image
+
+        from ..io import atomic_path
+
+        with atomic_path(blank, suffix=".png") as tmp:
+            Image.new("RGB", (BLANK_IMAGE_SIZE, BLANK_IMAGE_SIZE), "white").save(tmp, format="PNG")
+    return [
+        replace(item, **changes, **({"image": blank} if "image" in knockout and item.image is not None else {}))
+        for item in items
+    ]
+
+
 def encode_step(
     *,
     metadata: str,
@@ -191,9 +218,13 @@ def encode_step(
     if threads:
         set_threads(threads)
     dev = str(resolve_device(device))
-    items = load_items(metadata, item_map, images_index)
+    blank = Path(features).with_name(f".{Path(features).name}.blank.png")
+    items = knock_out_inputs(load_items(metadata, item_map, images_index), encoder.get("input") or {}, blank)
     enc = build_encoder(encoder, dev)
-    matrix, missing = extract(enc, items, features, spec=encoder)
+    try:
+        matrix, missing = extract(enc, items, features, spec=encoder)
+    finally:
+        blank.unlink(missing_ok=True)
     facts = {
         "encoder": enc.describe(),
         "kind": encoder["kind"],

@@ -49,9 +49,9 @@ def test_resume_after_kill_encodes_only_missing_chunks(tmp_path):
         extract(Fake(fail_on=3), items(), out, spec=SPEC, show_progress=False)
     assert not out.exists() and len(list(chunk_folder(out).glob("*.npy"))) == 2
     again = Fake()
-    matrix, missing = extract(again, items(), out, spec=SPEC, show_progress=False)
+    matrix, missing, _ = extract(again, items(), out, spec=SPEC, show_progress=False)
     assert again.calls == [[6, 7, 8], [9]] and missing == []
-    whole, _ = extract(Fake(), items(), tmp_path / "whole.npy", spec=SPEC, show_progress=False)
+    whole, _, _ = extract(Fake(), items(), tmp_path / "whole.npy", spec=SPEC, show_progress=False)
     np.testing.assert_array_equal(matrix, whole)
     np.testing.assert_array_equal(np.load(out), whole)
     assert not chunk_folder(out).exists() and leftovers(tmp_path) == []
@@ -61,8 +61,8 @@ def test_resumed_random_encoder_equals_uninterrupted_run(tmp_path):
     out = tmp_path / "feat.npy"
     with pytest.raises(RuntimeError):
         extract(Fake(fail_on=2, random=True), items(), out, spec=SPEC, show_progress=False)
-    resumed, _ = extract(Fake(random=True), items(), out, spec=SPEC, show_progress=False)
-    whole, _ = extract(Fake(random=True), items(), tmp_path / "whole.npy", spec=SPEC, show_progress=False)
+    resumed, _, _ = extract(Fake(random=True), items(), out, spec=SPEC, show_progress=False)
+    whole, _, _ = extract(Fake(random=True), items(), tmp_path / "whole.npy", spec=SPEC, show_progress=False)
     np.testing.assert_array_equal(resumed, whole)
 
 
@@ -94,7 +94,7 @@ def test_items_without_readable_image_are_mean_filled(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     enc = Fake(needs_images=True)
-    matrix, missing = extract(
+    matrix, missing, _ = extract(
         enc, items(6, good | {4: broken}), tmp_path / "f.npy", spec=SPEC | {"chunk_size": 256}, show_progress=False
     )
     assert missing == [1, 4] and enc.calls == [[0, 2, 3, 5]]
@@ -105,7 +105,7 @@ def test_items_without_readable_image_are_mean_filled(tmp_path):
 
 
 def test_text_encoder_ignores_images_and_no_image_at_all_is_an_error(tmp_path):
-    matrix, missing = extract(Fake(), items(4), tmp_path / "t.npy", spec=SPEC, show_progress=False)
+    matrix, missing, _ = extract(Fake(), items(4), tmp_path / "t.npy", spec=SPEC, show_progress=False)
     assert missing == [] and matrix.shape == (4, 3)
     with pytest.raises(InputError, match="none of the 4 items has a readable image"):
         extract(Fake(needs_images=True), items(4), tmp_path / "i.npy", spec=SPEC, show_progress=False)
@@ -149,3 +149,25 @@ def test_bad_encoder_output_is_input_error(tmp_path, bad):
 
     with pytest.raises(InputError, match="non-finite|expected"):
         extract(Bad(), items(3), tmp_path / "f.npy", spec=SPEC, show_progress=False)
+
+
+class Talker(Fake):
+    """A Fake that also generates a text per item, like the LVLM."""
+
+    last_texts: list[str] = []
+
+    def encode(self, items):
+        rows = super().encode(items)
+        self.last_texts = [f"keywords of {it.item_id}" for it in items]
+        return rows
+
+
+def test_generated_texts_are_kept_per_chunk_and_resumed(tmp_path):
+    out = tmp_path / "f.npy"
+    with pytest.raises(RuntimeError):
+        extract(Talker(fail_on=3), items(), out, spec=SPEC, show_progress=False)
+    again = Talker()
+    matrix, _, texts = extract(again, items(), out, spec=SPEC, show_progress=False)
+    assert again.calls == [[6, 7, 8], [9]]  # the finished chunks' texts came from their files
+    assert texts == {i: f"keywords of {i}" for i in range(10)}
+    assert extract(Fake(), items(), tmp_path / "g.npy", spec=SPEC, show_progress=False)[2] is None

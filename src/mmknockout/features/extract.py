@@ -6,7 +6,9 @@ chunk is saved atomically as ``.<features name>.chunks/<index>-<key>.npy`` besid
 ``key`` hashes the encoder spec and the chunk's items (id, title, category, text, image path): a
 killed job resumes from the finished chunks, and a changed spec or item never reuses a stale one.
 Rows of items that were not encoded are the mean of the encoded rows. The final matrix is written
-atomically, then the chunk folder is removed. Each chunk is encoded after
+atomically, then the chunk folder is removed. An encoder that generates text before pooling
+(``last_texts`` after each ``encode``, the LVLM) has its texts kept per chunk beside the rows and
+returned in item order. Each chunk is encoded after
 ``torch.manual_seed(index)``, so a resumed run equals an uninterrupted one even for an encoder
 that samples.
 """
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..io import write_npy
+from ..io import write_npy, write_text
 from .vl import Item, ItemEncoder
 
 DEFAULT_CHUNK_SIZE = 256
@@ -79,24 +81,42 @@ def _encode_chunk(encoder: ItemEncoder, items: Sequence[Item], index: int) -> np
     return out.astype(np.float32, copy=False)
 
 
+def _load_texts(path: Path, n_rows: int) -> list[str] | None:
+    """The generated texts of a finished chunk, or None when absent or not ``n_rows`` strings."""
+    try:
+        texts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return (
+        texts if isinstance(texts, list) and len(texts) == n_rows and all(isinstance(t, str) for t in texts) else None
+    )
+
+
 def _chunks(encoder: ItemEncoder, items: Sequence[Item], folder: Path, spec: Mapping, size: int, progress: bool):
-    """Yield every chunk's rows, encoding only the chunks not already saved in ``folder``."""
+    """Yield every chunk's (rows, texts or None), encoding only the chunks not already saved in ``folder``."""
     from tqdm import tqdm
 
     starts = range(0, len(items), size)
     names = [f"{i:05d}-{chunk_key(spec, items[s : s + size])}.npy" for i, s in enumerate(starts)]
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.npy"):
-        if stale.name not in names:
+    keep = set(names) | {n.replace(".npy", ".json") for n in names}
+    for stale in folder.iterdir():
+        if stale.name not in keep:
             stale.unlink()
+    generates = hasattr(encoder, "last_texts")
     jobs = list(zip(starts, names, strict=True))
     for index, (start, name) in enumerate(tqdm(jobs, disable=not progress, desc=f"{folder.name} chunks", unit="chunk")):
         batch = items[start : start + size]
         rows = _load_chunk(folder / name, len(batch))
-        if rows is None:
+        texts_file = folder / name.replace(".npy", ".json")
+        texts = _load_texts(texts_file, len(batch)) if generates else None
+        if rows is None or (generates and texts is None):
             rows = _encode_chunk(encoder, batch, index)
+            if generates:
+                texts = list(encoder.last_texts)
+                write_text(texts_file, json.dumps(texts))
             write_npy(folder / name, rows)
-        yield rows
+        yield rows, texts
 
 
 def extract(
@@ -106,11 +126,12 @@ def extract(
     *,
     spec: Mapping[str, Any],
     show_progress: bool = True,
-) -> tuple[np.ndarray, list[int]]:
+) -> tuple[np.ndarray, list[int], dict[int, str] | None]:
     """Encode ``items`` into ``features`` (float32 ``.npy``, row i for ``items[i]``); resumable.
 
-    ``spec`` is the encoder spec (its ``chunk_size`` sets the chunk length). Returns the matrix and
-    the sorted item ids that were mean-filled (no usable image for an encoder that needs one).
+    ``spec`` is the encoder spec (its ``chunk_size`` sets the chunk length). Returns the matrix, the
+    sorted item ids that were mean-filled (no usable image for an encoder that needs one) and, for an
+    encoder that generates text, each encoded item's text by item id (else None).
     """
     size = int(spec.get("chunk_size", DEFAULT_CHUNK_SIZE))
     if size < 1:
@@ -120,7 +141,12 @@ def extract(
     if not todo:
         raise InputError(f"no item can be encoded for {features}: none of the {len(items)} items has a readable image")
     folder = chunk_folder(features)
-    parts = list(_chunks(encoder, todo, folder, spec, size, show_progress))
+    chunks = list(_chunks(encoder, todo, folder, spec, size, show_progress))
+    parts = [rows for rows, _ in chunks]
+    texts = None
+    if chunks and chunks[0][1] is not None:
+        flat = [t for _, chunk_texts in chunks for t in chunk_texts]
+        texts = {it.item_id: t for it, t in zip(todo, flat, strict=True)}
     dims = sorted({p.shape[1] for p in parts})
     if len(dims) > 1:
         raise InputError(f"encoder returned chunks of different widths {dims} for {features}")
@@ -131,4 +157,4 @@ def extract(
     matrix[~mask] = encoded.mean(axis=0, dtype=np.float64).astype(np.float32)
     write_npy(features, matrix)
     shutil.rmtree(folder, ignore_errors=True)
-    return matrix, sorted(it.item_id for it, ok in zip(items, usable, strict=True) if not ok)
+    return matrix, sorted(it.item_id for it, ok in zip(items, usable, strict=True) if not ok), texts

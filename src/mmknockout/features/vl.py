@@ -206,7 +206,8 @@ def encode_step(
 
     Writes the float32 ``[n_items, dim]`` matrix (``.npy``) and the ``sidecar`` JSON: ``encoder`` (its
     ``describe()``), ``kind``, ``spec``, ``n_items``, ``dim``, ``dtype`` (of the features),
-    ``missing_items`` (mean-filled item ids), ``device`` and ``mmknockout_version``.
+    ``missing_items`` (mean-filled item ids), ``device``, ``mmknockout_version`` and, for an
+    encoder that generates text first (``lvlm``), ``generated_texts`` (itemID and text per item).
     ``device`` is ``cpu``, ``auto``, ``cuda`` or ``cuda:N``; ``threads`` sets torch's CPU threads.
     """
     from .. import __version__
@@ -222,7 +223,7 @@ def encode_step(
     items = knock_out_inputs(load_items(metadata, item_map, images_index), encoder.get("input") or {}, blank)
     enc = build_encoder(encoder, dev)
     try:
-        matrix, missing = extract(enc, items, features, spec=encoder)
+        matrix, missing, texts = extract(enc, items, features, spec=encoder)
     finally:
         blank.unlink(missing_ok=True)
     facts = {
@@ -236,4 +237,6 @@ def encode_step(
         "device": dev,
         "mmknockout_version": __version__,
     }
+    if texts is not None:  # the LVLM's generated texts, kept for keyword decoding
+        facts["generated_texts"] = [{"itemID": i, "text": t} for i, t in sorted(texts.items())]
     write_json(sidecar, facts)

@@ -100,9 +100,9 @@ def modality_problem(cls: type[Recommender], present: Iterable[str]) -> str | No
         return None
     refused = [m for m in missing if m not in cls.optional_modalities]
     if refused:
-        return f"needs {refused[0]} features but none were given (it cannot run without the {refused[0]} slot)"
+        return f"cannot run without {refused[0]} features (missing slot: {refused[0]})"
     if len(missing) == len(cls.modalities):
-        return f"needs at least one of the {' and '.join(cls.modalities)} features, but none were given"
+        return f"needs {' or '.join(cls.modalities)} features, but both are missing"
     return None
 
 

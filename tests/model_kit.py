@@ -117,13 +117,22 @@ def full_scores(model: Recommender, n_users: int) -> torch.Tensor:
 
 
 def assert_loss_decreases(
-    model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 30, lr: float = 0.01
+    model_cls: type[Recommender],
+    params: Mapping[str, Any],
+    epochs: int = 30,
+    lr: float = 0.01,
+    features: Mapping[str, np.ndarray] | None = None,
 ) -> None:
     data = tiny_split()
-    model = build(model_cls, params, data)
+    model = build(model_cls, params, data, features)
     history = train_epochs(model, data, epochs, lr=lr)
     assert np.isfinite(history).all(), history
     assert np.mean(history[-3:]) < np.mean(history[:3]), history
+
+
+def single_slot(kept: str) -> dict[str, np.ndarray]:
+    """The tiny features with only the ``kept`` modality (a one-slot feature set)."""
+    return {kept: tiny_features()[kept]}
 
 
 def assert_knockouts_finite(model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 2) -> None:

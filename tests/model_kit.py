@@ -193,3 +193,19 @@ def run_outputs(folder) -> dict[str, Any]:
 
     folder = Path(folder)
     return {"metrics": folder / "metrics.json", "history": folder / "history.csv", "per_user": folder / "per_user.npz"}
+
+
+def write_tiny_dataset(folder: Path) -> dict:
+    """The tiny split as a .inter file and its features as .npy files in ``folder``: train_run's inputs."""
+    data = tiny_split()
+    rows = np.stack(
+        [data.users, data.items, np.full(len(data.users), 5), np.ones(len(data.users), int), data.labels], 1
+    )
+    inter = folder / "tiny.inter"
+    inter.write_text(
+        "userID\titemID\trating\ttimestamp\tx_label\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows)
+    )
+    features = tiny_features(data.n_items)
+    for name, x in features.items():
+        np.save(folder / f"{name}.npy", x)
+    return {"inter": inter, "features": {m: folder / f"{m}.npy" for m in features}}

@@ -117,13 +117,22 @@ def full_scores(model: Recommender, n_users: int) -> torch.Tensor:
 
 
 def assert_loss_decreases(
-    model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 30, lr: float = 0.01
+    model_cls: type[Recommender],
+    params: Mapping[str, Any],
+    epochs: int = 30,
+    lr: float = 0.01,
+    features: Mapping[str, np.ndarray] | None = None,
 ) -> None:
     data = tiny_split()
-    model = build(model_cls, params, data)
+    model = build(model_cls, params, data, features)
     history = train_epochs(model, data, epochs, lr=lr)
     assert np.isfinite(history).all(), history
     assert np.mean(history[-3:]) < np.mean(history[:3]), history
+
+
+def single_slot(kept: str) -> dict[str, np.ndarray]:
+    """The tiny features with only the ``kept`` modality (a one-slot feature set)."""
+    return {kept: tiny_features()[kept]}
 
 
 def assert_knockouts_finite(model_cls: type[Recommender], params: Mapping[str, Any], epochs: int = 2) -> None:
@@ -184,3 +193,19 @@ def run_outputs(folder) -> dict[str, Any]:
 
     folder = Path(folder)
     return {"metrics": folder / "metrics.json", "history": folder / "history.csv", "per_user": folder / "per_user.npz"}
+
+
+def write_tiny_dataset(folder: Path) -> dict:
+    """The tiny split as a .inter file and its features as .npy files in ``folder``: train_run's inputs."""
+    data = tiny_split()
+    rows = np.stack(
+        [data.users, data.items, np.full(len(data.users), 5), np.ones(len(data.users), int), data.labels], 1
+    )
+    inter = folder / "tiny.inter"
+    inter.write_text(
+        "userID\titemID\trating\ttimestamp\tx_label\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows)
+    )
+    features = tiny_features(data.n_items)
+    for name, x in features.items():
+        np.save(folder / f"{name}.npy", x)
+    return {"inter": inter, "features": {m: folder / f"{m}.npy" for m in features}}

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from mmknockout.errors import InputError
+from mmknockout.knockout import MODALITY_ORDER, Condition
 from mmknockout.models.registry import (
     FAMILIES,
     FEATURE_FREE,
     MODELS,
+    OPTIONAL_MODALITIES,
     REQUIRES,
     STUDY_ORDER,
     get_model_class,
@@ -33,6 +35,17 @@ DECREASE = {
     "DRAGON": (20, 0.01),
     "PGL": (20, 0.02),
 }
+
+
+#: (model, the one modality it keeps) for every model that can run without the other one
+SINGLE_SLOT = [
+    (name, kept)
+    for name, optional in OPTIONAL_MODALITIES.items()
+    for kept in MODALITY_ORDER
+    if set(MODALITY_ORDER) - {kept} <= set(optional)
+]
+#: models that read features and cannot run without either modality
+NEEDS_BOTH = sorted(set(MODELS) - FEATURE_FREE - set(OPTIONAL_MODALITIES))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -69,6 +82,44 @@ def test_knockouts_train_and_score_finite(name):
     model_kit.assert_knockouts_finite(get_model_class(name), model_kit.params(name))
 
 
+@pytest.mark.parametrize(("name", "kept"), SINGLE_SLOT)
+def test_single_slot_trains_finite_and_loss_decreases(name, kept):
+    epochs, lr = DECREASE.get(name, (30, 0.01))
+    cls = get_model_class(name)
+    model_kit.assert_loss_decreases(cls, model_kit.params(name), epochs, lr, features=model_kit.single_slot(kept))
+    model = model_kit.build(cls, model_kit.params(name), features=model_kit.single_slot(kept))
+    assert model.present_modalities == (kept,)
+
+
+@pytest.mark.parametrize(("name", "kept"), SINGLE_SLOT)
+def test_absent_condition_is_the_one_slot_model(name, kept, one_thread):
+    """``absent`` drops the other modality: the run equals the one-slot run bit for bit."""
+    cls, p = get_model_class(name), model_kit.params(name)
+    other = next(m for m in MODALITY_ORDER if m != kept)
+    absent = Condition.parse(f"{other}-absent", {other: "absent"}).apply(model_kit.tiny_features())
+    assert set(absent) == {kept}
+    (loss_a, scores_a), (loss_b, scores_b) = (
+        model_kit.trained_run(cls, p, features=absent),
+        model_kit.trained_run(cls, p, features=model_kit.single_slot(kept)),
+    )
+    assert np.isfinite(loss_a).all() and loss_a == loss_b
+    assert torch.isfinite(scores_a).all() and torch.equal(scores_a, scores_b)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONAL_MODALITIES))
+def test_no_modality_left_is_refused(name):
+    with pytest.raises(InputError, match=f"{name} needs text or image features, but both are missing"):
+        model_kit.build(get_model_class(name), model_kit.params(name), features={})
+
+
+@pytest.mark.parametrize("name", NEEDS_BOTH)
+@pytest.mark.parametrize("kept", MODALITY_ORDER)
+def test_models_needing_both_refuse_one_slot(name, kept):
+    missing = next(m for m in MODALITY_ORDER if m != kept)
+    with pytest.raises(InputError, match=f"{name} cannot run without {missing} features \\(missing slot: {missing}\\)"):
+        model_kit.build(get_model_class(name), model_kit.params(name), features=model_kit.single_slot(kept))
+
+
 @pytest.mark.parametrize("name", sorted(FEATURE_FREE))
 def test_feature_free_scores_ignore_features(name):
     cls = get_model_class(name)
@@ -95,6 +146,8 @@ def test_registry_reads_the_classes():
     assert MODELS == STUDY_ORDER
     assert FEATURE_FREE == {"BPR", "LightGCN"}
     assert REQUIRES == {"DualGNN": ("user_graph",), "DRAGON": ("user_graph",), "DAMRS": ("item_graph",)}
+    both = ("text", "image")
+    assert OPTIONAL_MODALITIES == {m: both for m in ("VBPR", "BM3", "LATTICE", "FREEDOM", "DRAGON")}
     assert {FAMILIES[m] for m in MODELS} == {
         "no features",
         "simple fusion",

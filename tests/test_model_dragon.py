@@ -24,7 +24,7 @@ def test_representations_match_hand_computation():
     a = model.adj.to_dense()
     nu = data.n_users
     reps = []
-    for gcn, f in ((model.image_gcn, feats["image"]), (model.text_gcn, feats["text"])):
+    for gcn, f in ((model.gcns["image"], feats["image"]), (model.gcns["text"], feats["text"])):
         proj = gcn.mlp_out(F.leaky_relu(gcn.mlp_in(torch.tensor(f))))
         x = F.normalize(torch.cat([gcn.preference, proj]), dim=1)
         reps.append(x + a @ x + a @ a @ x)
@@ -53,8 +53,8 @@ def test_loss_is_log2_bpr_plus_regularisers():
     ur, ir = model.representations()
     d = (ur[users] * ir[pos]).sum(1) - (ur[users] * ir[neg]).sum(1)
     expected = -torch.log2(torch.sigmoid(d)).mean() + 0.5 * (
-        model.image_gcn.preference[users].pow(2).mean()
-        + model.text_gcn.preference[users].pow(2).mean()
+        model.gcns["image"].preference[users].pow(2).mean()
+        + model.gcns["text"].preference[users].pow(2).mean()
         + model.user_weight.pow(2).mean()
     )
     torch.testing.assert_close(model.loss(users, pos, neg), expected)
@@ -93,5 +93,5 @@ def test_degenerate_features_give_hub_graph_and_no_nan():
         assert torch.isfinite(u).all() and torch.isfinite(i).all()
         # identical features: every item gets the same modal projection before propagation
         f = torch.tensor(fill(feats["text"]))
-        proj = model.text_gcn.mlp_out(F.leaky_relu(model.text_gcn.mlp_in(f)))
+        proj = model.gcns["text"].mlp_out(F.leaky_relu(model.gcns["text"].mlp_in(f)))
         assert torch.allclose(proj, proj[:1].expand_as(proj))

@@ -39,10 +39,14 @@ def test_original_graphs_are_weighted_sym_normalised_knn():
     feats = model_kit.tiny_features(data.n_items)
     model = model_kit.build(LATTICE, params(), data, feats)
     np.testing.assert_allclose(
-        model.image_original_adj.to_dense().numpy(), sym(knn_weighted(feats["image"].astype(np.float64), 10)), atol=1e-6
+        model.original_adj["image"].to_dense().numpy(),
+        sym(knn_weighted(feats["image"].astype(np.float64), 10)),
+        atol=1e-6,
     )
     np.testing.assert_allclose(
-        model.text_original_adj.to_dense().numpy(), sym(knn_weighted(feats["text"].astype(np.float64), 10)), atol=1e-6
+        model.original_adj["text"].to_dense().numpy(),
+        sym(knn_weighted(feats["text"].astype(np.float64), 10)),
+        atol=1e-6,
     )
 
 
@@ -58,7 +62,7 @@ def test_learned_graph_and_item_representation_match_hand_computation():
         np.testing.assert_allclose(dense_learned(model), learned, atol=1e-5)
 
         original = (
-            w[0] * model.image_original_adj.to_dense().numpy() + w[1] * model.text_original_adj.to_dense().numpy()
+            w[0] * model.original_adj["image"].to_dense().numpy() + w[1] * model.original_adj["text"].to_dense().numpy()
         )
         s = 0.1 * learned + 0.9 * original
         h = s @ model.item_embedding.double().numpy()
@@ -99,8 +103,8 @@ def test_zero_features_give_zero_original_graph_and_finite_loss():
     data = model_kit.tiny_split()
     feats = {k: np.zeros_like(v) for k, v in model_kit.tiny_features(data.n_items).items()}
     model = model_kit.build(LATTICE, params(), data, feats)
-    assert model.image_original_adj.to_dense().abs().sum() == 0
-    assert model.text_original_adj.to_dense().abs().sum() == 0
+    assert model.original_adj["image"].to_dense().abs().sum() == 0
+    assert model.original_adj["text"].to_dense().abs().sum() == 0
     loss = model.loss(torch.arange(8), torch.arange(8), torch.arange(8, 16))
     assert torch.isfinite(loss)
     # projected zero features are the bias: constant rows, ties -> every item links to 0..k-1

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mmknockout.analysis.aggregate import knockout_table
@@ -81,23 +80,8 @@ def test_sigkill_at_several_points_then_resume_gives_identical_tables(tmp_path_f
     assert not no_temp, f"temporary files left behind: {no_temp[:3]}"
 
 
-def write_tiny_dataset(folder: Path) -> dict:
-    data = model_kit.tiny_split()
-    rows = np.stack(
-        [data.users, data.items, np.full(len(data.users), 5), np.ones(len(data.users), int), data.labels], 1
-    )
-    inter = folder / "tiny.inter"
-    inter.write_text(
-        "userID\titemID\trating\ttimestamp\tx_label\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows)
-    )
-    features = model_kit.tiny_features(data.n_items)
-    for name, x in features.items():
-        np.save(folder / f"{name}.npy", x)
-    return {"inter": inter, "features": {m: folder / f"{m}.npy" for m in features}}
-
-
 def test_same_seed_gives_identical_metrics(tmp_path):
-    files = write_tiny_dataset(tmp_path)
+    files = model_kit.write_tiny_dataset(tmp_path)
     params = {
         "knn_k": 5,
         "mm_image_weight": 0.1,

@@ -3,10 +3,14 @@
 import hashlib
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 from mmknockout.data.amazon import read_image_features, read_metadata, read_ratings
 from mmknockout.data.download import load_registry, sha256sum
+from mmknockout.data.images import download_step
 from mmknockout.data.preprocess import prepare, read_mapping
 from mmknockout.data.synthetic import DEFAULT_SEED, make_demo
 from mmknockout.features.text import item_texts
@@ -16,7 +20,12 @@ TINY = dict(n_users=120, n_items=60, n_types=6, dim=64)
 
 
 def _digest(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    """sha256 of every file under ``folder`` (images/ included), by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_tiny_demo_deterministic(tmp_path):
@@ -25,6 +34,7 @@ def test_tiny_demo_deterministic(tmp_path):
     make_demo(tmp_path / "c", seed=4, **TINY)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a")["ratings_Demo.csv"] != _digest(tmp_path / "c")["ratings_Demo.csv"]
+    assert any(name.startswith("images/") for name in _digest(tmp_path / "a"))
 
 
 def test_tiny_demo_formats_and_pipeline(tmp_path):
@@ -59,13 +69,62 @@ def test_bundled_demo_is_the_generator_output(tmp_path):
     """resources/demo was written by the committed generator with the default seed."""
     make_demo(tmp_path, seed=DEFAULT_SEED)
     bundled = REPO / "resources" / "demo"
-    for name in ("ratings_Demo.csv", "meta_Demo.json.gz", "image_features_Demo.b", "README.md"):
-        assert sha256sum(tmp_path / name) == sha256sum(bundled / name), name
+    assert _digest(tmp_path) == _digest(bundled)  # the data files, README.md and every image
     reg = load_registry(REPO / "resources" / "datasets.yaml")["datasets"]["demo"]["files"]
     for entry in reg.values():
         assert sha256sum(bundled / entry["file"]) == entry["sha256"]
-    total = sum(p.stat().st_size for p in bundled.iterdir())
+    total = sum(p.stat().st_size for p in bundled.rglob("*") if p.is_file())
     assert total < 5_000_000
+
+
+def _foreground_colour(path: Path) -> np.ndarray:
+    """Mean colour of the pixels that differ clearly from the image's corner (the background)."""
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    shape = np.abs(pixels - pixels[0, 0]).sum(-1) > 60
+    return pixels[shape].mean(0)
+
+
+def test_demo_images_exist_decode_differ_by_type_and_vary_per_item(tmp_path):
+    s = make_demo(tmp_path, seed=2, **TINY)
+    meta = read_metadata(tmp_path / "meta_Demo.json.gz")
+    names = meta["imUrl"].str.extract(r"^file:resources/demo/images/([A-Z0-9]+\.png)$")[0]
+    assert names.notna().all() and len(set(names)) == len(meta) == s["images"]
+    files = {p.name: p for p in (tmp_path / "images").iterdir()}
+    assert set(files) == set(names)
+    for p in files.values():
+        with Image.open(p) as image:
+            assert image.format == "PNG" and image.size == (64, 64)
+    types = meta["categories"].map(lambda paths: paths[0][1])  # the type's category under "Baby"
+    colours = {t: [_foreground_colour(files[n]) for n in names[types == t]] for t in sorted(set(types))}
+    means = {t: np.mean(c, 0) for t, c in colours.items()}
+    assert len(means) == TINY["n_types"]
+    for a in means:
+        for b in means:
+            assert a == b or np.abs(means[a] - means[b]).sum() > 40, (a, b)
+    per_type_bytes = {t: {files[n].read_bytes() for n in names[types == t]} for t in means}
+    assert all(len(v) == (types == t).sum() for t, v in per_type_bytes.items())  # no two items alike
+
+
+@pytest.mark.skipif(not (REPO / "resources" / "demo" / "images").is_dir(), reason="demo not generated")
+def test_bundled_demo_images_download_through_the_workflow_step(tmp_path):
+    bundled = REPO / "resources" / "demo"
+    prepare(bundled / "ratings_Demo.csv", tmp_path / "split", "demo", seed=999)
+    files = {"metadata": str(bundled / "meta_Demo.json.gz"), "item_map": str(tmp_path / "split" / "i_id_mapping.csv")}
+    schemes = load_registry(REPO / "resources" / "datasets.yaml")["datasets"]["demo"]["image_schemes"]
+    download_step(
+        **files,
+        images=str(tmp_path / "img"),
+        index=str(tmp_path / "i.tsv"),
+        failures=str(tmp_path / "f"),
+        schemes=schemes,
+    )
+    index = pd.read_csv(tmp_path / "i.tsv", sep="\t")
+    assert index["path"].notna().all() and (tmp_path / "f").read_text() == ""
+    url = read_metadata(bundled / "meta_Demo.json.gz").set_index("asin")["imUrl"][index["asin"][0]]
+    assert Path(index["path"][0]).read_bytes() == (REPO / url.removeprefix("file:")).read_bytes()
+    # other datasets' metadata: file URLs stay refused
+    download_step(**files, images=str(tmp_path / "img2"), index=str(tmp_path / "j.tsv"), failures=str(tmp_path / "g"))
+    assert "refused: URL scheme 'file'" in (tmp_path / "g").read_text()
 
 
 def test_demo_5core_stats_in_range(tmp_path):

@@ -33,8 +33,8 @@ from .grid import (
     params_id,
     parse_params_id,
 )
-from .knockout import parse_conditions
-from .models.registry import MODELS, validate_params
+from .knockout import MODALITY_ORDER, Condition, parse_conditions
+from .models.registry import MODELS, check_modalities, validate_params
 from .sweeps import RESERVED_PREFIX, check_sweep_names, sweep_conditions
 
 __all__ = [
@@ -116,6 +116,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA) ->
         _check_conditions,
         _check_datasets,
         _check_feature_sets,
+        _check_modalities,
         _check_metrics,
         _check_figures,
         _check_sweeps,
@@ -181,9 +182,29 @@ def _check_feature_sets(config: Mapping[str, Any]) -> None:
         for name in spec["conditions"]:
             if name not in config["conditions"]:
                 _fail(f"feature_sets.{fs}.conditions", f"unknown condition '{name}'")
-        for modality in ("text", "image"):
+        for modality in feature_slots(spec):
             if spec[modality] != "provided" and spec[modality] not in config["encoders"][modality]:
                 _fail(f"feature_sets.{fs}.{modality}", f"unknown {modality} encoder '{spec[modality]}'")
+
+
+def feature_slots(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The modalities a feature set fills (one or both), text first."""
+    return tuple(m for m in MODALITY_ORDER if m in spec)
+
+
+def _check_modalities(config: Mapping[str, Any]) -> None:
+    """Every model must be able to run on every feature set it meets, under each of the set's conditions."""
+    used = {fs for spec in config["datasets"].values() for fs in spec["feature_sets"]}
+    for fs in sorted(used):
+        slots = feature_slots(config["feature_sets"][fs])
+        for model in config["models"]:
+            check_modalities(model, slots, f"config field 'feature_sets.{fs}' (fills only {', '.join(slots)})")
+            for name in config["feature_sets"][fs]["conditions"]:
+                absent = Condition.parse(name, config["conditions"][name]).absent
+                if absent:
+                    kept = [m for m in slots if m not in absent]
+                    where = f"config field 'conditions.{name}' ({'/'.join(absent)} absent, feature set '{fs}')"
+                    check_modalities(model, kept, where)
 
 
 def _check_metrics(config: Mapping[str, Any]) -> None:

@@ -9,11 +9,15 @@ noise      i.i.d. N(mean, std^2); defaults mean 1.0, std 0.1, seed 42 (the study
 constant   every entry = ``value``; the shorthands ``ones`` and ``zeros`` mean value 1 and 0
 mean       every row = the column mean of the real features
 shuffle    the real rows permuted (a different permutation per modality)
+absent     structural: the modality is dropped, so the model runs with that branch removed
+           (only models that declare it in ``optional_modalities``; never both modalities)
 =========  ===========================================================================
 
 Random draws follow the study's generator exactly: one legacy ``numpy.random.RandomState(seed)``
 draws the text matrix first and the image matrix second, so a modality's replacement is the same
-whether it is knocked out alone or together with the other one.
+whether it is knocked out alone or together with the other one (an ``absent`` modality's real
+features still take their draws). A one-slot feature set has no second matrix: its single
+modality takes the generator's first draws.
 """
 
 from __future__ import annotations
@@ -27,19 +31,21 @@ import numpy as np
 from .errors import InputError
 
 MODALITY_ORDER = ("text", "image")
-KINDS = ("noise", "constant", "mean", "shuffle")
+KINDS = ("noise", "constant", "mean", "shuffle", "absent")
 SHORTHANDS: dict[str, dict[str, Any]] = {
     "noise": {"kind": "noise"},
     "ones": {"kind": "constant", "value": 1.0},
     "zeros": {"kind": "constant", "value": 0.0},
     "mean": {"kind": "mean"},
     "shuffle": {"kind": "shuffle"},
+    "absent": {"kind": "absent"},
 }
 DEFAULTS: dict[str, dict[str, Any]] = {
     "noise": {"mean": 1.0, "std": 0.1, "seed": 42},
     "constant": {"value": 1.0},
     "mean": {},
     "shuffle": {"seed": 42},
+    "absent": {},
 }
 
 
@@ -83,11 +89,16 @@ class Condition:
             raise InputError(f"condition '{name}': unknown modality {sorted(unknown)}; use 'text' and/or 'image'")
         return cls(name, {m: Replacement.parse(s, f"condition '{name}', {m}") for m, s in spec.items()})
 
+    @property
+    def absent(self) -> tuple[str, ...]:
+        """The modalities this condition drops (kind ``absent``), in MODALITY_ORDER."""
+        return tuple(m for m in MODALITY_ORDER if m in self.replacements and self.replacements[m].kind == "absent")
+
     def apply(self, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Return a new feature dict with the condition's modalities replaced (inputs untouched)."""
-        out = dict(features)
+        """Return a new feature dict with the condition's modalities replaced or dropped (inputs untouched)."""
+        out = {m: x for m, x in features.items() if m not in self.absent}
         for modality in MODALITY_ORDER:
-            if modality in self.replacements and features.get(modality) is not None:
+            if modality in out and modality in self.replacements and features.get(modality) is not None:
                 out[modality] = replace(modality, features, self.replacements[modality])
         return out
 

@@ -25,7 +25,8 @@ class StudyPlan:
     * ``feature_sets``: dataset -> its feature sets, the main one first;
     * ``appendix``: Appendix table number -> name (a knockout condition run on some dataset's main
       feature set, Tables 4-9, or a further feature set such as ``vit``, Table 10);
-    * ``embeddings``: (dataset, feature set) pairs for Fig. 3 (none if every model is feature-free);
+    * ``embeddings``: (dataset, feature set) pairs for Fig. 3, two-slot feature sets only (none if every
+      model is feature-free);
     * ``sweeps``: the VBPR case-study runs.
     """
 
@@ -48,7 +49,10 @@ class StudyPlan:
         }
         self.titles = {int(t): str(x) for t, x in zip(index["table"], index["title"], strict=True)}
         features_used = any(m not in FEATURE_FREE for m in config["models"])
-        self.embeddings = [(ds, fs) for ds, fss in self.feature_sets.items() for fs in fss] if features_used else []
+        both = {fs for fs, spec in config["feature_sets"].items() if "text" in spec and "image" in spec}
+        self.embeddings = (
+            [(ds, fs) for ds, fss in self.feature_sets.items() for fs in fss if fs in both] if features_used else []
+        )
         self.sweeps: list[SweepRun] = sweep_runs(config.get("sweeps") or {})
         #: the conditions of the knockout figure: ``figures.conditions``, by default every condition
         self.figure_conditions = list(config["figures"].get("conditions") or config["conditions"])

@@ -26,7 +26,7 @@ from .errors import InputError
 from .features import load_feature_matrix
 from .io import atomic_path, require_file, write_json, write_npz
 from .knockout import Condition
-from .models.registry import get_model_class
+from .models.registry import check_modalities, get_model_class
 from .spec import RunSpec
 from .train.trainer import TrainConfig, fit
 
@@ -54,12 +54,12 @@ def train_run(
         data.user_graph = _load_graph(user_graph, "user graph", spec.model)
     if "item_graph" in model_cls.requires:
         data.item_graph = _load_graph(item_graph, "item graph", spec.model)
-    raw = {
-        m: load_feature_matrix(features[m], data.n_items, m)
-        for m in model_cls.modalities
-        if _given(features, m, spec.model)
-    }
-    knocked = Condition.parse(spec.condition, spec.condition_spec).apply(raw)
+    condition = Condition.parse(spec.condition, spec.condition_spec)
+    given = [m for m in model_cls.modalities if features.get(m)]
+    kept = [m for m in given if m not in condition.absent]
+    check_modalities(spec.model, kept, f"run {spec.model}/{spec.feature_set}/{spec.condition}")
+    raw = {m: load_feature_matrix(features[m], data.n_items, m) for m in given}
+    knocked = condition.apply(raw)
     tensors = {m: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for m, x in knocked.items()}
     result = fit(model_cls, data, tensors, spec.params, cfg, progress=progress)
 
@@ -107,7 +107,8 @@ def train_step(
     item_graph: str | None = None,
     threads: int | None = None,
 ) -> None:
-    """Workflow step: one training run; the inputs a model does not read are simply not given."""
+    """Workflow step: one training run; the inputs a model does not read, and the slots the feature set
+    leaves empty, are simply not given."""
     if threads:
         torch.set_num_threads(threads)  # oversubscribed OpenMP threads slow small jobs tenfold
     train_run(
@@ -121,12 +122,6 @@ def train_step(
         per_user=per_user,
         progress=True,
     )
-
-
-def _given(features: Mapping[str, Any], modality: str, model: str) -> bool:
-    if not features.get(modality):
-        raise InputError(f"{model} needs {modality} features, but the feature set provides none")
-    return True
 
 
 def _load_graph(path: str | Path | None, what: str, model: str) -> NeighbourGraph:

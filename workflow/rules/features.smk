@@ -68,6 +68,8 @@ rule download_images:
     localrule: True
     conda:
         "../../envs/data.yaml"
+    params:
+        schemes=lambda wc: REGISTRY[wc.dataset].get("image_schemes"),
     script:
         STEP
 

@@ -8,7 +8,10 @@ a file from ``path:`` instead, for mirrors and offline use.
 The registry is validated on load (:data:`REGISTRY_SCHEMA`, errors name the dataset, role and
 field): URLs must be ``http``, ``https`` or ``file``; a stored ``file:`` name must be a plain
 name (no ``/``, ``\\``, ``..``, no leading ``.``) and the destination must stay inside the output
-folder; ``sha256`` is null or 64 hex digits. Redirects are followed to http(s) only.
+folder; ``sha256`` is null or 64 hex digits. Redirects are followed to http(s) only. A dataset's
+optional ``image_schemes`` lists the URL schemes its image download may fetch from the metadata's
+``imUrl`` (default http and https, :data:`.images.WORKFLOW_IMAGE_SCHEMES`; ``[file]`` for the
+bundled demo's images).
 """
 
 from __future__ import annotations
@@ -70,6 +73,12 @@ REGISTRY_SCHEMA = {
                     "category": {"type": "string"},
                     "files": {"type": "object", "additionalProperties": _FILE_ENTRY},
                     "expected": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                    "image_schemes": {
+                        "type": "array",
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "items": {"enum": list(URL_SCHEMES)},
+                    },
                 },
             },
         }

@@ -6,9 +6,11 @@ already present are kept, so an interrupted download resumes where it stopped.
 
 The metadata comes from the internet, so only URLs with a scheme in ``schemes`` are fetched
 (default :data:`IMAGE_URL_SCHEMES`: http, https and, for offline mirrors, file; the workflow's
-step allows http and https only), an ASIN that is not a plain file name is refused (it cannot
-write outside ``out_dir``), and an image larger than :data:`MAX_IMAGE_BYTES` is dropped; each is
-a failure with its reason.
+step allows http and https only, plus whatever the dataset's ``image_schemes`` in the registry
+lists: ``file`` for the bundled demo). A relative ``file:`` URL (``file:resources/demo/images/x.png``,
+no ``//``) is a path relative to ``root``, the repository root by default. An ASIN that is not a
+plain file name is refused (it cannot write outside ``out_dir``), and an image larger than
+:data:`MAX_IMAGE_BYTES` is dropped; each is a failure with its reason.
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ import os
 import re
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
 from ..io import DiskFullError, atomic_path, write_text
+from .download import REPO_ROOT
 
 MAX_IMAGE_BYTES = 32 << 20
 IMAGE_URL_SCHEMES = ("http", "https", "file")
+#: what the workflow's download step fetches unless the registry's ``image_schemes`` says otherwise
+WORKFLOW_IMAGE_SCHEMES = ("http", "https")
 _SAFE_ASIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -42,6 +48,14 @@ def refusal(asin: str, url: str, schemes: tuple[str, ...] = IMAGE_URL_SCHEMES) -
     if scheme not in schemes:
         return f"refused: URL scheme {scheme or 'none'!r} (allowed: {', '.join(schemes)})"
     return None
+
+
+def resolve_url(url: str, root: str | Path) -> str:
+    """A relative ``file:`` URL (no authority, relative path) as an absolute one under ``root``; others unchanged."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() != "file" or parts.netloc or parts.path.startswith("/"):
+        return url
+    return (Path(root) / urllib.request.url2pathname(parts.path)).resolve().as_uri()
 
 
 def _field(value: object) -> str:
@@ -73,10 +87,12 @@ def download_images(
     threads: int = 16,
     timeout: float = 10.0,
     schemes: tuple[str, ...] = IMAGE_URL_SCHEMES,
+    root: str | Path = REPO_ROOT,
 ) -> pd.DataFrame:
     """Download every mapped item's image; returns a frame itemID, asin, path (None where missing).
 
-    Pass ``schemes=("http", "https")`` to refuse ``file:`` URLs in metadata from an untrusted source.
+    Pass ``schemes=("http", "https")`` to refuse ``file:`` URLs in metadata from an untrusted source;
+    relative ``file:`` URLs are resolved against ``root``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +103,8 @@ def download_images(
         url = urls.get(asin)
         url = url if isinstance(url, str) and url.strip() else None
         refused = refusal(str(asin), url, schemes) if url else None
-        jobs.append((item, asin, url, refused, out_dir / image_name(asin, url) if url and not refused else None))
+        fetch = resolve_url(url, root) if url and not refused else url
+        jobs.append((item, asin, fetch, refused, out_dir / image_name(asin, url) if url and not refused else None))
     with ThreadPoolExecutor(max_workers=threads) as pool:
         errors = list(pool.map(lambda j: "no imUrl" if j[2] is None else j[3] or _download(j[2], j[4], timeout), jobs))
     write_text(
@@ -103,8 +120,19 @@ def download_images(
     )
 
 
-def download_step(*, metadata: str, item_map: str, images: str, index: str, failures: str, workers: int = 16) -> None:
-    """Workflow step: one image per item from the metadata's ``imUrl``, an index of what arrived."""
+def download_step(
+    *,
+    metadata: str,
+    item_map: str,
+    images: str,
+    index: str,
+    failures: str,
+    workers: int = 16,
+    schemes: Sequence[str] | None = None,
+) -> None:
+    """Workflow step: one image per item from the metadata's ``imUrl``, an index of what arrived;
+    ``schemes`` are the URL schemes fetched (the dataset's ``image_schemes`` in the registry;
+    default :data:`WORKFLOW_IMAGE_SCHEMES`)."""
     from .amazon import read_metadata
     from .preprocess import read_mapping
 
@@ -114,7 +142,7 @@ def download_step(*, metadata: str, item_map: str, images: str, index: str, fail
         images,
         failures,
         threads=workers,
-        schemes=("http", "https"),
+        schemes=tuple(schemes or WORKFLOW_IMAGE_SCHEMES),
     )
     with atomic_path(index) as tmp:
         table.to_csv(tmp, sep="\t", index=False)

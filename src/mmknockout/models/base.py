@@ -28,7 +28,7 @@ module of this package (:mod:`.registry` scans it); its yaml lives in ``config/m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -50,6 +50,9 @@ class Recommender(nn.Module):
     family: ClassVar[str] = ""
     #: modalities the model reads; () for collaborative-filtering baselines
     modalities: ClassVar[tuple[str, ...]] = ("text", "image")
+    #: modalities the model can run without (that branch removed); at least one of ``modalities``
+    #: must always be given
+    optional_modalities: ClassVar[tuple[str, ...]] = ()
     #: auxiliary graphs the model needs from the dataset ("user_graph", "item_graph")
     requires: ClassVar[tuple[str, ...]] = ()
 
@@ -59,9 +62,12 @@ class Recommender(nn.Module):
         self.n_items = data.n_items
         self.hp = self.Params.from_mapping(type(self).__name__, params, ignore=OptimiserParams.KEYS)
         self.embedding_size = self.hp.embedding_size
-        for name in self.modalities:
-            if name not in features or features[name] is None:
-                raise InputError(f"{type(self).__name__} needs {name} features but none were given")
+        #: the modalities this instance reads, in ``modalities`` order
+        self.present_modalities = tuple(m for m in self.modalities if features.get(m) is not None)
+        problem = modality_problem(type(self), self.present_modalities)
+        if problem:
+            raise InputError(f"{type(self).__name__} {problem}")
+        for name in self.present_modalities:
             if features[name].shape[0] != data.n_items:
                 raise InputError(
                     f"{name} features have {features[name].shape[0]} rows but the dataset has {data.n_items} items"
@@ -84,6 +90,20 @@ class Recommender(nn.Module):
         """Scores [len(users), n_items]; default: dot product of the representations."""
         user_reps, item_reps = reps[0], reps[1]
         return user_reps.index_select(0, users) @ item_reps.T
+
+
+def modality_problem(cls: type[Recommender], present: Iterable[str]) -> str | None:
+    """Why ``cls`` cannot run on the modalities ``present`` (a phrase after the model's name), or None."""
+    given = set(present)
+    missing = [m for m in cls.modalities if m not in given]
+    if not cls.modalities or not missing:
+        return None
+    refused = [m for m in missing if m not in cls.optional_modalities]
+    if refused:
+        return f"cannot run without {refused[0]} features (missing slot: {refused[0]})"
+    if len(missing) == len(cls.modalities):
+        return f"needs {' or '.join(cls.modalities)} features, but both are missing"
+    return None
 
 
 class StackedTableRecommender(Recommender):

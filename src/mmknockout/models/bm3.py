@@ -50,10 +50,13 @@ class BM3(Recommender):
 
     .. math::
         L = c(g h_u, \tilde h_i) + c(g h_i, \tilde h_u)
-            + \lambda_{cl} \sum_{m\in\{t,v\}} [c(g h_m, \tilde h_i) + c(g h_m, \tilde h_m)]
+            + \lambda_{cl} \sum_{m\in M} [c(g h_m, \tilde h_i) + c(g h_m, \tilde h_m)]
             + \lambda_{reg} (\|H_u\|_F + \|H_i\|_F) / n_{items}
 
-    The regulariser is MMRec's EmbLoss on the *full* online user and item matrices, as in bm3.py.
+    :math:`M` is the set of present modalities (text, image): with one slot, or under the ``absent``
+    condition, only that modality's table, projection and two alignment terms exist (as MMRec with
+    ``v_feat`` or ``t_feat`` None). The regulariser is MMRec's EmbLoss on the *full* online user
+    and item matrices, as in bm3.py.
     Scores: :math:`(g h_u)^\top (g h_i)`; the features never enter the score.
 
     A training batch projects the feature rows of its distinct positive items only (the loss reads
@@ -72,6 +75,7 @@ class BM3(Recommender):
 
     Params = BM3Params
     family = "simple fusion"
+    optional_modalities = ("text", "image")
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
@@ -80,8 +84,8 @@ class BM3(Recommender):
         self.predictor = nn.Linear(d, d)
         nn.init.xavier_normal_(self.predictor.weight)
         # trainable feature tables (freeze=False in the toolbox) and their projections
-        self.content = FeatureTables(features, self.modalities, d, xavier=True)
-        self.scratch = {m: Scratch() for m in self.modalities}  # for the batch's feature rows
+        self.content = FeatureTables(features, self.present_modalities, d, xavier=True)
+        self.scratch = {m: Scratch() for m in self.present_modalities}  # for the batch's feature rows
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +101,7 @@ class BM3(Recommender):
             table = self.content.tables[m]
             return table if items is None else GatherRows.apply(table, items, self.scratch[m])
 
-        return {m: self.content.projections[m](rows(m)) for m in self.modalities}
+        return {m: self.content.projections[m](rows(m)) for m in self.present_modalities}
 
     def targets(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout-perturbed, gradient-free copy of a latent (always perturbed, as in the toolbox)."""
@@ -116,7 +120,7 @@ class BM3(Recommender):
         user_h, item_h = self.propagate()
         # noise for the full tables, drawn in the toolbox's order (users, items, then each modality)
         user_noise, item_noise = self.target_noise(self.n_users), self.target_noise(self.n_items)
-        modal_noise = {m: self.target_noise(self.n_items) for m in self.modalities}
+        modal_noise = {m: self.target_noise(self.n_items) for m in self.present_modalities}
         # modal latents are per item: computed for the batch's distinct positive items only
         items, item_at = torch.unique(pos, return_inverse=True)
         modal_h = self.modal_latents(items)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +83,12 @@ class DRAGON(Recommender):
     draws and their counts enter the softmax); users with none get zero weights (no aggregation).
     MMRec draws the padding from the list as it grows; we draw from the original list.
 
+    One slot (or the ``absent`` condition), as MMRec's ``cat`` construction with ``v_feat`` or
+    ``t_feat`` None: only the present modality's branch exists, item :math:`i = \hat x^m_i`, user
+    :math:`u = \hat x^m_u` (no modality weights, so neither :math:`w_u` nor its penalty: MMRec keeps
+    the unused :math:`w_u` and its penalty, which does not change any score), :math:`S = S^m`, and
+    only :math:`P^m` is penalised.
+
     Args (:class:`DRAGONParams`): ``embedding_size``, ``knn_k``, ``mm_image_weight``,
     ``n_mm_layers``, ``aggr_mode`` ('add' only), ``reg_weight``.
 
@@ -93,16 +101,19 @@ class DRAGON(Recommender):
     Params = DRAGONParams
     family = "hybrid"
     requires = ("user_graph",)
+    optional_modalities = ("text", "image")
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
 
-        self.register_buffer("image_features", features["image"].clone().float())
-        self.register_buffer("text_features", features["text"].clone().float())
-        self.image_gcn = ModalGCN(self.n_users, features["image"].shape[1], d)
-        self.text_gcn = ModalGCN(self.n_users, features["text"].shape[1], d)
-        self.user_weight = modality_weights(self.n_users)
+        #: the present modalities, image first (the order of the representation halves)
+        self.graph_modalities = tuple(m for m in ("image", "text") if m in self.present_modalities)
+        for m in self.graph_modalities:
+            self.register_buffer(f"{m}_features", features[m].clone().float())
+        self.gcns = nn.ModuleDict({m: ModalGCN(self.n_users, features[m].shape[1], d) for m in self.graph_modalities})
+        if len(self.graph_modalities) == 2:
+            self.user_weight = modality_weights(self.n_users)
 
         self.mm_adj = mixed_knn_graph(features, self.hp.knn_k, self.hp.mm_image_weight)
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
@@ -157,12 +168,15 @@ class DRAGON(Recommender):
 
     # ----- representations ----------------------------------------------------------------------
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        v = self.image_gcn(self.adj, self.image_features)
-        t = self.text_gcn(self.adj, self.text_features)
-        users = torch.cat(
-            [self.user_weight[:, 0] * v[: self.n_users], self.user_weight[:, 1] * t[: self.n_users]], dim=1
-        )
-        items = torch.cat([v[self.n_users :], t[self.n_users :]], dim=1)
+        reps = [self.gcns[m](self.adj, self.get_buffer(f"{m}_features")) for m in self.graph_modalities]
+        if len(reps) == 2:
+            v, t = reps
+            users = torch.cat(
+                [self.user_weight[:, 0] * v[: self.n_users], self.user_weight[:, 1] * t[: self.n_users]], dim=1
+            )
+        else:
+            users = reps[0][: self.n_users]
+        items = torch.cat([r[self.n_users :] for r in reps], dim=1)
         h = items
         for _ in range(self.hp.n_mm_layers):
             h = self.mm_adj(h)
@@ -177,9 +191,7 @@ class DRAGON(Recommender):
         u = user_reps.index_select(0, users)
         diff = (u * item_reps.index_select(0, pos)).sum(1) - (u * item_reps.index_select(0, neg)).sum(1)
         rank = -(F.logsigmoid(diff) / math.log(2.0)).mean()
-        reg = (
-            self.image_gcn.preference.index_select(0, users).pow(2).mean()
-            + self.text_gcn.preference.index_select(0, users).pow(2).mean()
-            + self.user_weight.pow(2).mean()
-        )
-        return rank + self.hp.reg_weight * reg
+        terms = [gcn.preference.index_select(0, users).pow(2).mean() for gcn in self.gcns.values()]
+        if len(self.gcns) == 2:
+            terms.append(self.user_weight.pow(2).mean())
+        return rank + self.hp.reg_weight * functools.reduce(operator.add, terms)

@@ -51,6 +51,9 @@ class FREEDOM(Recommender):
       against the projected features :math:`W_m f_i + b_m` of the positive/negative items, for text
       and image; the feature tables are trainable (initialised from the condition's features).
 
+    One slot (or the ``absent`` condition): :math:`S` is the present modality's kNN graph alone and
+    the feature loss has that modality's term only (as MMRec with ``v_feat`` or ``t_feat`` None).
+
     Knockout: constant or all-zero features make every cosine similarity tied (zero rows have
     similarity 0, see :mod:`.graph`), so ties break to the lowest item indices and every item links
     to items ``0..k-1``; the feature loss is then invariant to the constant. No NaN can arise.
@@ -61,11 +64,14 @@ class FREEDOM(Recommender):
 
     Params = FREEDOMParams
     family = "item-item graph"
+    optional_modalities = ("text", "image")
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, self.embedding_size)
-        self.content = FeatureTables(features, ("text", "image"), self.embedding_size, xavier=True, zero_bias=True)
+        self.content = FeatureTables(
+            features, self.present_modalities, self.embedding_size, xavier=True, zero_bias=True
+        )
         self.mm_adj = mixed_knn_graph(features, self.hp.knn_k, self.hp.mm_image_weight)
         self.pruning = DegreeSensitivePruning(
             torch.as_tensor(data.train_users, dtype=torch.long),
@@ -92,7 +98,7 @@ class FREEDOM(Recommender):
         u = user_reps.index_select(0, users)
         loss = bpr_loss((u * item_reps.index_select(0, pos)).sum(1), (u * item_reps.index_select(0, neg)).sum(1))
         items, pos_at, neg_at = unique_items(pos, neg)
-        for m in ("text", "image"):
+        for m in self.present_modalities:
             projected = self.content(m, items)
             loss = loss + self.hp.reg_weight * bpr_loss(
                 (u * projected.index_select(0, pos_at)).sum(1), (u * projected.index_select(0, neg_at)).sum(1)

@@ -170,7 +170,13 @@ def knn_graph(features: torch.Tensor, k: int, weighted: bool, chunk_size: int = 
 def mixed_knn_graph(features: Mapping[str, torch.Tensor], k: int, image_weight: float) -> GraphOperator:
     r"""The frozen item graph :math:`S = \alpha S^v + (1-\alpha) S^t` of FREEDOM, DRAGON and PGL:
     unit-weight top-``k`` cosine graphs of the raw image and text features, each symmetrically
-    normalised, mixed with :math:`\alpha` = ``image_weight`` (image first, as in the toolbox)."""
+    normalised, mixed with :math:`\alpha` = ``image_weight`` (image first, as in the toolbox).
+
+    With one modality in ``features`` (the other absent) :math:`S` is that modality's graph alone,
+    as in the toolbox."""
+    present = [m for m in ("image", "text") if features.get(m) is not None]
+    if len(present) == 1:
+        return GraphOperator(knn_graph(features[present[0]], k, weighted=False).coalesce())
     mixed = image_weight * knn_graph(features["image"], k, weighted=False) + (1 - image_weight) * knn_graph(
         features["text"], k, weighted=False
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +67,9 @@ class LATTICE(Recommender):
       similarities as weights; mixed :math:`\hat S = D^{-1/2}(\sum_m w_m \hat S^m) D^{-1/2}` with
       :math:`w = \mathrm{softmax}(\text{modal\_weight})`, ``modal_weight`` initialised to (0.5, 0.5)
       (index 0 = image, 1 = text).
+    * One slot (or the ``absent`` condition), as MMRec with ``v_feat`` or ``t_feat`` None: only the
+      present modality's table, projection and graphs exist, with weight 1 (no ``modal_weight``):
+      :math:`\hat S = D^{-1/2}\hat S^m D^{-1/2}` and :math:`\tilde S^m` alone.
     * :math:`S = (1-\lambda)\hat S + \lambda \sum_m w_m \tilde S^m` with :math:`\lambda` =
       ``lambda_coeff``; item-ID embeddings propagated ``n_layers`` times: :math:`h = S^L e^{id}`.
     * UI branch: LightGCN-style layer mean over ``len(weight_size)`` layers on MMRec's LATTICE
@@ -94,17 +99,21 @@ class LATTICE(Recommender):
 
     Params = LATTICEParams
     family = "item-item graph"
+    optional_modalities = ("text", "image")
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
         self.n_ui_layers = len(self.hp.weight_size)
         self.user_embedding, self.item_embedding = id_tables(self.n_users, self.n_items, d)
-        self.content = FeatureTables(features, ("image", "text"), self.hp.feat_embed_dim)
-        self.modal_weight = nn.Parameter(torch.tensor([0.5, 0.5]))
-
-        self.image_original_adj = GraphOperator(knn_graph(features["image"], self.hp.knn_k, weighted=True))
-        self.text_original_adj = GraphOperator(knn_graph(features["text"], self.hp.knn_k, weighted=True))
+        #: the present modalities, image first (the order of ``modal_weight``)
+        self.graph_modalities = tuple(m for m in ("image", "text") if m in self.present_modalities)
+        self.content = FeatureTables(features, self.graph_modalities, self.hp.feat_embed_dim)
+        if len(self.graph_modalities) == 2:
+            self.modal_weight = nn.Parameter(torch.tensor([0.5, 0.5]))
+        self.original_adj = nn.ModuleDict(
+            {m: GraphOperator(knn_graph(features[m], self.hp.knn_k, weighted=True)) for m in self.graph_modalities}
+        )
         self.adj = GraphOperator(
             mean_adjacency_with_self_loops(data.train_users, data.train_items, self.n_users, self.n_items)
         )
@@ -115,15 +124,22 @@ class LATTICE(Recommender):
         """Mark the learned graph for rebuilding at the epoch's first batch."""
         self._rebuild = True
 
+    def modal_mix(self) -> dict[str, torch.Tensor | float]:
+        """Weight of each present modality's graphs: ``softmax(modal_weight)`` with two, 1 with one."""
+        if len(self.graph_modalities) == 1:
+            return {self.graph_modalities[0]: 1.0}
+        w = torch.softmax(self.modal_weight, dim=0)
+        return {"image": w[0], "text": w[1]}
+
     def learned_graph(self) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The normalised learned graph as (neighbour ids [n, 2k], weights [n, 2k]).
 
         Columns 0..k-1 are the image neighbours (weight :math:`w_0 s`), k..2k-1 the text ones
         (weight :math:`w_1 s`); a pair present in both simply appears twice (the weights add up).
+        With one modality there are k columns, weight :math:`s`.
         """
-        w = torch.softmax(self.modal_weight, dim=0)
         ids, vals = [], []
-        for weight, m in ((w[0], "image"), (w[1], "text")):
+        for m, weight in self.modal_mix().items():
             z = self.content(m)
             with torch.no_grad():
                 idx, _ = knn_indices(z, self.hp.knn_k)
@@ -138,11 +154,11 @@ class LATTICE(Recommender):
     def item_graph_embedding(self, learned: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """:math:`h = S^L e^{id}`, with :math:`S` the learned/original mixture."""
         idx, val = learned
-        w = torch.softmax(self.modal_weight, dim=0)
+        mix = self.modal_mix()
         h = self.item_embedding
         for _ in range(self.hp.n_layers):
             h_learned = (val.unsqueeze(-1) * h[idx]).sum(1)
-            h_original = w[0] * self.image_original_adj(h) + w[1] * self.text_original_adj(h)
+            h_original = functools.reduce(operator.add, (w * self.original_adj[m](h) for m, w in mix.items()))
             h = (1 - self.hp.lambda_coeff) * h_learned + self.hp.lambda_coeff * h_original
         return h
 

@@ -3,7 +3,8 @@
 A model is a :class:`~.base.Recommender` subclass with a non-empty ``family``, defined in a
 module of this package; the package is scanned once on first use. Everything else here is read
 from the classes: a model's ``modalities`` (none: feature-free), its ``requires`` (auxiliary
-graphs) and its ``Params`` (hyper-parameters, checked by :func:`validate_params`).
+graphs), its ``optional_modalities`` (those it can run without, checked by
+:func:`check_modalities`) and its ``Params`` (hyper-parameters, checked by :func:`validate_params`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,8 @@ def _classes() -> dict[str, type[Recommender]]:
 
 
 def __getattr__(name: str) -> Any:
-    """``MODELS``, ``FAMILIES``, ``FEATURE_FREE`` and ``REQUIRES``, computed from the classes."""
+    """``MODELS``, ``FAMILIES``, ``FEATURE_FREE``, ``REQUIRES`` and ``OPTIONAL_MODALITIES``, computed
+    from the classes."""
     if name == "MODELS":
         return tuple(_classes())
     if name == "FAMILIES":
@@ -75,6 +77,8 @@ def __getattr__(name: str) -> Any:
         return frozenset(n for n, cls in _classes().items() if not cls.modalities)
     if name == "REQUIRES":
         return {n: tuple(cls.requires) for n, cls in _classes().items() if cls.requires}
+    if name == "OPTIONAL_MODALITIES":
+        return {n: tuple(cls.optional_modalities) for n, cls in _classes().items() if cls.optional_modalities}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -88,6 +92,16 @@ def get_model_class(name: str) -> type[Recommender]:
     if name not in classes:
         raise InputError(f"unknown model '{name}'; known models: {', '.join(sorted(classes))}")
     return classes[name]
+
+
+def check_modalities(model: str, present: Iterable[str], where: str) -> None:
+    """Refuse a model that cannot run on the modalities ``present`` (it reads another one and does not
+    list it in ``optional_modalities``, or none of its modalities is left); ``where`` names the input."""
+    from .base import modality_problem
+
+    problem = modality_problem(get_model_class(model), present)
+    if problem:
+        raise InputError(f"{where}: {model} {problem}")
 
 
 def validate_params(model: str, params: Mapping[str, Any]) -> None:

@@ -33,6 +33,9 @@ class VBPR(Recommender):
     representations. As in the toolbox, the paper's global and visual bias terms are omitted and
     the raw features are fixed (only :math:`W, b` learn).
 
+    One slot (as MMRec with ``v_feat`` or ``t_feat`` None): :math:`f_i` is the present modality's
+    features alone; the same holds under the ``absent`` condition.
+
     Knockout: with constant (or zero) features the content half is the same vector for every item,
     so it adds a per-user constant to all scores and ranking reduces to BPR on the ID half.
 
@@ -41,11 +44,12 @@ class VBPR(Recommender):
 
     Params = VBPRParams
     family = "simple fusion"
+    optional_modalities = ("text", "image")
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__(data, features, params)
         d = self.embedding_size
-        self.register_buffer("raw_features", torch.cat([features["text"], features["image"]], dim=1).float())
+        self.register_buffer("raw_features", torch.cat([features[m] for m in self.present_modalities], dim=1).float())
         self.user_embedding, self.item_embedding = xavier_table(self.n_users, 2 * d), xavier_table(self.n_items, d)
         self.item_linear = nn.Linear(self.raw_features.shape[1], d)
         nn.init.xavier_normal_(self.item_linear.weight)

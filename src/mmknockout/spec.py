@@ -23,8 +23,8 @@ class RunSpec:
 
     dataset: str
     feature_set: str
-    text_encoder: str
-    image_encoder: str
+    text_encoder: str | None  # None: the feature set fills no text slot
+    image_encoder: str | None
     model: str
     params_id: str
     params: dict[str, Any]
@@ -52,10 +52,15 @@ class RunSpec:
         }
 
     def feature_files(self) -> dict[str, str]:
-        return {
-            "text": paths.fill(paths.TEXT_FEATURES, dataset=self.dataset, encoder=self.text_encoder),
-            "image": paths.fill(paths.IMAGE_FEATURES, dataset=self.dataset, encoder=self.image_encoder),
-        }
+        """The feature file of every slot the feature set fills (one or both)."""
+        return feature_files(self.dataset, {"text": self.text_encoder, "image": self.image_encoder})
+
+
+def feature_files(dataset: str, encoders: Mapping[str, str | None]) -> dict[str, str]:
+    """Feature file per filled slot; ``encoders`` (e.g. a feature set's config) maps a modality to its
+    encoder, None or nothing for an empty slot; other keys are ignored."""
+    pattern = {"text": paths.TEXT_FEATURES, "image": paths.IMAGE_FEATURES}
+    return {m: paths.fill(p, dataset=dataset, encoder=encoders[m]) for m, p in pattern.items() if encoders.get(m)}
 
 
 def run_spec(
@@ -77,8 +82,8 @@ def run_spec(
     return RunSpec(
         dataset=dataset,
         feature_set=feature_set,
-        text_encoder=fs["text"],
-        image_encoder=fs["image"],
+        text_encoder=fs.get("text"),
+        image_encoder=fs.get("image"),
         model=model,
         params_id=params_id,
         params=cfg.parse_params_id(model, params_id),

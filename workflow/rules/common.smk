@@ -16,7 +16,7 @@ from mmknockout.errors import InputError
 from mmknockout.io import remove_stale_temporaries
 from mmknockout.models.registry import REQUIRES, FEATURE_FREE
 from mmknockout.plan import StudyPlan
-from mmknockout.spec import run_spec
+from mmknockout.spec import feature_files, run_spec
 
 try:
     cfg.check_config_files(workflow.configfiles)  # duplicate keys, alias bombs
@@ -95,15 +95,12 @@ def raw_file_entry(wildcards):
 
 
 def feature_paths(dataset, feature_set):
-    spec = config["feature_sets"][feature_set]
-    return {
-        "text": paths.fill(paths.TEXT_FEATURES, dataset=dataset, encoder=spec["text"]),
-        "image": paths.fill(paths.IMAGE_FEATURES, dataset=dataset, encoder=spec["image"]),
-    }
+    """The feature file of each slot the feature set fills (one or both)."""
+    return feature_files(dataset, config["feature_sets"][feature_set])
 
 
 def train_inputs(wildcards):
-    """The split, the features (unless the model reads none) and the graphs the model needs."""
+    """The split, the features of the filled slots (unless the model reads none) and the graphs the model needs."""
     inputs = {"inter": paths.fill(paths.INTER, dataset=wildcards.dataset)}
     if wildcards.model not in FEATURE_FREE:
         inputs.update(feature_paths(wildcards.dataset, wildcards.feature_set))

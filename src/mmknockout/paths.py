@@ -33,9 +33,9 @@ IMAGE_MISSING = DATA + "/features/image_{encoder}_missing.txt"
 #: a JSON record next to each features file of the vl and concat encoders (encoder spec, rows, dim, ...)
 TEXT_SIDECAR = DATA + "/features/text_{encoder}.json"
 IMAGE_SIDECAR = DATA + "/features/image_{encoder}.json"
-#: any slot's features, ``{slot}`` being text or image
-SLOT_FEATURES = DATA + "/features/{slot}_{encoder}.npy"
-SLOT_SIDECAR = DATA + "/features/{slot}_{encoder}.json"
+#: a concat encoder's features and sidecar; ``{slot_encoder}`` is ``<slot>_<encoder>`` (text_dual)
+CONCAT_FEATURES = DATA + "/features/{slot_encoder}.npy"
+CONCAT_SIDECAR = DATA + "/features/{slot_encoder}.json"
 
 # models: tiny random checkpoints for the demo, and the record of a fetch of the configured ones
 MODELS = RESULTS + "/models"

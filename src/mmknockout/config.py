@@ -186,6 +186,9 @@ def _check_feature_sets(config: Mapping[str, Any]) -> None:
         for name in spec["conditions"]:
             if name not in config["conditions"]:
                 _fail(f"feature_sets.{fs}.conditions", f"unknown condition '{name}'")
+        for model in spec.get("models", ()):
+            if model not in config["models"]:
+                _fail(f"feature_sets.{fs}.models", f"'{model}' is not in models")
         for modality in (m for m in SLOTS if m in spec):
             if spec[modality] != "provided" and spec[modality] not in config["encoders"][modality]:
                 _fail(f"feature_sets.{fs}.{modality}", f"unknown {modality} encoder '{spec[modality]}'")

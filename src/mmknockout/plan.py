@@ -65,6 +65,11 @@ class StudyPlan:
         """The conditions a feature set runs (its own list, else every configured condition)."""
         return list(self.config["feature_sets"][feature_set].get("conditions") or self.config["conditions"])
 
+    def models_of(self, feature_set: str) -> list[str]:
+        """The models a feature set runs (its own list, else every configured model), in config order."""
+        chosen = self.config["feature_sets"][feature_set].get("models") or self.config["models"]
+        return [m for m in self.config["models"] if m in chosen]
+
     def grid(self, model: str) -> list[str]:
         """The params ids of a model's grid points under the config's ``grid``."""
         return [cfg.params_id(p) for p in cfg.grid_points(model, self.config["grid"])]
@@ -79,7 +84,7 @@ class StudyPlan:
             {"dataset": ds, "feature_set": fs, "model": model, "condition": cond, "seed": seed}
             for ds, spec in self.config["datasets"].items()
             for fs in spec["feature_sets"]
-            for model in self.config["models"]
+            for model in self.models_of(fs)
             for cond in self.conditions_of(fs)
             for seed in self.config["seeds"]
         ]

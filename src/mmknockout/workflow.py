@@ -45,7 +45,7 @@ STEPS: dict[str, str] = {
     "fig2_noise_vs_constant": "mmknockout.analysis.tables:build_fig2",
     "fig3_embeddings": "mmknockout.analysis.embeddings:build",
     "runtime_table": "mmknockout.analysis.runtime:runtime_step",
-    "zhang_tables": "mmknockout.analysis.zhang:tables_step",
+    "zhang_table": "mmknockout.analysis.zhang:table_step",
     "zhang_comparison": "mmknockout.analysis.zhang:comparison_step",
 }
 

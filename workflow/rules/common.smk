@@ -106,7 +106,10 @@ def vl_inputs(slot):
 
     def inputs(wildcards):
         spec = config["encoders"][slot][wildcards.encoder]
-        named = {"metadata": raw_path(wildcards.dataset, "metadata"), "item_map": paths.fill(paths.ITEM_MAP, dataset=wildcards.dataset)}
+        named = {
+            "metadata": raw_path(wildcards.dataset, "metadata"),
+            "item_map": paths.fill(paths.ITEM_MAP, dataset=wildcards.dataset),
+        }
         if reads_images(spec):
             named["images_index"] = paths.fill(paths.IMAGES_INDEX, dataset=wildcards.dataset)
         return named

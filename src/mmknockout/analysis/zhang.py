@@ -65,7 +65,9 @@ def ours_long(
     missing = [m for m in metrics if m not in knockout.columns]
     if missing:
         raise InputError(f"knockout table has no column {', '.join(missing)} (add the K to training.topk)")
-    base = knockout[(knockout["condition"] == "baseline") & (knockout["status"] == "ok") & knockout["model"].isin(models)]
+    base = knockout[
+        (knockout["condition"] == "baseline") & (knockout["status"] == "ok") & knockout["model"].isin(models)
+    ]
     rows = []
     for reading, columns in readings.items():
         for column, feature_set in columns.items():
@@ -97,7 +99,9 @@ def comparison(ours: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     merged = ours.merge(published, on=["dataset", "model", "strategy", "metric"], suffixes=("", " published"))
     merged = merged.rename(columns={"value": "ours", "value published": "published"})
     merged["abs diff"] = merged["ours"] - merged["published"]
-    merged["rel diff %"] = [fmt_change(d / p * 100) if p else "" for d, p in zip(merged["abs diff"], merged["published"], strict=True)]
+    merged["rel diff %"] = [
+        fmt_change(d / p * 100) if p else "" for d, p in zip(merged["abs diff"], merged["published"], strict=True)
+    ]
     merged = _sorted(merged)
     return _formatted(merged, ["ours", "published", "abs diff"])
 
@@ -110,14 +114,32 @@ def claim_rows(values: Mapping[str, float]) -> list[tuple[str, str, float, float
     best = max(present, key=lambda s: v[s]) if present else "Dual"
     checks = [
         ("text >> visual", "Textual vs Visual", v["Textual"], v["Visual"], v["Textual"] >= (1 + MUCH) * v["Visual"]),
-        ("Textual ~ Dual", "Dual vs Textual", v["Dual"], v["Textual"], abs(v["Dual"] - v["Textual"]) <= NEAR * v["Textual"]),
+        (
+            "Textual ~ Dual",
+            "Dual vs Textual",
+            v["Dual"],
+            v["Textual"],
+            abs(v["Dual"] - v["Textual"]) <= NEAR * v["Textual"],
+        ),
         ("Dual > Prompt#1/#2", f"Dual vs {prompt}", v["Dual"], v[prompt], v["Dual"] > v[prompt]),
         ("VLM2Vec >= Original", f"{best} vs Original", v[best], v["Original"], v[best] >= v["Original"]),
     ]
     return [(c, k, a, b, bool(ok) if np.isfinite(a) and np.isfinite(b) else None) for c, k, a, b, ok in checks]
 
 
-CLAIM_COLUMNS = ["source", "reading", "dataset", "model", "metric", "claim", "compared", "left", "right", "ratio", "supported"]
+CLAIM_COLUMNS = [
+    "source",
+    "reading",
+    "dataset",
+    "model",
+    "metric",
+    "claim",
+    "compared",
+    "left",
+    "right",
+    "ratio",
+    "supported",
+]
 
 
 def claims(ours: pd.DataFrame, published: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -184,7 +206,13 @@ def _formatted(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 
 def table_step(
-    *, knockout: str, table: str, reading: str, columns: Mapping[str, str], models: Sequence[str], metrics: Sequence[str]
+    *,
+    knockout: str,
+    table: str,
+    reading: str,
+    columns: Mapping[str, str],
+    models: Sequence[str],
+    metrics: Sequence[str],
 ) -> None:
     """Workflow step: Table 2 of the paper for one reading (``columns``: paper column -> feature set)."""
     ours = ours_long(read_knockout(knockout), {reading: columns}, models, metrics)

@@ -378,3 +378,21 @@ def test_dry_run_of_the_study_config(tmp_path):
         assert re.search(rf"^{rule}\s+{count}$", stats, re.M), rule
     fetch = snakemake(work, "-n", "fetch_models", "--configfile", "config/zhang2025.yaml")
     assert "fetch_models" in fetch.stdout
+
+
+@pytest.mark.parametrize("name", ["table", "comparison", "claims", "figure"])
+def test_captions_render(name):
+    jinja2 = pytest.importorskip("jinja2")
+    from types import SimpleNamespace
+
+    from docutils.core import publish_parts
+
+    conf = cfg.load_config(STUDY)
+    study = conf["studies"]["zhang2025"]
+    params = SimpleNamespace(reading="two_slot", columns=study["readings"]["two_slot"], **study)
+    snakemake = SimpleNamespace(config=conf, params=params, wildcards=SimpleNamespace(reading="two_slot"))
+    env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
+    source = (ROOT / "workflow" / "report" / f"zhang2025_{name}.rst").read_text()
+    rst = env.from_string(source).render(snakemake=snakemake)
+    html = publish_parts(rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 5})["body"]
+    assert "system-message" not in html and "mailto:" not in html

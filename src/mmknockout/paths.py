@@ -39,7 +39,8 @@ CONCAT_SIDECAR = DATA + "/features/{slot_encoder}.json"
 
 # models: tiny random checkpoints for the demo, and the record of a fetch of the configured ones
 MODELS = RESULTS + "/models"
-TINY_MODEL = MODELS + "/tiny/{name}"
+TINY_MODELS = MODELS + "/tiny"
+TINY_MODEL = TINY_MODELS + "/{name}"
 FETCHED_MODELS = MODELS + "/fetched.json"
 
 # training stage: one directory per (dataset, feature set, model, condition, grid point, seed)

@@ -96,7 +96,7 @@ def tiny_checkpoints_of(slot):
     def inputs(wildcards):
         spec = config["encoders"][slot][wildcards.encoder]
         names = (spec.get("model"), spec.get("adapter"))
-        return [n for n in names if n and n.startswith(paths.MODELS + "/tiny/")]
+        return [n for n in names if n and n.startswith(f"{paths.TINY_MODELS}/")]
 
     return inputs
 

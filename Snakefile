@@ -35,6 +35,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/zhang.smk"
 
 
 rule all:

@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 SCHEMA = ROOT / "config" / "schema.yaml"
+SLICES = ROOT / "config" / "slices"
+SLOTS = ("text", "image")
 METRICS = ("Recall", "NDCG", "Precision", "MAP", "HitRate")
 NAME_RULE = (
     "names start with a letter or digit, use only letters, digits, '_', '.', '+' and '-', "
@@ -105,6 +107,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA) ->
     """Check ``config`` against the schema and the cross-field rules; fill in defaults in place."""
     if not isinstance(config, dict):
         raise InputError(f"config: must be a mapping, got {type(config).__name__}")
+    apply_slices(config)
     bad = non_finite(config)
     if bad is not None:
         raise InputError(f"config field '{dotted(bad)}': NaN and infinite numbers are not allowed")
@@ -115,11 +118,13 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA) ->
         _check_models,
         _check_conditions,
         _check_datasets,
+        _check_encoders,
         _check_feature_sets,
         _check_modalities,
         _check_metrics,
         _check_figures,
         _check_sweeps,
+        _check_studies,
     ):
         check(config)
     return config
@@ -182,6 +187,9 @@ def _check_feature_sets(config: Mapping[str, Any]) -> None:
         for name in spec["conditions"]:
             if name not in config["conditions"]:
                 _fail(f"feature_sets.{fs}.conditions", f"unknown condition '{name}'")
+        for model in spec.get("models", ()):
+            if model not in config["models"]:
+                _fail(f"feature_sets.{fs}.models", f"'{model}' is not in models")
         for modality in feature_slots(spec):
             if spec[modality] != "provided" and spec[modality] not in config["encoders"][modality]:
                 _fail(f"feature_sets.{fs}.{modality}", f"unknown {modality} encoder '{spec[modality]}'")
@@ -197,7 +205,7 @@ def _check_modalities(config: Mapping[str, Any]) -> None:
     used = {fs for spec in config["datasets"].values() for fs in spec["feature_sets"]}
     for fs in sorted(used):
         slots = feature_slots(config["feature_sets"][fs])
-        for model in config["models"]:
+        for model in config["feature_sets"][fs].get("models") or config["models"]:
             check_modalities(model, slots, f"config field 'feature_sets.{fs}' (fills only {', '.join(slots)})")
             for name in config["feature_sets"][fs]["conditions"]:
                 absent = Condition.parse(name, config["conditions"][name]).absent
@@ -238,6 +246,93 @@ def _check_sweeps(config: Mapping[str, Any]) -> None:
     if sweeps["feature_set"] not in config["datasets"][sweeps["dataset"]]["feature_sets"]:
         _fail("sweeps.feature_set", f"'{sweeps['feature_set']}' is not a feature set of dataset '{sweeps['dataset']}'")
     check_sweep_names(sweeps)
+
+
+def _check_encoders(config: Mapping[str, Any]) -> None:
+    """Concat parts exist and form no cycle; input knockouts blank an input the strategy reads."""
+    encoders = config["encoders"]
+    for slot in SLOTS:
+        for name, spec in encoders.get(slot, {}).items():
+            field = f"encoders.{slot}.{name}"
+            if spec["kind"] == "concat":
+                for part in spec["parts"]:
+                    part_slot, _, part_name = part.partition("/")
+                    if part_name not in encoders.get(part_slot, {}):
+                        _fail(f"{field}.parts", f"'{part}' is not a configured {part_slot} encoder")
+            if spec["kind"] == "vlm2vec" and "input" in spec:
+                unread = {"visual": "text", "textual": "image"}.get(spec["strategy"])
+                if unread in spec["input"]:
+                    _fail(f"{field}.input.{unread}", f"strategy {spec['strategy']} does not read the {unread}")
+    for slot in SLOTS:
+        for name in encoders.get(slot, {}):
+            _concat_order(encoders, f"{slot}/{name}", ())
+
+
+def _concat_order(encoders: Mapping[str, Any], node: str, stack: tuple[str, ...]) -> None:
+    """Depth-first walk of concat parts from ``node``; a part met again on the path is a cycle."""
+    if node in stack:
+        cycle = " -> ".join(stack[stack.index(node) :] + (node,))
+        slot, _, name = stack[0].partition("/")
+        _fail(f"encoders.{slot}.{name}.parts", f"concat parts form a cycle: {cycle}")
+    slot, _, name = node.partition("/")
+    spec = encoders[slot][name]
+    for part in spec.get("parts", ()) if spec["kind"] == "concat" else ():
+        _concat_order(encoders, part, stack + (node,))
+
+
+def concat_parts(config: Mapping[str, Any], slot: str, name: str) -> list[str]:
+    """The ``<slot>/<encoder>`` parts of a concat encoder (``config`` validated)."""
+    return list(config["encoders"][slot][name]["parts"])
+
+
+def _check_studies(config: Mapping[str, Any]) -> None:
+    study = (config.get("studies") or {}).get("zhang2025")
+    if not study:
+        return
+    for model in study["models"]:
+        if model not in config["models"]:
+            _fail("studies.zhang2025.models", f"'{model}' is not in models")
+    topk = config["training"]["topk"]
+    for metric in study["metrics"]:
+        if int(metric.partition("@")[2]) not in topk:
+            _fail("studies.zhang2025.metrics", f"'{metric}' is not computed: K must be in training.topk {list(topk)}")
+    used = {fs for spec in config["datasets"].values() for fs in spec["feature_sets"]}
+    for reading, columns in study["readings"].items():
+        for column, fs in columns.items():
+            if fs not in used:
+                _fail(f"studies.zhang2025.readings.{reading}.{column}", f"'{fs}' is not a feature set of any dataset")
+
+
+def apply_slices(config: dict[str, Any], directory: str | Path = SLICES) -> dict[str, Any]:
+    """Merge ``config/slices/<name>.yaml`` for every name in ``slices`` into ``config`` (in place).
+
+    Mappings merge key by key, lists are joined (each item once, in order), a scalar set to two
+    different values is an error naming the field. Merging twice changes nothing."""
+    names = config.get("slices") or []
+    if not isinstance(names, list):
+        raise InputError("config field 'slices': must be a list of slice names")
+    for name in names:
+        path = Path(directory) / f"{name}.yaml"
+        if not isinstance(name, str) or "/" in name or not path.is_file():
+            raise InputError(f"config field 'slices': no slice file {path}")
+        piece = load_yaml(path)
+        if not isinstance(piece, dict) or "slices" in piece:
+            raise InputError(f"{path}: a slice must be a mapping without its own 'slices'")
+        _merge(config, piece, ())
+    return config
+
+
+def _merge(into: dict[str, Any], piece: Mapping[str, Any], where: tuple[str, ...]) -> None:
+    for key, value in piece.items():
+        field = dotted(where + (key,))
+        if key not in into:
+            into[key] = copy.deepcopy(value)
+        elif isinstance(into[key], dict) and isinstance(value, Mapping):
+            _merge(into[key], value, where + (key,))
+        elif isinstance(into[key], list) and isinstance(value, list):
+            into[key].extend(copy.deepcopy(v) for v in value if v not in into[key])
+        elif into[key] != value:
+            raise InputError(bounded(f"config field '{field}': a slice sets {value!r}, the config {into[key]!r}"))
 
 
 def all_conditions(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,18 @@ TEXT_FEATURES = DATA + "/features/text_{encoder}.npy"
 ITEM_TEXT = DATA + "/item_text_{encoder}.tsv"
 IMAGE_FEATURES = DATA + "/features/image_{encoder}.npy"
 IMAGE_MISSING = DATA + "/features/image_{encoder}_missing.txt"
+#: a JSON record next to each features file of the vl and concat encoders (encoder spec, rows, dim, ...)
+TEXT_SIDECAR = DATA + "/features/text_{encoder}.json"
+IMAGE_SIDECAR = DATA + "/features/image_{encoder}.json"
+#: a concat encoder's features and sidecar; ``{slot_encoder}`` is ``<slot>_<encoder>`` (text_dual)
+CONCAT_FEATURES = DATA + "/features/{slot_encoder}.npy"
+CONCAT_SIDECAR = DATA + "/features/{slot_encoder}.json"
+
+# models: tiny random checkpoints for the demo, and the record of a fetch of the configured ones
+MODELS = RESULTS + "/models"
+TINY_MODELS = MODELS + "/tiny"
+TINY_MODEL = TINY_MODELS + "/{name}"
+FETCHED_MODELS = MODELS + "/fetched.json"
 
 # training stage: one directory per (dataset, feature set, model, condition, grid point, seed)
 RUN_KEY = "{dataset}/{feature_set}/{model}/{condition}/{params}/seed{seed}"
@@ -62,6 +74,13 @@ EMBEDDING_STATS = TABLES + "/embedding_stats_{dataset}_{feature_set}.csv"
 SWEEP_TABLE = TABLES + "/vbpr_sweeps.csv"
 FIG4 = FIGURES + "/fig4_vbpr_sweeps.png"
 RUNTIME = TABLES + "/runtime.csv"
+
+# Zhang (2025), VLM2Vec feature strategies: Table 2 per reading, next to the published one
+ZHANG_REFERENCE = REFERENCE + "/zhang2025_table2.csv"
+ZHANG_TABLE = TABLES + "/zhang2025/table2_{reading}.csv"
+ZHANG_COMPARISON = TABLES + "/zhang2025/ours_vs_published.csv"
+ZHANG_CLAIMS = TABLES + "/zhang2025/claims.csv"
+ZHANG_FIGURE = FIGURES + "/zhang2025_ours_vs_published.png"
 
 # per-step records
 LOGS = "logs"

@@ -27,7 +27,8 @@ class StudyPlan:
       feature set, Tables 4-9, or a further feature set such as ``vit``, Table 10);
     * ``embeddings``: (dataset, feature set) pairs for Fig. 3, two-slot feature sets only (none if every
       model is feature-free);
-    * ``sweeps``: the VBPR case-study runs.
+    * ``sweeps``: the VBPR case-study runs;
+    * ``zhang``: the ``studies.zhang2025`` settings (Zhang 2025, Table 2), or None.
     """
 
     def __init__(self, config: Mapping[str, Any], reference_index: str | Path = paths.REFERENCE_INDEX) -> None:
@@ -53,6 +54,8 @@ class StudyPlan:
         self.embeddings = (
             [(ds, fs) for ds, fss in self.feature_sets.items() for fs in fss if fs in both] if features_used else []
         )
+        #: Zhang (2025): the study's settings, or None when the config has no ``studies.zhang2025``
+        self.zhang = (config.get("studies") or {}).get("zhang2025")
         self.sweeps: list[SweepRun] = sweep_runs(config.get("sweeps") or {})
         #: the conditions of the knockout figure: ``figures.conditions``, by default every condition
         self.figure_conditions = list(config["figures"].get("conditions") or config["conditions"])
@@ -61,6 +64,11 @@ class StudyPlan:
     def conditions_of(self, feature_set: str) -> list[str]:
         """The conditions a feature set runs (its own list, else every configured condition)."""
         return list(self.config["feature_sets"][feature_set].get("conditions") or self.config["conditions"])
+
+    def models_of(self, feature_set: str) -> list[str]:
+        """The models a feature set runs (its own list, else every configured model), in config order."""
+        chosen = self.config["feature_sets"][feature_set].get("models") or self.config["models"]
+        return [m for m in self.config["models"] if m in chosen]
 
     def grid(self, model: str) -> list[str]:
         """The params ids of a model's grid points under the config's ``grid``."""
@@ -76,7 +84,7 @@ class StudyPlan:
             {"dataset": ds, "feature_set": fs, "model": model, "condition": cond, "seed": seed}
             for ds, spec in self.config["datasets"].items()
             for fs in spec["feature_sets"]
-            for model in self.config["models"]
+            for model in self.models_of(fs)
             for cond in self.conditions_of(fs)
             for seed in self.config["seeds"]
         ]
@@ -114,6 +122,15 @@ class StudyPlan:
     def published_tables(self) -> list[str]:
         return [paths.fill(paths.REFERENCE_TABLE, table=t, name=self.appendix[t]) for t in sorted(self.appendix)]
 
+    def zhang_readings(self) -> list[str]:
+        """The readings of Zhang (2025) the config defines (one table each)."""
+        return list(self.zhang["readings"]) if self.zhang else []
+
+    def zhang_targets(self) -> list[str]:
+        """Zhang (2025): Table 2 per reading, ours vs published with the claims, and the figure."""
+        tables = [paths.fill(paths.ZHANG_TABLE, reading=r) for r in self.zhang_readings()]
+        return tables + [paths.ZHANG_COMPARISON, paths.ZHANG_CLAIMS, paths.ZHANG_FIGURE]
+
     def targets(self) -> list[str]:
         """Every final output of the config, in a stable order."""
         out = [paths.KNOCKOUT_TABLE, paths.KNOCKOUT_FIGURE]
@@ -135,6 +152,8 @@ class StudyPlan:
         out += [paths.fill(paths.FIG1, dataset=ds) for ds in self.feature_sets]
         for csv, tex in zip(self.appendix_tables("csv"), self.appendix_tables("tex"), strict=True):
             out += [csv, tex]
+        if self.zhang:
+            out += self.zhang_targets()
         for ds, fs in self.embeddings:
             out += [
                 paths.fill(paths.FIG3, dataset=ds, feature_set=fs),

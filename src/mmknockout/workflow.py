@@ -29,6 +29,11 @@ STEPS: dict[str, str] = {
     "image_features_upstream": "mmknockout.features.image:image_features",
     "download_images": "mmknockout.data.images:download_step",
     "image_features_encoder": "mmknockout.features.vision:vision_features",
+    "vl_text_features": "mmknockout.features.vl:encode_step",
+    "vl_image_features": "mmknockout.features.vl:encode_step",
+    "concat_features": "mmknockout.features.concat:concat_step",
+    "tiny_models": "mmknockout.features.tiny_step:tiny_models_step",
+    "fetch_models": "mmknockout.features.hub:fetch_models_step",
     "train": "mmknockout.run:train_step",
     "select_params": "mmknockout.analysis.selection:select_step",
     "aggregate": "mmknockout.analysis.aggregate:aggregate_step",
@@ -41,6 +46,8 @@ STEPS: dict[str, str] = {
     "fig2_noise_vs_constant": "mmknockout.analysis.tables:build_fig2",
     "fig3_embeddings": "mmknockout.analysis.embeddings:build",
     "runtime_table": "mmknockout.analysis.runtime:runtime_step",
+    "zhang_table": "mmknockout.analysis.zhang:table_step",
+    "zhang_comparison": "mmknockout.analysis.zhang:comparison_step",
 }
 
 

@@ -75,6 +75,63 @@ def image_encoder(wildcards):
     return config["encoders"]["image"][wildcards.encoder]
 
 
+VL_KINDS = ("clip", "vlm2vec", "lvlm")
+
+
+def encoders_of(slot, kinds):
+    """The names of the ``slot`` encoders of the given kinds."""
+    return [e for e, s in config["encoders"][slot].items() if s["kind"] in kinds]
+
+
+def reads_images(spec):
+    """Whether a vision-language encoder reads the item images (then download_images runs first)."""
+    if spec["kind"] == "clip":
+        return spec["tower"] == "image"
+    return spec["kind"] == "lvlm" or spec.get("strategy") != "textual"
+
+
+def tiny_checkpoints_of(slot):
+    """Input function: the tiny demo models an encoder loads (built by rule tiny_models), unnamed."""
+
+    def inputs(wildcards):
+        spec = config["encoders"][slot][wildcards.encoder]
+        names = (spec.get("model"), spec.get("adapter"))
+        return [n for n in names if n and n.startswith(f"{paths.TINY_MODELS}/")]
+
+    return inputs
+
+
+def vl_inputs(slot):
+    """Input function of vl_<slot>_features: the item records, the images if read, tiny models."""
+
+    def inputs(wildcards):
+        spec = config["encoders"][slot][wildcards.encoder]
+        named = {
+            "metadata": raw_path(wildcards.dataset, "metadata"),
+            "item_map": paths.fill(paths.ITEM_MAP, dataset=wildcards.dataset),
+        }
+        if reads_images(spec):
+            named["images_index"] = paths.fill(paths.IMAGES_INDEX, dataset=wildcards.dataset)
+        return named
+
+    return inputs
+
+
+CONCAT = {
+    f"{slot}_{name}": (slot, name) for slot in ("text", "image") for name in encoders_of(slot, ["concat"])
+}  # "<slot>_<encoder>" (a path part) -> slot and concat encoder
+
+
+def concat_inputs(wildcards):
+    """The parts' feature files of a concat encoder, in its order."""
+    slot, name = CONCAT[wildcards.slot_encoder]
+    pattern = {"text": paths.TEXT_FEATURES, "image": paths.IMAGE_FEATURES}
+    return [
+        paths.fill(pattern[part_slot], dataset=wildcards.dataset, encoder=part)
+        for part_slot, _, part in (p.partition("/") for p in cfg.concat_parts(config, slot, name))
+    ]
+
+
 def raw_entry(dataset, role):
     files = REGISTRY[dataset]["files"]
     if role not in files:

@@ -56,11 +56,6 @@ def test_plan_declares_the_per_user_files_of_every_grid_point():
     assert all(p.endswith("/per_user.npz") for p in per_user)
 
 
-def test_report_rules_have_no_functions():  # `snakemake --lint`: no rules and functions in one file
-    text = RULES.read_text()
-    assert not re.search("def .+?:", text)
-
-
 class _Params(SimpleNamespace):
     def __getattr__(self, name):  # any other param renders as a placeholder
         return "x"

@@ -198,12 +198,6 @@ def neighbour_graph_adjacency(
     return sparse_from_edges(rows, cols, vals, (n, n))
 
 
-def sparse_dropout_edges(adj: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Sub-graph of ``adj`` keeping the edges where the boolean mask ``keep`` is true."""
-    rows, cols = adj.indices()
-    return sparse_from_edges(rows[keep], cols[keep], adj.values()[keep], tuple(adj.shape))
-
-
 def bipartite_blocks(adj: torch.Tensor, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The user x item and item x user blocks of a (U+I) x (U+I) user-item adjacency (users
     first), as sparse U x I and I x U matrices; the user-user and item-item blocks are zero."""

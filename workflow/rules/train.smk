@@ -1,5 +1,6 @@
 """One training job per (dataset, feature set, model, condition, grid point, seed); selection."""
 
+
 rule train:
     input:
         unpack(train_inputs),

@@ -289,7 +289,7 @@ def test_comparison_and_claims(tmp_path):
     assert published.loc["Dual > Prompt#1/#2", "compared"] == "Dual vs Prompt#1"
     assert published.loc["VLM2Vec >= Original", "compared"] == "Textual vs Original"
     two = claims[(claims["source"] == "ours") & (claims["reading"] == "two_slot")]
-    assert (two["supported"] == "").all()  # only Dual ran: nothing to compare
+    assert (two["supported"] == "not run").all()  # only Dual ran: nothing to compare
     assert out["figure.png"].stat().st_size > 0
 
 

@@ -152,7 +152,7 @@ def claims(ours: pd.DataFrame, published: pd.DataFrame, metric: str) -> pd.DataF
             values = dict(zip(group["strategy"], group["value"], strict=True))
             for claim, compared, left, right, ok in claim_rows(values):
                 ratio = left / right if np.isfinite(left) and np.isfinite(right) and right else np.nan
-                verdict = "" if ok is None else ("supported" if ok else "not supported")
+                verdict = "not run" if ok is None else ("supported" if ok else "not supported")
                 rows.append([source, reading, dataset, model, metric, claim, compared, left, right, ratio, verdict])
     out = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
     return _formatted(out, ["left", "right", "ratio"])

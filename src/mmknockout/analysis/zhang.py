@@ -185,6 +185,7 @@ def figure(ours: pd.DataFrame, published: pd.DataFrame, metric: str, path: str |
         axes[0, 0].set_title("no baseline runs of the configured strategies")
         axes[0, 0].axis("off")
     fig.suptitle(f"Zhang (2025) Table 2: ours vs published, {metric}")
+    fig.tight_layout()
     save(fig, path)
 
 

@@ -180,7 +180,8 @@ def figure(ours: pd.DataFrame, published: pd.DataFrame, metric: str, path: str |
         if published[(published["dataset"] == dataset) & (published["model"] == model)].empty:
             title += " (not in the paper: no published bars)"
         ax.set_title(title)
-        ax.legend(fontsize=7, ncols=len(series))
+        ax.set_ylim(0, 1.3 * max(ax.get_ylim()[1], 1e-9))  # room for the legend above the bars
+        ax.legend(fontsize=7, ncols=len(series), loc="upper left")
     if not panels:
         axes[0, 0].set_title("no baseline runs of the configured strategies")
         axes[0, 0].axis("off")

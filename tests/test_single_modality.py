@@ -142,6 +142,7 @@ def test_absent_parses_and_drops_the_modality_leaving_the_input_untouched():
 
 def demo_config(models: list[str], feature_sets: dict | None = None, conditions: dict | None = None) -> dict:
     conf = copy.deepcopy(cfg.load_yaml("config/config.yaml"))
+    conf["slices"] = []  # the base demo, without the related studies' slices
     conf["models"] = models
     if feature_sets is not None:
         conf["feature_sets"] = copy.deepcopy(feature_sets)

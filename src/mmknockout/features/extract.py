@@ -20,13 +20,15 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..io import write_npy, write_text
-from .vl import Item, ItemEncoder
+
+if TYPE_CHECKING:  # the interface's types; vl.encode_step imports this module
+    from .vl import Item, ItemEncoder
 
 DEFAULT_CHUNK_SIZE = 256
 

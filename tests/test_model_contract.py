@@ -143,9 +143,16 @@ def test_declares_family_and_documented_params(name):
 
 
 def test_registry_reads_the_classes():
-    assert MODELS == STUDY_ORDER
+    # the base study's models in its order, then every further model by name
+    assert MODELS[: len(STUDY_ORDER)] == STUDY_ORDER
+    assert list(MODELS[len(STUDY_ORDER) :]) == sorted(MODELS[len(STUDY_ORDER) :]) and "VIRAL" in MODELS
     assert FEATURE_FREE == {"BPR", "LightGCN"}
-    assert REQUIRES == {"DualGNN": ("user_graph",), "DRAGON": ("user_graph",), "DAMRS": ("item_graph",)}
+    assert REQUIRES == {
+        "DualGNN": ("user_graph",),
+        "DRAGON": ("user_graph",),
+        "DAMRS": ("item_graph",),
+        "VIRAL": ("user_graph",),
+    }
     both = ("text", "image")
     assert OPTIONAL_MODALITIES == {m: both for m in ("VBPR", "BM3", "LATTICE", "FREEDOM", "DRAGON")}
     assert {FAMILIES[m] for m in MODELS} == {

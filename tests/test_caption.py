@@ -198,3 +198,41 @@ def test_config_schema_and_checks():
         cfg.validate_config(config_with({**spec, "prompt": "caption", "input": {"text": "empty"}}))
     with pytest.raises(InputError):
         cfg.validate_config(config_with({**spec, "prompt": "cot"}))
+
+
+@pytest.fixture(scope="module")
+def llava_dir(tmp_path_factory):
+    from mmknockout.features.tiny_llava import tiny_llava
+
+    return tiny_llava(tmp_path_factory.mktemp("llava") / "model")
+
+
+def test_llava_captions_follow_its_chat_format_and_are_batch_invariant(llava_dir, items):
+    from transformers import AutoTokenizer, CLIPImageProcessorPil, LlavaForConditionalGeneration
+
+    enc = CaptionEncoder({"model": str(llava_dir), "prompt": "caption", "max_new_tokens": STEPS}, "cpu")
+    assert enc.model_input(items[0]) == "USER: <image>\nDescribe the image concisely. ASSISTANT:"
+    assert enc.describe()["family"] == "LLaVA" and enc.describe()["generation"]["banned_tokens"] == ["<image>"]
+    viral_batch = encoder(llava_dir, batch_size=3)  # titles of different lengths: left padding in one batch
+    matrix = viral_batch.encode(items)
+    single = encoder(llava_dir, batch_size=1)
+    np.testing.assert_allclose(single.encode(items), matrix, atol=1e-5)
+    assert single.last_texts == viral_batch.last_texts and len(set(single.last_texts)) > 1
+    np.testing.assert_allclose(matrix, minilm(single.last_texts, show_progress=False), atol=1e-5)
+
+    model = LlavaForConditionalGeneration.from_pretrained(llava_dir).eval()
+    tokenizer, processor = AutoTokenizer.from_pretrained(llava_dir), CLIPImageProcessorPil.from_pretrained(llava_dir)
+    pixels = processor(images=[load_image(items[0].image)], return_tensors="pt")["pixel_values"]
+    assert pixels.shape[-2:] == (28, 28)  # 2 x 2 patches of 14 px: 4 image tokens (CLS dropped)
+    ids = torch.tensor([tokenizer(viral_batch.model_input(items[0]).replace("<image>", "<image>" * 4))["input_ids"]])
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids,
+            pixel_values=pixels,
+            max_new_tokens=STEPS,
+            do_sample=False,
+            bad_words_ids=[[tokenizer.convert_tokens_to_ids("<image>")]],
+        )
+    new = out[0, ids.shape[1] :].tolist()
+    new = new[: new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
+    assert viral_batch.last_texts[0] == tokenizer.decode(new, skip_special_tokens=True).strip()

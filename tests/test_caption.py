@@ -74,7 +74,7 @@ def test_prompts_with_the_title_substituted(qwen_dir, viral, items, kind):
     )
     assert facts["title_guided"] == (kind == "viral") and facts["family"] == "Qwen2.5-VL"
     assert facts["text_encoder"] == "all-MiniLM-L6-v2" and facts["generation"]["max_new_tokens"] == STEPS
-    assert facts["generation"]["do_sample"] is False
+    assert facts["generation"]["do_sample"] is False and facts["text_max_seq_length"] == 256
     if kind == "viral":
         assert "{title}" in PROMPTS[kind] and enc.prompt(items[1]) != enc.prompt(items[0])
     else:  # the title is nowhere in the input

@@ -212,14 +212,20 @@ class CaptionEncoder:
 
     def encode(self, items: Sequence) -> np.ndarray:
         """float32 [len(items), dim] sentence embeddings of the descriptions (in :attr:`last_texts`)."""
-        from .text import encode, load_encoder
+        from .text import encode
 
         texts = self.describe_items(items)
-        if self._sentence is None:
-            self._sentence = load_encoder(self.text_encoder, device=self.device)
-        matrix = encode(texts, model_name=self.text_encoder, model=self._sentence, show_progress=False)
+        matrix = encode(texts, model_name=self.text_encoder, model=self.sentence_model(), show_progress=False)
         self.last_texts = texts
         return matrix
+
+    def sentence_model(self):
+        """The sentence-transformers model :attr:`text_encoder`, loaded once."""
+        if self._sentence is None:
+            from .text import load_encoder
+
+            self._sentence = load_encoder(self.text_encoder, device=self.device)
+        return self._sentence
 
     def describe(self) -> dict[str, Any]:
         """Sidecar facts: checkpoint, family, prompt kind and template, chat input, generation, text encoder."""
@@ -238,9 +244,13 @@ class CaptionEncoder:
                 "max_new_tokens": self.max_new_tokens,
                 "padding_side": "left",
                 "banned_tokens": list(self.vlm.banned),
+                "eos_token_ids": eos_ids(self.vlm),
+                # the checkpoint's own generation config still applies, e.g. Qwen2.5-VL-Instruct's 1.05
+                "repetition_penalty": getattr(self.vlm.model.generation_config, "repetition_penalty", None),
             },
             "dtype": self.dtype,
             "batch_size": self.batch_size,
             "text_encoder": self.text_encoder,
+            "text_max_seq_length": self.sentence_model().max_seq_length,
             "pooling": "sentence-transformers embedding of the generated description",
         }

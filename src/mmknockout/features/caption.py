@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import InputError
 from .vlm2vec import DTYPES, IMAGE_TOKEN, load_image, load_qwen2_vl, qwen_batch, spec_choice, spec_int
@@ -54,6 +55,7 @@ TITLE_FIELD = "{title}"
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 FAMILIES = {"qwen2_5_vl": "Qwen2.5-VL", "qwen2_vl": "Qwen2-VL", "llava": "LLaVA"}
 #: Qwen's vision placeholders: never generated, and cut from titles (they would be read as image slots).
+LLAVA_IMAGE_TOKEN = "<image>"
 QWEN_VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
 
 
@@ -99,8 +101,6 @@ def load_vlm(spec: Mapping[str, Any], device: str) -> Vlm:
         raise InputError("spec.model is required (a Qwen2.5-VL, Qwen2-VL or LLaVA checkpoint directory or name)")
     family = model_type(str(name), spec.get("revision"))
     if family == "llava":
-        from .tiny_llava import load_llava
-
         return load_llava(spec, device)
     from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration
 
@@ -114,6 +114,48 @@ def load_vlm(spec: Mapping[str, Any], device: str) -> Vlm:
         banned=QWEN_VISION_TOKENS,
         batch=lambda texts, images: qwen_batch(qwen, texts, images, "left"),
     )
+
+
+def load_llava(spec: Mapping[str, Any], device: str):
+    """The LLaVA checkpoint ``spec.model`` (``spec.revision``, ``spec.dtype``) with CLIP's PIL image processor."""
+    from transformers import AutoTokenizer, CLIPImageProcessorPil, LlavaForConditionalGeneration
+
+    name, revision = spec["model"], spec.get("revision")
+    dtype = DTYPES[spec_choice(spec, "dtype", tuple(DTYPES), "float32")]
+    try:
+        model = LlavaForConditionalGeneration.from_pretrained(name, revision=revision, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
+        image_processor = CLIPImageProcessorPil.from_pretrained(name, revision=revision)
+    except (OSError, ValueError) as err:
+        raise InputError(f"spec.model {name!r}: cannot load a LLaVA checkpoint ({err})") from err
+    model = model.to(device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.unk_token
+    return Vlm(
+        family="llava",
+        model=model,
+        tokenizer=tokenizer,
+        image_token=LLAVA_IMAGE_TOKEN,
+        banned=(LLAVA_IMAGE_TOKEN,),
+        batch=lambda texts, images: llava_batch(model, tokenizer, image_processor, texts, images, device),
+    )
+
+
+def image_token_count(model, pixel_values: torch.Tensor) -> int:
+    """Placeholder tokens per image: one per patch, plus CLS unless the strategy (``default``) drops it."""
+    patch = model.config.vision_config.patch_size
+    count = (pixel_values.shape[-2] // patch) * (pixel_values.shape[-1] // patch)
+    return count + (0 if model.config.vision_feature_select_strategy == "default" else 1)
+
+
+def llava_batch(model, tokenizer, image_processor, texts: Sequence[str], images: Sequence[Image.Image], device: str):
+    """Left-padded LLaVA inputs; each text's one :data:`LLAVA_IMAGE_TOKEN` is expanded to the image's token count."""
+    pixels = image_processor(images=list(images), return_tensors="pt")
+    count = image_token_count(model, pixels["pixel_values"])
+    texts = [text.replace(LLAVA_IMAGE_TOKEN, LLAVA_IMAGE_TOKEN * count) for text in texts]
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
+    inputs = {**encoded, "pixel_values": pixels["pixel_values"].to(model.dtype)}
+    return {key: value.to(device) for key, value in inputs.items()}
 
 
 def eos_ids(vlm: Vlm) -> list[int]:

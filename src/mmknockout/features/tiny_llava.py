@@ -1,22 +1,17 @@
-"""LLaVA(-1.5) loading and batching for the caption encoder, and a tiny random LLaVA built offline.
+"""A tiny random LLaVA(-1.5) checkpoint (model, tokenizer, CLIP PIL image processor) built offline.
 
-LLaVA-1.5 (``llava-hf/llava-1.5-7b-hf``): CLIP ViT-L/14-336 vision tower, an MLP projector and a
-LLaMA/Vicuna text model; the image is one ``<image>`` placeholder in the prompt, expanded to one token
-per vision patch (the CLS token dropped under ``vision_feature_select_strategy: default``). The image
-processor is CLIP's PIL one (``CLIPImageProcessorPil``: no torchvision). The tiny model (CLIP tower of
-2 layers on 28 px images, i.e. 4 image tokens, LLaMA of width 32) loads through the same
-``from_pretrained(directory)`` calls; its outputs are meaningless but deterministic (seeded).
+As LLaVA-1.5 (``llava-hf/llava-1.5-7b-hf``): a CLIP vision tower, an MLP projector and a LLaMA text
+model; one ``<image>`` placeholder per prompt, LLaVA-1.5's "USER: <image>\n... ASSISTANT:" chat format.
+Here the tower has 2 layers on 28 px images (4 image tokens) and LLaMA width 32. The saved directory
+loads through the same ``from_pretrained(directory)`` calls as the real checkpoint
+(:func:`mmknockout.features.caption.load_llava`); its outputs are meaningless but deterministic (seeded).
 """
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
-from PIL import Image
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
-    AutoTokenizer,
     CLIPImageProcessorPil,
     CLIPVisionConfig,
     LlamaConfig,
@@ -25,9 +20,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from ..errors import InputError
 from .tiny_qwen import CORPUS, INIT_STD
-from .vlm2vec import DTYPES, spec_choice
 
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN)
@@ -40,48 +33,6 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
 )
 IMAGE_SIZE = 28
-
-
-def load_llava(spec: Mapping[str, Any], device: str):
-    """The LLaVA checkpoint ``spec.model`` as a :class:`mmknockout.features.caption.Vlm`."""
-    from .caption import Vlm
-
-    name, revision = spec["model"], spec.get("revision")
-    dtype = DTYPES[spec_choice(spec, "dtype", tuple(DTYPES), "float32")]
-    try:
-        model = LlavaForConditionalGeneration.from_pretrained(name, revision=revision, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
-        image_processor = CLIPImageProcessorPil.from_pretrained(name, revision=revision)
-    except (OSError, ValueError) as err:
-        raise InputError(f"spec.model {name!r}: cannot load a LLaVA checkpoint ({err})") from err
-    model = model.to(device).eval()
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.unk_token
-    return Vlm(
-        family="llava",
-        model=model,
-        tokenizer=tokenizer,
-        image_token=IMAGE_TOKEN,
-        banned=(IMAGE_TOKEN,),
-        batch=lambda texts, images: llava_batch(model, tokenizer, image_processor, texts, images, device),
-    )
-
-
-def image_token_count(model: LlavaForConditionalGeneration, pixel_values: torch.Tensor) -> int:
-    """Placeholder tokens per image: one per patch, plus CLS unless the strategy (``default``) drops it."""
-    patch = model.config.vision_config.patch_size
-    count = (pixel_values.shape[-2] // patch) * (pixel_values.shape[-1] // patch)
-    return count + (0 if model.config.vision_feature_select_strategy == "default" else 1)
-
-
-def llava_batch(model, tokenizer, image_processor, texts: Sequence[str], images: Sequence[Image.Image], device: str):
-    """Left-padded model inputs; each text's one :data:`IMAGE_TOKEN` is expanded to the image's token count."""
-    pixels = image_processor(images=list(images), return_tensors="pt")
-    count = image_token_count(model, pixels["pixel_values"])
-    texts = [text.replace(IMAGE_TOKEN, IMAGE_TOKEN * count) for text in texts]
-    encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
-    inputs = {**encoded, "pixel_values": pixels["pixel_values"].to(model.dtype)}
-    return {key: value.to(device) for key, value in inputs.items()}
 
 
 def tiny_llava_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:

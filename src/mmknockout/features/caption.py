@@ -45,8 +45,8 @@ VIRAL_NOTITLE_PROMPT = (
     "Third, infer what it is used for and who would use it. "
     "Finally, write a short description of the product that combines these observations."
 )
-# A generic caption; the base study does not state its LLaVA prompt. This is the first of LLaVA's own
-# brief-description instructions (Liu et al. 2023, LLaVA-Instruct), not the base study's verbatim prompt.
+# A generic caption. NOT the base study's prompt: its text does not say how the Table 11 captions were
+# prompted. This is one of LLaVA's own brief-description instructions (Liu et al. 2023, LLaVA-Instruct).
 CAPTION_PROMPT = "Describe the image concisely."
 PROMPTS = {"viral": VIRAL_PROMPT, "viral_notitle": VIRAL_NOTITLE_PROMPT, "caption": CAPTION_PROMPT}
 #: Prompt kinds whose template reads the item title.

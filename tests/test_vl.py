@@ -102,6 +102,7 @@ def test_kinds_and_unknown_kind():
         "clip": "mmknockout.features.clip:ClipEncoder",
         "vlm2vec": "mmknockout.features.vlm2vec:Vlm2VecEncoder",
         "lvlm": "mmknockout.features.lvlm:LvlmEncoder",
+        "vlm_caption": "mmknockout.features.caption:CaptionEncoder",
     }
     with pytest.raises(InputError, match="encoder kind 'resnet' is not one of"):
         build_encoder({"kind": "resnet"}, "cpu")

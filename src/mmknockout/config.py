@@ -263,6 +263,8 @@ def _check_encoders(config: Mapping[str, Any]) -> None:
                 unread = {"visual": "text", "textual": "image"}.get(spec["strategy"])
                 if unread in spec["input"]:
                     _fail(f"{field}.input.{unread}", f"strategy {spec['strategy']} does not read the {unread}")
+            if spec["kind"] == "vlm_caption" and "text" in spec.get("input", {}) and spec["prompt"] != "viral":
+                _fail(f"{field}.input.text", f"prompt {spec['prompt']} does not read the item text (no title)")
     for slot in SLOTS:
         for name in encoders.get(slot, {}):
             _concat_order(encoders, f"{slot}/{name}", ())

@@ -10,6 +10,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
     Qwen2VLImageProcessorPil,
@@ -151,3 +153,58 @@ def tiny_lora(base_dir: Path, directory: Path, seed: int = 0) -> Path:
                 param.copy_(0.5 * torch.randn(param.shape, generator=generator))
     peft_model.save_pretrained(directory)
     return Path(directory)
+
+
+def tiny_qwen2_5_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
+    """The text model of :func:`tiny_config` with a Qwen2.5-VL vision tower (1 block, full attention)."""
+    base = tiny_config(tokenizer)
+    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+    text = {key: getattr(base.text_config, key) for key in keys}
+    text.update(
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        initializer_range=INIT_STD,
+        rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0},
+        bos_token_id=base.text_config.bos_token_id,
+        eos_token_id=base.text_config.eos_token_id,
+        pad_token_id=base.text_config.pad_token_id,
+    )
+    vision = {
+        "depth": 1,
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_heads": 2,
+        "out_hidden_size": 32,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 56,
+        "fullatt_block_indexes": [0],
+        "initializer_range": INIT_STD,
+    }
+    return Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=base.image_token_id,
+        video_token_id=base.video_token_id,
+        vision_start_token_id=base.vision_start_token_id,
+        vision_end_token_id=base.vision_end_token_id,
+        initializer_range=INIT_STD,
+    )
+
+
+def tiny_qwen2_5_vl(directory: Path, seed: int = 0) -> Path:
+    """As :func:`tiny_qwen2_vl`, a tiny random Qwen2.5-VL (``Qwen2_5_VLForConditionalGeneration``).
+
+    Qwen2.5-VL checkpoints use Qwen2-VL's image processor, so the same PIL processor is saved.
+    """
+    directory = Path(directory)
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(tiny_qwen2_5_config(tokenizer)).eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    tiny_image_processor().save_pretrained(directory)
+    return directory

@@ -27,6 +27,7 @@ KINDS: dict[str, str] = {
     "clip": "mmknockout.features.clip:ClipEncoder",
     "vlm2vec": "mmknockout.features.vlm2vec:Vlm2VecEncoder",
     "lvlm": "mmknockout.features.lvlm:LvlmEncoder",
+    "vlm_caption": "mmknockout.features.caption:CaptionEncoder",
 }
 """Encoder kind -> ``"module:factory"``; ``factory(spec: Mapping, device: str) -> ItemEncoder``."""
 

@@ -46,7 +46,7 @@ POOLING = "last layer hidden state (after the final norm) at the last non-pad to
 class Qwen2VL:
     """A loaded Qwen2-VL: model in eval mode, tokenizer and PIL image processor."""
 
-    model: Qwen2VLForConditionalGeneration
+    model: Any  # Qwen2VLForConditionalGeneration or Qwen2_5_VLForConditionalGeneration
     tokenizer: Any
     image_processor: Qwen2VLImageProcessorPil
     device: str
@@ -80,19 +80,24 @@ def merge_adapter(model: Qwen2VLForConditionalGeneration, adapter: str) -> Qwen2
         raise InputError(f"spec.adapter {adapter!r}: cannot load a LoRA adapter ({err})") from err
 
 
-def load_qwen2_vl(spec: Mapping[str, Any], device: str) -> Qwen2VL:
-    """Load ``spec.model`` (``spec.revision``, ``spec.dtype``), merging ``spec.adapter`` when given."""
+def load_qwen2_vl(spec: Mapping[str, Any], device: str, model_class: type = Qwen2VLForConditionalGeneration) -> Qwen2VL:
+    """Load ``spec.model`` (``spec.revision``, ``spec.dtype``), merging ``spec.adapter`` when given.
+
+    ``model_class``: the model's class; Qwen2.5-VL (``Qwen2_5_VLForConditionalGeneration``) shares
+    Qwen2-VL's tokenizer, image processor and input layout.
+    """
+    family = "Qwen2-VL" if model_class is Qwen2VLForConditionalGeneration else model_class.__name__
     name = spec.get("model")
     if not name:
-        raise InputError("spec.model is required (a Qwen2-VL checkpoint directory or name)")
+        raise InputError(f"spec.model is required (a {family} checkpoint directory or name)")
     dtype = DTYPES[spec_choice(spec, "dtype", tuple(DTYPES), "float32")]
     revision = spec.get("revision")
     try:
-        model = Qwen2VLForConditionalGeneration.from_pretrained(name, revision=revision, dtype=dtype)
+        model = model_class.from_pretrained(name, revision=revision, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
         image_processor = Qwen2VLImageProcessorPil.from_pretrained(name, revision=revision)
     except (OSError, ValueError) as err:
-        raise InputError(f"spec.model {name!r}: cannot load a Qwen2-VL checkpoint ({err})") from err
+        raise InputError(f"spec.model {name!r}: cannot load a {family} checkpoint ({err})") from err
     if spec.get("adapter"):
         model = merge_adapter(model, str(spec["adapter"]))
     return Qwen2VL(model.to(device).eval(), tokenizer, image_processor, device)

@@ -75,7 +75,7 @@ def image_encoder(wildcards):
     return config["encoders"]["image"][wildcards.encoder]
 
 
-VL_KINDS = ("clip", "vlm2vec", "lvlm")
+VL_KINDS = ("clip", "vlm2vec", "lvlm", "vlm_caption")
 
 
 def encoders_of(slot, kinds):

@@ -1,7 +1,7 @@
 """The tiny random checkpoints the demo's vision-language encoders load (meaningless features).
 
 ``results/models/tiny/<name>`` is built by the builder :data:`TINY` names, so the demo runs the real
-``from_pretrained`` code paths of the CLIP and VLM2Vec encoders without any download.
+``from_pretrained`` code paths of the CLIP, VLM2Vec, LVLM and captioning encoders without any download.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ TINY: dict[str, tuple[str, str | None]] = {
     "clip": ("mmknockout.features.tiny:tiny_clip", None),
     "qwen2-vl": ("mmknockout.features.tiny_qwen:tiny_qwen2_vl", None),
     "qwen2-vl-lora": ("mmknockout.features.tiny_qwen:tiny_lora", "qwen2-vl"),
+    "qwen2.5-vl": ("mmknockout.features.tiny_qwen:tiny_qwen2_5_vl", None),
+    "llava": ("mmknockout.features.tiny_llava:tiny_llava", None),
 }
 
 

@@ -29,13 +29,15 @@ def test_plan_for_the_paper_config():
         8: "dual-ones",
         9: "dual-zeros",
         10: "vit",
+        11: "llava",
     }
-    assert plan.feature_sets["baby"] == ["default", "vit", "resnet"]
+    assert plan.feature_sets["baby"] == ["default", "vit", "resnet", "llava"]
     targets = plan.targets()
     assert (
         "results/tables/appendix/table10_vit.csv" in targets and "results/figures/fig1_knockout_sports.png" in targets
     )
     assert "results/figures/fig3_embeddings_clothing_resnet.png" in targets
+    assert "results/tables/appendix/table11_llava.csv" in targets  # the LLaVA-caption features
     assert len(targets) == len(set(targets))
 
 

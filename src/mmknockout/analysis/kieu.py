@@ -186,7 +186,7 @@ def table2_ours(
 def table2(ours: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """Per dataset and Table 2 row: ours and published per metric, and the difference in %."""
     key = ["dataset", "module", "approach", "metric"]
-    merged = ours.merge(published, on=key, how="outer", suffixes=("", " published"))
+    merged = ours.merge(published, on=key, how="left", suffixes=("", " published"))
     merged = merged[merged["dataset"].isin(set(ours["dataset"]))]
     order = {r: i for i, r in enumerate(ABLATION_ROWS)}
     rows = []

@@ -359,6 +359,9 @@ def test_plan_of_the_study():
     assert len(fusion) == 2 * 3 * n_grid * len(conf["seeds"])
     assert all("/vlm_desc/VIRAL/baseline/" in f and "fusion~" in f for f in fusion)
     assert {f.split("/")[2] for f in fusion} == {"baby", "sports"}
+    # config/models/VIRAL.yaml must know `fusion` (under fixed or grid) for these params ids to parse
+    fusions = {cfg.parse_params_id("VIRAL", f.split("/")[6])["fusion"] for f in fusion}
+    assert fusions == {"pooling", "concat", "weighted_concat"}
     assert not set(fusion) & set(plan.selected_per_user())  # extra runs, not grid points of a selection
 
 

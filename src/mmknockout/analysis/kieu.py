@@ -273,8 +273,12 @@ def claims(contrib: pd.DataFrame, reference: str, vlm: str) -> pd.DataFrame:
                 verdict = "not run"
             rows.append([dataset, model, metric, claim, compared, a, b, verdict])
     out = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    percent = out["compared"].str.contains("change %")
     for c in ("vlm", "reference"):
-        out[c] = [f"{x:.4f}" if np.isfinite(x) else "" for x in out[c].astype(float)]
+        out[c] = [
+            (fmt_change(x) if p else f"{x:.4f}") if np.isfinite(x) else ""
+            for x, p in zip(out[c].astype(float), percent, strict=True)
+        ]
     return out
 
 
@@ -285,6 +289,7 @@ def contribution_figure(contrib: pd.DataFrame, feature_sets: Sequence[str], path
     metrics = list(dict.fromkeys(contrib["metric"]))
     conditions = list(dict.fromkeys(contrib["condition"]))
     series = list(dict.fromkeys(zip(contrib["model"], contrib["feature_set"], strict=True)))
+    models = list(dict.fromkeys(contrib["model"]))  # one colour per model; hatched: the VLM descriptions
     n_rows, n_cols = max(len(datasets), 1), max(len(metrics), 1)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.5 * n_cols, 3.2 * n_rows), squeeze=False)
     x = np.arange(len(conditions))
@@ -297,7 +302,16 @@ def contribution_figure(contrib: pd.DataFrame, feature_sets: Sequence[str], path
                 cell = part[(part["model"] == model) & (part["feature_set"] == fs)].set_index("condition")
                 heights = cell["change %"].reindex(conditions).to_numpy(dtype=float)
                 hatch = "//" if fs != feature_sets[0] else None
-                ax.bar(x + (k - (len(series) - 1) / 2) * width, heights, width, label=f"{model}, {fs}", hatch=hatch)
+                colour = f"C{models.index(model) % 10}"
+                ax.bar(
+                    x + (k - (len(series) - 1) / 2) * width,
+                    heights,
+                    width,
+                    label=f"{model}, {fs}",
+                    hatch=hatch,
+                    color=colour,
+                    edgecolor="black" if hatch else colour,
+                )
             ax.axhline(0, color="black", linewidth=0.6)
             ax.set_xticks(x, conditions)
             ax.set_title(f"{dataset}, {metric}")

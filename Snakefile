@@ -36,6 +36,7 @@ include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/zhang.smk"
+include: "workflow/rules/kieu.smk"
 
 
 rule all:

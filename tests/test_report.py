@@ -44,6 +44,7 @@ def test_plan_for_the_paper_config():
 def test_plan_for_a_small_config():
     conf = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     conf["conditions"] = {"baseline": {}, "dual-noise": {"text": "noise", "image": "noise"}}
+    conf["slices"] = []  # the slices run conditions left out here (text-noise, image-noise)
     plan = StudyPlan(cfg.validate_config(conf), INDEX)
     assert plan.appendix == {4: "baseline", 5: "dual-noise"}
     conf["models"] = ["BPR"]

@@ -288,6 +288,7 @@ def concat_parts(config: Mapping[str, Any], slot: str, name: str) -> list[str]:
 
 
 def _check_studies(config: Mapping[str, Any]) -> None:
+    _check_kieu(config)
     study = (config.get("studies") or {}).get("zhang2025")
     if not study:
         return
@@ -303,6 +304,45 @@ def _check_studies(config: Mapping[str, Any]) -> None:
         for column, fs in columns.items():
             if fs not in used:
                 _fail(f"studies.zhang2025.readings.{reading}.{column}", f"'{fs}' is not a feature set of any dataset")
+
+
+def _check_kieu(config: Mapping[str, Any]) -> None:
+    """``studies.kieu2025``: its models configured, its metrics computed, its feature sets run."""
+    study = (config.get("studies") or {}).get("kieu2025")
+    if not study:
+        return
+    where = "studies.kieu2025"
+    contribution = study["contribution"]
+    for field, models in (("models", study["models"]), ("contribution.models", contribution["models"])):
+        for model in models:
+            if model not in config["models"]:
+                _fail(f"{where}.{field}", f"'{model}' is not in models")
+    if study["fusion"] and "VIRAL" not in config["models"]:
+        _fail(f"{where}.fusion", "the fusion runs are VIRAL's: 'VIRAL' is not in models")
+    topk = config["training"]["topk"]
+    for field, metrics in (("metrics", study["metrics"]), ("contribution.metrics", contribution["metrics"])):
+        for metric in metrics:
+            if int(metric.partition("@")[2]) not in topk:
+                _fail(f"{where}.{field}", f"'{metric}' is not computed: K must be in training.topk {list(topk)}")
+    if study["fusion"]:
+        for metric in ("Recall@10", "Recall@20", "NDCG@20"):
+            if int(metric.partition("@")[2]) not in topk:
+                _fail(f"{where}.fusion", f"Table 2 needs {metric}: K must be in training.topk {list(topk)}")
+    used = {fs for spec in config["datasets"].values() for fs in spec["feature_sets"]}
+    named = [("viral", study["viral"])] + [(f"table1.{i}", fs) for i, fs in enumerate(study["table1"])]
+    named += [(k, study[k]) for k in ("original", "notitle") if k in study]
+    named += [(f"contribution.{k}", contribution[k]) for k in ("reference", "vlm")]
+    for field, fs in named:
+        if fs not in used:
+            _fail(f"{where}.{field}", f"'{fs}' is not a feature set of any dataset")
+    for cond in contribution["conditions"]:
+        if cond not in config["conditions"]:
+            _fail(f"{where}.contribution.conditions", f"'{cond}' is not in conditions")
+    for ds in study.get("fusion_datasets") or ():
+        if ds not in config["datasets"]:
+            _fail(f"{where}.fusion_datasets", f"'{ds}' is not a dataset")
+        elif study["viral"] not in config["datasets"][ds]["feature_sets"]:
+            _fail(f"{where}.fusion_datasets", f"dataset '{ds}' does not run feature set '{study['viral']}'")
 
 
 def apply_slices(config: dict[str, Any], directory: str | Path = SLICES) -> dict[str, Any]:

@@ -82,6 +82,15 @@ ZHANG_COMPARISON = TABLES + "/zhang2025/ours_vs_published.csv"
 ZHANG_CLAIMS = TABLES + "/zhang2025/claims.csv"
 ZHANG_FIGURE = FIGURES + "/zhang2025_ours_vs_published.png"
 
+# Kieu et al. (2025), VIRAL: Tables 1 and 2 next to the published ones, the modality contributions
+KIEU_TABLE1_REFERENCE = REFERENCE + "/kieu2025_table1.csv"
+KIEU_TABLE2_REFERENCE = REFERENCE + "/kieu2025_table2.csv"
+KIEU_TABLE1 = TABLES + "/kieu2025/table1.csv"
+KIEU_TABLE2 = TABLES + "/kieu2025/table2_ablation.csv"
+KIEU_CONTRIBUTION = TABLES + "/kieu2025/modality_contribution.csv"
+KIEU_CLAIMS = TABLES + "/kieu2025/claims.csv"
+KIEU_FIGURE = FIGURES + "/kieu2025_modality_contribution.png"
+
 # per-step records
 LOGS = "logs"
 BENCHMARKS = "benchmarks"

@@ -28,7 +28,9 @@ class StudyPlan:
     * ``embeddings``: (dataset, feature set) pairs for Fig. 3, two-slot feature sets only (none if every
       model is feature-free);
     * ``sweeps``: the VBPR case-study runs;
-    * ``zhang``: the ``studies.zhang2025`` settings (Zhang 2025, Table 2), or None.
+    * ``zhang``: the ``studies.zhang2025`` settings (Zhang 2025, Table 2), or None;
+    * ``kieu``: the ``studies.kieu2025`` settings (Kieu et al. 2025, VIRAL: Tables 1 and 2, the
+      modality contributions), or None.
     """
 
     def __init__(self, config: Mapping[str, Any], reference_index: str | Path = paths.REFERENCE_INDEX) -> None:
@@ -56,6 +58,8 @@ class StudyPlan:
         )
         #: Zhang (2025): the study's settings, or None when the config has no ``studies.zhang2025``
         self.zhang = (config.get("studies") or {}).get("zhang2025")
+        #: Kieu et al. (2025): the study's settings, or None when the config has no ``studies.kieu2025``
+        self.kieu = (config.get("studies") or {}).get("kieu2025")
         self.sweeps: list[SweepRun] = sweep_runs(config.get("sweeps") or {})
         #: the conditions of the knockout figure: ``figures.conditions``, by default every condition
         self.figure_conditions = list(config["figures"].get("conditions") or config["conditions"])
@@ -131,6 +135,38 @@ class StudyPlan:
         tables = [paths.fill(paths.ZHANG_TABLE, reading=r) for r in self.zhang_readings()]
         return tables + [paths.ZHANG_COMPARISON, paths.ZHANG_CLAIMS, paths.ZHANG_FIGURE]
 
+    def kieu_fusion_records(self) -> list[str]:
+        """Kieu et al. (2025), Table 2's fusion rows: metrics.json of VIRAL on the study's ``viral``
+        feature set, baseline, every grid point with ``fusion`` set to each ablation value, every seed."""
+        if not self.kieu or not self.kieu["fusion"]:
+            return []
+        fs = self.kieu["viral"]
+        datasets = self.kieu.get("fusion_datasets") or [
+            ds for ds, spec in self.config["datasets"].items() if fs in spec["feature_sets"]
+        ]
+        points = cfg.grid_points("VIRAL", self.config["grid"])
+        return [
+            paths.fill(
+                paths.METRICS,
+                dataset=ds,
+                feature_set=fs,
+                model="VIRAL",
+                condition="baseline",
+                params=cfg.params_id({**point, "fusion": fusion}),
+                seed=seed,
+            )
+            for ds in datasets
+            for fusion in self.kieu["fusion"]
+            for point in points
+            for seed in self.config["seeds"]
+        ]
+
+    def kieu_targets(self) -> list[str]:
+        """Kieu et al. (2025): Tables 1 and 2 ours vs published, the modality contributions with claims, the figure."""
+        if not self.kieu:
+            return []
+        return [paths.KIEU_TABLE1, paths.KIEU_TABLE2, paths.KIEU_CONTRIBUTION, paths.KIEU_CLAIMS, paths.KIEU_FIGURE]
+
     def targets(self) -> list[str]:
         """Every final output of the config, in a stable order."""
         out = [paths.KNOCKOUT_TABLE, paths.KNOCKOUT_FIGURE]
@@ -154,6 +190,7 @@ class StudyPlan:
             out += [csv, tex]
         if self.zhang:
             out += self.zhang_targets()
+        out += self.kieu_targets()
         for ds, fs in self.embeddings:
             out += [
                 paths.fill(paths.FIG3, dataset=ds, feature_set=fs),

@@ -48,6 +48,9 @@ STEPS: dict[str, str] = {
     "runtime_table": "mmknockout.analysis.runtime:runtime_step",
     "zhang_table": "mmknockout.analysis.zhang:table_step",
     "zhang_comparison": "mmknockout.analysis.zhang:comparison_step",
+    "kieu_table1": "mmknockout.analysis.kieu:table1_step",
+    "kieu_table2": "mmknockout.analysis.kieu:table2_step",
+    "kieu_contribution": "mmknockout.analysis.kieu:contribution_step",
 }
 
 

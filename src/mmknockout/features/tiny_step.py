@@ -18,7 +18,7 @@ TINY: dict[str, tuple[str, str | None]] = {
     "clip": ("mmknockout.features.tiny:tiny_clip", None),
     "qwen2-vl": ("mmknockout.features.tiny_qwen:tiny_qwen2_vl", None),
     "qwen2-vl-lora": ("mmknockout.features.tiny_qwen:tiny_lora", "qwen2-vl"),
-    "qwen2.5-vl": ("mmknockout.features.tiny_qwen:tiny_qwen2_5_vl", None),
+    "qwen2.5-vl": ("mmknockout.features.tiny_qwen:tiny_qwen2_5_vl", None),  # the VIRAL slice's captioner
     "llava": ("mmknockout.features.tiny_llava:tiny_llava", None),
 }
 

@@ -10,7 +10,6 @@ loads through the same ``from_pretrained(directory)`` calls as the real checkpoi
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     CLIPImageProcessorPil,
     CLIPVisionConfig,
@@ -20,7 +19,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from .tiny_qwen import CORPUS, INIT_STD
+from .tiny_qwen import CORPUS, INIT_STD, byte_level_bpe
 
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN)
@@ -37,16 +36,7 @@ IMAGE_SIZE = 28
 
 def tiny_llava_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with LLaMA-style special tokens and ``<image>``, trained on the tiny corpus."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator([CORPUS + " USER ASSISTANT Describe the image concisely."], trainer=trainer)
+    tok = byte_level_bpe(SPECIAL_TOKENS, CORPUS + " USER ASSISTANT Describe the image concisely.", vocab_size)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="<unk>",

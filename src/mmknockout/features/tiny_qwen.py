@@ -5,6 +5,7 @@ the features they give are meaningless but deterministic (seeded).
 """
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -52,18 +53,24 @@ CORPUS = (
 )
 
 
-def tiny_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer with Qwen2-VL's special tokens, trained on :data:`CORPUS`."""
+def byte_level_bpe(special_tokens: tuple[str, ...], corpus: str, vocab_size: int = 384) -> Tokenizer:
+    """A byte-level BPE with ``special_tokens`` first, its merges learnt from ``corpus`` (offline)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([CORPUS], trainer=trainer)
+    tok.train_from_iterator([corpus], trainer=trainer)
+    return tok
+
+
+def tiny_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with Qwen2-VL's special tokens, trained on :data:`CORPUS`."""
+    tok = byte_level_bpe(SPECIAL_TOKENS, CORPUS, vocab_size)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<|endoftext|>",
@@ -125,10 +132,15 @@ def tiny_qwen2_vl(directory: Path, seed: int = 0) -> Path:
 
     The two are saved separately: ``Qwen2VLProcessor`` cannot be built without torchvision's video processor.
     """
-    directory = Path(directory)
     tokenizer = tiny_tokenizer()
+    return save_tiny(Qwen2VLForConditionalGeneration, tiny_config(tokenizer), tokenizer, directory, seed)
+
+
+def save_tiny(model_class: type, config: Any, tokenizer: PreTrainedTokenizerFast, directory: Path, seed: int) -> Path:
+    """Seed, build and save ``model_class(config)`` with ``tokenizer`` and the tiny image processor."""
+    directory = Path(directory)
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(tiny_config(tokenizer)).eval()
+    model = model_class(config).eval()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(directory)
@@ -198,13 +210,5 @@ def tiny_qwen2_5_vl(directory: Path, seed: int = 0) -> Path:
 
     Qwen2.5-VL checkpoints use Qwen2-VL's image processor, so the same PIL processor is saved.
     """
-    directory = Path(directory)
     tokenizer = tiny_tokenizer()
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(tiny_qwen2_5_config(tokenizer)).eval()
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    tiny_image_processor().save_pretrained(directory)
-    return directory
+    return save_tiny(Qwen2_5_VLForConditionalGeneration, tiny_qwen2_5_config(tokenizer), tokenizer, directory, seed)

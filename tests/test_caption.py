@@ -236,3 +236,20 @@ def test_llava_captions_follow_its_chat_format_and_are_batch_invariant(llava_dir
     new = out[0, ids.shape[1] :].tolist()
     new = new[: new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
     assert viral_batch.last_texts[0] == tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+def test_text_encoder_given_as_a_config_encoder_name_is_refused():
+    from pathlib import Path
+
+    from mmknockout import config as cfg
+
+    conf = cfg.load_yaml(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    conf["slices"] = []
+    conf["encoders"]["image"]["desc"] = {
+        "kind": "vlm_caption",
+        "model": "m",
+        "prompt": "viral",
+        "text_encoder": "minilm",
+    }
+    with pytest.raises(InputError, match=r"encoders\.image\.desc\.text_encoder.*all-MiniLM-L6-v2"):
+        cfg.validate_config(conf)

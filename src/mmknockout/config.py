@@ -265,6 +265,13 @@ def _check_encoders(config: Mapping[str, Any]) -> None:
                     _fail(f"{field}.input.{unread}", f"strategy {spec['strategy']} does not read the {unread}")
             if spec["kind"] == "vlm_caption" and "text" in spec.get("input", {}) and spec["prompt"] != "viral":
                 _fail(f"{field}.input.text", f"prompt {spec['prompt']} does not read the item text (no title)")
+            if spec["kind"] == "vlm_caption" and spec["text_encoder"] in encoders.get("text", {}):
+                model = encoders["text"][spec["text_encoder"]].get("model")
+                _fail(
+                    f"{field}.text_encoder",
+                    f"'{spec['text_encoder']}' is the name of a configured text encoder; give its "
+                    f"sentence-transformers model instead ('{model}')",
+                )
     for slot in SLOTS:
         for name in encoders.get(slot, {}):
             _concat_order(encoders, f"{slot}/{name}", ())

@@ -11,9 +11,10 @@ import yaml
 
 from mmknockout import cli
 from mmknockout.config import load_yaml, parse_params_id, validate_config
+from mmknockout.device import resolve_device
 from mmknockout.errors import InputError
 from mmknockout.knockout import Condition
-from mmknockout.train.trainer import TrainConfig, resolve_device
+from mmknockout.train.trainer import TrainConfig
 
 import model_kit
 

@@ -94,6 +94,7 @@ def _models(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from . import config as cfg
     from . import paths
+    from .device import set_threads
     from .run import train_run
     from .spec import first_run
 
@@ -103,10 +104,7 @@ def _train(args: argparse.Namespace) -> None:
         config["training"] = {**(config.get("training") or {}), **overrides}
     config = cfg.validate_config(config)
     spec = first_run(config, args.dataset, args.model, args.condition, args.feature_set, args.params, args.seed)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out = Path(args.out_dir or paths.fill(paths.RUN, **spec.wildcards))
     graphs = {
         g: paths.fill(p, dataset=spec.dataset)

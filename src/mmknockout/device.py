@@ -1,4 +1,5 @@
-"""Torch device names from config: ``cpu``, ``auto`` (CUDA when present), ``cuda`` or ``cuda:N``."""
+"""Torch runtime settings of a job: the device from a config name (``cpu``, ``auto`` = CUDA when
+present, ``cuda`` or ``cuda:N``) and the number of CPU threads."""
 
 from __future__ import annotations
 
@@ -17,3 +18,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise InputError(f"unknown device '{name}'; use cpu, auto, cuda or cuda:N") from None
+
+
+def set_threads(threads: int | None) -> None:
+    """Torch CPU threads of a job, when given (oversubscribed OpenMP threads slow small jobs tenfold)."""
+    if threads:
+        torch.set_num_threads(threads)

@@ -22,6 +22,7 @@ import torch
 
 from . import __version__
 from .data.dataset import NeighbourGraph, SplitData
+from .device import set_threads
 from .errors import InputError
 from .features import load_feature_matrix
 from .io import atomic_path, require_file, write_json, write_npz
@@ -109,8 +110,7 @@ def train_step(
 ) -> None:
     """Workflow step: one training run; the inputs a model does not read, and the slots the feature set
     leaves empty, are simply not given."""
-    if threads:
-        torch.set_num_threads(threads)  # oversubscribed OpenMP threads slow small jobs tenfold
+    set_threads(threads)
     train_run(
         RunSpec.from_dict(spec),
         inter=inter,

@@ -169,10 +169,10 @@ def text_features(
 
     from ..data.amazon import read_metadata
     from ..data.preprocess import read_mapping
+    from ..device import set_threads
     from ..io import atomic_path, write_npy
 
-    if threads:
-        set_threads(threads)
+    set_threads(threads)
     item_text_list = item_texts(read_metadata(metadata), read_mapping(item_map, "item"))
     with atomic_path(texts) as tmp:
         pd.DataFrame({"itemID": range(len(item_text_list)), "text": item_text_list}).to_csv(tmp, sep="\t", index=False)
@@ -180,10 +180,3 @@ def text_features(
         features,
         encode(item_text_list, model_name=model, batch_size=batch_size, device=None if device == "auto" else device),
     )
-
-
-def set_threads(threads: int) -> None:
-    """Torch CPU threads of a job (oversubscribed OpenMP threads slow small jobs tenfold)."""
-    import torch
-
-    torch.set_num_threads(threads)

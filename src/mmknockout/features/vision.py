@@ -94,12 +94,11 @@ def vision_features(
     items without a readable image, which are listed in ``missing``."""
     import pandas as pd
 
-    from ..device import resolve_device
+    from ..device import resolve_device, set_threads
     from ..io import write_npy
     from .image import write_missing
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     table = pd.read_csv(index, sep="\t").sort_values("itemID")
     image_paths = [p if isinstance(p, str) else None for p in table["path"]]
     matrix, missing_rows = encode_images(

@@ -212,13 +212,11 @@ def encode_step(
     ``device`` is ``cpu``, ``auto``, ``cuda`` or ``cuda:N``; ``threads`` sets torch's CPU threads.
     """
     from .. import __version__
-    from ..device import resolve_device
+    from ..device import resolve_device, set_threads
     from ..io import write_json
     from .extract import extract
-    from .text import set_threads
 
-    if threads:
-        set_threads(threads)
+    set_threads(threads)
     dev = str(resolve_device(device))
     blank = Path(features).with_name(f".{Path(features).name}.blank.png")
     items = knock_out_inputs(load_items(metadata, item_map, images_index), encoder.get("input") or {}, blank)

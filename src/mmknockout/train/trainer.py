@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import TEST, VALID, SplitData
+from ..device import resolve_device
 from ..errors import InputError
 from ..models.base import Features, Recommender
 from .evaluator import EvalResult, Evaluator, representations
@@ -130,15 +131,6 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA where none exists is an input error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device '{name}' requested but no CUDA GPU is available here; use device: cpu or auto")
-    return torch.device(name)
 
 
 def make_optimizer(

@@ -1,0 +1,272 @@
+"""The two workflow steps of generative recommendation: semantic IDs, then one seq2seq run.
+
+* :func:`semantic_ids_step`: the knockout condition applied to the item features *before*
+  quantisation, then one RQ-VAE on the text, the image or the fused embedding; writes the codes and
+  their statistics (unique-prefix rate per level, collisions, AMI of the first code vs categories).
+* :func:`train_genrec_step`: one variant (TIGER-text/-image, MGR-EF/-LF/-LF++) trained on the
+  leave-one-out split, evaluated by constrained beam search; writes ``metrics.json`` in the ranking
+  runs' schema (validation and test metrics at the best validation step), the history, per-user
+  test metrics and the test predictions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..arrays import load_feature_matrix, load_npy
+from ..data.dataset import TEST, VALID
+from ..data.preprocess import read_mapping
+from ..data.sequential import Sequences, item_categories
+from ..device import resolve_device, set_threads
+from ..errors import InputError
+from ..io import atomic_path, write_json, write_npy, write_npz
+from ..knockout import Condition
+from ..run import environment
+from .beam import PrefixTrie, constrained_beam_search
+from .metrics import hits_by_part, per_user, summary
+from .rqvae import RQVAEConfig, dedup_digit, train_rqvae
+from .seq2seq import FitSettings, Stage, T5Settings, build_t5, fit, labels_for
+from .stats import code_stats
+from .tokens import VARIANTS, TokenLayout, pad_labels
+
+SID_KINDS = ("text", "image", "fused")
+
+
+def fuse(text: np.ndarray, image: np.ndarray, how: str) -> np.ndarray:
+    """MGR-EF's item embedding: the mean (one shared space, e.g. CLIP) or the concatenation of the
+    L2-normalised text and image embeddings."""
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    if how == "mean":
+        if text.shape[1] != image.shape[1]:
+            raise InputError(
+                f"fusion 'mean' needs text and image embeddings of one size (got {text.shape[1]} and "
+                f"{image.shape[1]}); use a joint encoder such as CLIP or fusion 'concat'"
+            )
+        return (unit(text) + unit(image)) / 2
+    return np.concatenate([unit(text), unit(image)], axis=1)
+
+
+def knocked_features(
+    text: str, image: str, n_items: int, condition: str, condition_spec: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Both modalities' features with the knockout condition applied (the study's seeded draws)."""
+    cond = Condition.parse(condition, condition_spec)
+    if cond.absent:
+        raise InputError(f"condition '{condition}': semantic IDs need both modalities; 'absent' cannot be quantised")
+    raw = {"text": load_feature_matrix(text, n_items, "text"), "image": load_feature_matrix(image, n_items, "image")}
+    return cond.apply(raw)
+
+
+def semantic_ids_step(
+    *,
+    text: str,
+    image: str,
+    item_map: str,
+    codes: str,
+    sid_stats: str,
+    kind: str,
+    condition: str,
+    condition_spec: Mapping[str, Any],
+    rqvae: Mapping[str, Any],
+    fusion: str,
+    seed: int,
+    device: str,
+    metadata: str | None = None,
+    threads: int | None = None,
+) -> None:
+    """Workflow step: codes [n_items, levels] of one RQ-VAE on the knocked-out features and their record."""
+    set_threads(threads)
+    if kind not in SID_KINDS:
+        raise InputError(f"semantic-ID kind '{kind}' unknown; use one of {list(SID_KINDS)}")
+    items = read_mapping(item_map, "item")
+    feats = knocked_features(text, image, len(items), condition, condition_spec)
+    x = fuse(feats["text"], feats["image"], fusion) if kind == "fused" else feats[kind]
+    cfg = RQVAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in rqvae.items()})
+    t0 = time.perf_counter()
+    out, losses = train_rqvae(x, cfg, seed, resolve_device(device))
+    categories = item_categories(metadata, items) if metadata else None
+    record = {"kind": kind, "condition": condition, "seed": seed, **code_stats(out, categories)}
+    record.update(rqvae=dict(rqvae), loss_first=losses[0], loss_last=losses[-1], seconds=time.perf_counter() - t0)
+    write_npy(codes, out)
+    write_json(sid_stats, record)
+
+
+def train_genrec_step(
+    *,
+    spec: Mapping[str, Any],
+    seq_inter: str,
+    metrics: str,
+    history: str,
+    per_user_file: str,
+    predictions: str,
+    checkpoint: str,
+    text_codes: str | None = None,
+    image_codes: str | None = None,
+    fused_codes: str | None = None,
+    threads: int | None = None,
+) -> None:
+    """Workflow step: one generative run (see :func:`train_genrec`)."""
+    set_threads(threads)
+    given = {"text": text_codes, "image": image_codes, "fused": fused_codes}
+    train_genrec(
+        spec,
+        seq_inter=seq_inter,
+        codes={k: load_npy(v, f"{k} semantic IDs") for k, v in given.items() if v},
+        metrics=metrics,
+        history=history,
+        per_user_file=per_user_file,
+        predictions=predictions,
+        checkpoint=checkpoint,
+        progress=True,
+    )
+
+
+def _fingerprint(spec: Mapping[str, Any], codes: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
+    for k in sorted(codes):
+        h.update(k.encode() + np.ascontiguousarray(codes[k]).tobytes())
+    return h.hexdigest()
+
+
+def train_genrec(
+    spec: Mapping[str, Any],
+    *,
+    seq_inter: str | Path,
+    codes: Mapping[str, np.ndarray],
+    metrics: str | Path,
+    history: str | Path,
+    per_user_file: str | Path,
+    predictions: str | Path,
+    checkpoint: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train and evaluate one variant; ``spec`` holds dataset, feature_set, variant, condition,
+    params_id, params (learning_rate), seed, device and the study's ``seq2seq`` and ``topk`` settings."""
+    started = time.time()
+    variant, seed, s = spec["variant"], int(spec["seed"]), spec["seq2seq"]
+    if variant not in VARIANTS:
+        raise InputError(f"unknown generative variant '{variant}'; known: {list(VARIANTS)}")
+    blocks, _, align = VARIANTS[variant]
+    missing = [b for b in blocks if b not in codes]
+    if missing:
+        raise InputError(f"{variant} needs the {missing} semantic IDs")
+    seqs = Sequences.from_inter(seq_inter)
+    candidates = np.unique(seqs.items)
+    levels = {codes[b].shape[1] for b in blocks}
+    if len(levels) != 1 or candidates.max() >= min(len(codes[b]) for b in blocks):
+        raise InputError(f"{variant}: the semantic IDs must have one number of levels and a row for every item")
+    cand_codes = {b: codes[b][candidates] for b in blocks}
+    _, dedup = dedup_digit(np.concatenate([cand_codes[b] for b in blocks], axis=1))
+    layout = TokenLayout.of(variant, levels.pop(), spec["codebook_size"], dedup, s["user_buckets"])
+    tokens = np.full((int(candidates.max()) + 1, layout.item_length), -1, dtype=np.int64)
+    tokens[candidates] = layout.item_tokens(cand_codes)
+
+    device = resolve_device(spec["device"])
+    trie = PrefixTrie.build(tokens[candidates], candidates, device)
+    ks = tuple(spec["topk"])
+    beams = max(s["beams"], max(ks))
+
+    def examples(target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hist, tgt, users = seqs.examples(target, s["max_history"])
+        return layout.history_inputs(tokens, hist, users), tgt, users
+
+    def generate(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
+        model.eval()
+        out = []
+        for chunk in np.array_split(inputs, max(1, -(-len(inputs) // s["eval_batch_size"]))):
+            x = torch.as_tensor(chunk, device=device)
+            out.append(constrained_beam_search(model, x, x != 0, trie, beams).cpu().numpy())
+        return np.concatenate(out)
+
+    valid_in, valid_tgt, _ = examples(VALID)
+
+    def validate(model: torch.nn.Module) -> dict[str, float]:
+        return summary(per_user(generate(model, valid_in), valid_tgt, ks))
+
+    hist, tgt, users = seqs.train_examples(s["max_history"])
+    stages = []
+    if align and s["align_steps"]:
+        a_in, a_tgt = layout.alignment_examples(cand_codes)
+        stages.append(Stage("align", a_in, pad_labels(a_tgt, layout.item_length), s["align_steps"], False))
+    rec_in = layout.history_inputs(tokens, hist, users)
+    stages.append(Stage("rec", rec_in, labels_for(tokens[tgt]), s["steps"], True))
+    t5 = T5Settings(**{k: s[k] for k in T5Settings.__dataclass_fields__})
+    model = build_t5(layout.vocab_size, t5, seed)
+    fit_settings = FitSettings(
+        learning_rate=float(spec["params"]["learning_rate"]),
+        weight_decay=s["weight_decay"],
+        batch_size=s["batch_size"],
+        warmup_steps=s["warmup_steps"],
+        eval_every=s["eval_every"],
+        checkpoint_every=s["checkpoint_every"],
+        seed=seed,
+        valid_metric=spec["valid_metric"],
+    )
+    result, best_state = fit(
+        model, stages, fit_settings, validate, device, checkpoint, _fingerprint(spec, codes), progress
+    )
+    model.load_state_dict(best_state)
+    t0 = time.perf_counter()
+    test_in, test_tgt, test_users = examples(TEST)
+    test_pred = generate(model, test_in)
+    test_values = per_user(test_pred, test_tgt, ks)
+    seconds_test = time.perf_counter() - t0
+    parts = {b: cand_codes_full(codes[b], candidates) for b in blocks}
+    parts["whole"] = tokens
+    record = {
+        "dataset": spec["dataset"],
+        "feature_set": spec["feature_set"],
+        "model": variant,
+        "condition": spec["condition"],
+        "params_id": spec["params_id"],
+        "params": dict(spec["params"]),
+        "seed": seed,
+        "status": "diverged" if result.diverged else "ok",
+        "best_epoch": result.best_step,
+        "epochs_run": result.evaluations,
+        "diverged": result.diverged,
+        "diverged_epoch": None,
+        "valid": result.best,
+        "test": summary(test_values),
+        "stop_reason": "diverged" if result.diverged else "step_cap",
+        "stop_epoch": result.steps_run,
+        "best_step": result.best_step,
+        "steps_run": result.steps_run,
+        "resumed_from_step": result.resumed_from,
+        "hits_by_part": {f"{k}@5": v for k, v in hits_by_part(test_pred, test_tgt, parts, 5).items()},
+        "semantic_ids": {"levels": layout.levels, "dedup_size": dedup, "item_length": layout.item_length,
+                         "vocab_size": layout.vocab_size, "items": int(len(candidates))},
+        "training": {"seq2seq": dict(s), "topk": list(ks), "valid_metric": spec["valid_metric"], "device": spec["device"]},
+        "seconds": {
+            "train": result.seconds_train,
+            "eval": result.seconds_eval + seconds_test,
+            "total": time.time() - started,
+            "per_epoch": result.seconds_train / max(result.evaluations, 1),
+        },
+        "environment": environment(str(device)),
+    }
+    with atomic_path(history) as tmp:
+        pd.DataFrame(result.history).to_csv(tmp, index=False)
+    write_npz(per_user_file, users=test_users, **test_values)
+    write_npz(predictions, users=test_users, targets=test_tgt, items=test_pred)
+    write_json(metrics, record)
+    return record
+
+
+def cand_codes_full(codes: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """A block's codes for every item id up to the largest candidate (rows of other items are -1)."""
+    out = np.full((int(candidates.max()) + 1, codes.shape[1]), -1, dtype=np.int64)
+    out[candidates] = codes[candidates]
+    return out

@@ -81,7 +81,9 @@ def sequential_split(
             raise InputError(f"{inter}: no interactions left after removing items without images and the {kcore}-core")
     out = loo_split(df)
     stats.update(users=int(out["userID"].nunique()), items=int(out["itemID"].nunique()), interactions=len(out))
-    stats.update({name: int((out["x_label"] == label).sum()) for name, label in (("train", 0), ("valid", 1), ("test", 2))})
+    stats.update(
+        {name: int((out["x_label"] == label).sum()) for name, label in (("train", 0), ("valid", 1), ("test", 2))}
+    )
     return out, stats
 
 

@@ -81,8 +81,10 @@ def constrained_beam_search(
         state = torch.where(torch.isfinite(score), child_next.flatten(1).gather(1, idx), 0)
         token = child_tok.flatten(1).gather(1, idx).clamp(min=0)  # dead beams (score -inf) decode padding
         if t + 1 < trie.length:
-            beam_rows = (torch.arange(batch, device=device)[:, None] * width + parent).reshape(-1)
-            cache.reorder_cache(beam_rows)
+            users = torch.arange(batch, device=device)[:, None] * width
+            cache.self_attention_cache.reorder_cache((users + parent).reshape(-1))
+            if parent.shape[1] != width:  # every beam of a user shares its cross-attention keys and values
+                cache.cross_attention_cache.reorder_cache(users.expand(-1, parent.shape[1]).reshape(-1))
             rows = torch.arange(batch, device=device).repeat_interleave(state.shape[1])
     items = torch.where(torch.isfinite(score), trie.items[state], -1)
     if items.shape[1] < beams:

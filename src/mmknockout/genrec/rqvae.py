@@ -119,7 +119,7 @@ def train_rqvae(
         loss.backward()
         opt.step()
         if step % 100 == 0 or step == cfg.steps - 1:
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     model.eval()
     return model.codes(x).cpu().numpy().astype(np.int64), losses
 

@@ -246,9 +246,19 @@ def train_genrec(
         "steps_run": result.steps_run,
         "resumed_from_step": result.resumed_from,
         "hits_by_part": {f"{k}@5": v for k, v in hits_by_part(test_pred, test_tgt, parts, 5).items()},
-        "semantic_ids": {"levels": layout.levels, "dedup_size": dedup, "item_length": layout.item_length,
-                         "vocab_size": layout.vocab_size, "items": int(len(candidates))},
-        "training": {"seq2seq": dict(s), "topk": list(ks), "valid_metric": spec["valid_metric"], "device": spec["device"]},
+        "semantic_ids": {
+            "levels": layout.levels,
+            "dedup_size": dedup,
+            "item_length": layout.item_length,
+            "vocab_size": layout.vocab_size,
+            "items": int(len(candidates)),
+        },
+        "training": {
+            "seq2seq": dict(s),
+            "topk": list(ks),
+            "valid_metric": spec["valid_metric"],
+            "device": spec["device"],
+        },
         "seconds": {
             "train": result.seconds_train,
             "eval": result.seconds_eval + seconds_test,

@@ -153,16 +153,19 @@ def fit(
             opt.load_state_dict(saved["optimizer"])
             sched.load_state_dict(saved["scheduler"])
         inputs, labels = torch.as_tensor(stage.inputs), torch.as_tensor(stage.labels)
-        bar = tqdm(total=stage.steps, initial=first, desc=stage.name, file=sys.stderr, disable=not progress, mininterval=5)
+        bar = tqdm(
+            total=stage.steps, initial=first, desc=stage.name, file=sys.stderr, disable=not progress, mininterval=5
+        )
         for step in range(first, stage.steps):
             model.train()
             t0 = time.perf_counter()
             idx = torch.as_tensor(batch_indices(len(inputs), s.batch_size, step, s.seed, si))
             x = trim_padding(inputs[idx]).to(device)
             loss = model(input_ids=x, attention_mask=x != PAD, labels=labels[idx].to(device)).loss
-            if not torch.isfinite(loss):
+            value = float(loss.detach())
+            if not math.isfinite(value):
                 result.diverged = True
-                result.history.append({"stage": stage.name, "step": step, "loss": float(loss)})
+                result.history.append({"stage": stage.name, "step": step, "loss": value})
                 bar.close()
                 return result, best_state or model.state_dict()
             opt.zero_grad(set_to_none=True)
@@ -172,9 +175,9 @@ def fit(
             result.seconds_train += time.perf_counter() - t0
             result.steps_run += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             done = step + 1
-            row: dict[str, Any] = {"stage": stage.name, "step": done, "loss": float(loss), "lr": sched.get_last_lr()[0]}
+            row: dict[str, Any] = {"stage": stage.name, "step": done, "loss": value, "lr": sched.get_last_lr()[0]}
             if stage.evaluate and (done % s.eval_every == 0 or done == stage.steps):
                 t0 = time.perf_counter()
                 metrics = validate(model)

@@ -84,7 +84,11 @@ def adjusted_mutual_info(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
 
 def code_stats(codes: np.ndarray, categories: np.ndarray | None = None) -> dict:
     """A semantic-ID record: unique-prefix rate per level, collisions, AMI of the first code vs categories."""
-    out: dict = {"items": int(len(codes)), "levels": int(codes.shape[1]), "unique_prefix_rate": unique_prefix_rate(codes)}
+    out: dict = {
+        "items": int(len(codes)),
+        "levels": int(codes.shape[1]),
+        "unique_prefix_rate": unique_prefix_rate(codes),
+    }
     out.update(collision_stats(codes))
     out["first_code_clusters"] = int(len(np.unique(codes[:, 0])))
     out["ami_category"] = None if categories is None else adjusted_mutual_info(codes[:, 0], categories)

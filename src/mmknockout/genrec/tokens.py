@@ -56,9 +56,7 @@ class TokenLayout:
     user_buckets: int = 0
 
     @classmethod
-    def of(
-        cls, variant: str, levels: int, codebook_size: int, dedup_size: int, user_buckets: int = 0
-    ) -> TokenLayout:
+    def of(cls, variant: str, levels: int, codebook_size: int, dedup_size: int, user_buckets: int = 0) -> TokenLayout:
         blocks, transition, _ = VARIANTS[variant]
         return cls(blocks, levels, codebook_size, dedup_size, transition, user_buckets)
 
@@ -132,7 +130,9 @@ class TokenLayout:
         full = np.concatenate([self.user_token(users)[:, None], seq], axis=1)
         pads = (history < 0).sum(1) * length
         j = np.arange(full.shape[1])[None, :]
-        idx = np.where(j < pads[:, None], j + 1, np.where(j == pads[:, None], 0, j))  # move the user token past the padding
+        idx = np.where(
+            j < pads[:, None], j + 1, np.where(j == pads[:, None], 0, j)
+        )  # move the user token past the padding
         return np.take_along_axis(full, idx, axis=1)
 
     def names(self) -> list[str]:

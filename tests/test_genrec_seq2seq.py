@@ -1,0 +1,253 @@
+"""The seq2seq recommender: a tiny T5 overfits planted sequences, a killed run resumes exactly, and
+whole runs (semantic IDs under every knockout kind, then a variant) write the ranking runs' record."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mmknockout.data.sequential import loo_split
+from mmknockout.genrec.beam import PrefixTrie, constrained_beam_search
+from mmknockout.genrec.run import fuse, semantic_ids_step, train_genrec
+from mmknockout.genrec.seq2seq import FitSettings, Stage, T5Settings, build_t5, fit
+from mmknockout.genrec.tokens import TokenLayout
+
+TINY = T5Settings(d_model=32, num_layers=1, num_heads=2, d_kv=16, d_ff=64, dropout=0.0)
+
+
+def settings(**over) -> FitSettings:
+    base = dict(
+        learning_rate=3e-3,
+        weight_decay=0.0,
+        batch_size=32,
+        warmup_steps=5,
+        eval_every=1000,
+        checkpoint_every=1000,
+        seed=0,
+        valid_metric="HitRate@1",
+    )
+    return FitSettings(**{**base, **over})
+
+
+def planted_task(n_items: int = 10):
+    """Item i is always followed by item (i + 1) mod n; IDs of two codes and a dedup digit."""
+    layout = TokenLayout.of("TIGER-text", levels=2, codebook_size=4, dedup_size=1)
+    codes = np.stack([np.arange(n_items) // 4, np.arange(n_items) % 4], axis=1)
+    tokens = layout.item_tokens({"text": codes})
+    rng = np.random.default_rng(0)
+    hist = rng.integers(0, n_items, size=(200, 1))
+    target = (hist[:, 0] + 1) % n_items
+    inputs = layout.history_inputs(tokens, hist, np.zeros(len(hist), np.int64))
+    return layout, tokens, inputs, target
+
+
+def top1(model, inputs, tokens):
+    trie = PrefixTrie.build(tokens, np.arange(len(tokens)))
+    x = torch.as_tensor(inputs)
+    with torch.no_grad():
+        return constrained_beam_search(model.eval(), x, x != 0, trie, beams=3)[:, 0].numpy()
+
+
+def test_tiny_t5_overfits_planted_sequences():
+    layout, tokens, inputs, target = planted_task()
+    model = build_t5(layout.vocab_size, TINY, seed=0)
+    before = (top1(model, inputs[:50], tokens) == target[:50]).mean()
+    stage = Stage("rec", inputs, tokens[target], steps=150, evaluate=False)
+    result, state = fit(model, [stage], settings(), lambda m: {}, torch.device("cpu"))
+    model.load_state_dict(state)
+    after = (top1(model, inputs[:50], tokens) == target[:50]).mean()
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert before < 0.5 and after == 1.0
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    layout, tokens, inputs, target = planted_task()
+    stages = [Stage("rec", inputs, tokens[target], steps=20, evaluate=True)]
+    cfg = settings(checkpoint_every=10, eval_every=15)
+    torch_dev = torch.device("cpu")
+    tiny = T5Settings(d_model=32, num_layers=1, num_heads=2, d_kv=16, d_ff=64, dropout=0.2)  # dropout draws resume too
+
+    def validate(model):
+        return {"HitRate@1": 0.5}
+
+    straight, _ = fit(build_t5(layout.vocab_size, tiny, 0), stages, cfg, validate, torch_dev)
+    reference = build_t5(layout.vocab_size, tiny, 0)
+    fit(reference, stages, cfg, validate, torch_dev)
+
+    def killed(model):
+        raise KeyboardInterrupt
+
+    ckpt = tmp_path / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(build_t5(layout.vocab_size, tiny, 0), stages, cfg, killed, torch_dev, ckpt, "run-a")
+    resumed_model = build_t5(layout.vocab_size, tiny, 0)
+    resumed, _ = fit(resumed_model, stages, cfg, validate, torch_dev, ckpt, "run-a")
+    assert resumed.resumed_from == 10 and resumed.steps_run == straight.steps_run
+    for a, b in zip(reference.state_dict().values(), resumed_model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    other = fit(build_t5(layout.vocab_size, tiny, 0), stages, cfg, validate, torch_dev, ckpt, "run-b")[0]
+    assert other.resumed_from is None  # another run's checkpoint is not resumed
+
+
+def test_fuse_mean_and_concat():
+    t, i = np.array([[3.0, 4.0]]), np.array([[0.0, 2.0]])
+    np.testing.assert_allclose(fuse(t, i, "mean"), [[0.3, 0.9]])
+    np.testing.assert_allclose(fuse(t, i, "concat"), [[0.6, 0.8, 0.0, 1.0]])
+    with pytest.raises(Exception, match="one size"):
+        fuse(t, np.ones((1, 3)), "mean")
+
+
+RQ = dict(
+    hidden=[16],
+    latent=8,
+    levels=2,
+    codebook_size=8,
+    beta=0.25,
+    learning_rate=1e-3,
+    weight_decay=0.01,
+    batch_size=32,
+    steps=30,
+)
+S2S = dict(
+    d_model=16,
+    num_layers=1,
+    num_heads=2,
+    d_kv=8,
+    d_ff=32,
+    dropout=0.1,
+    max_history=4,
+    user_buckets=8,
+    batch_size=32,
+    steps=12,
+    align_steps=6,
+    warmup_steps=2,
+    weight_decay=0.0,
+    eval_every=6,
+    checkpoint_every=6,
+    beams=20,
+    eval_batch_size=16,
+)
+RANKING_KEYS = {
+    "dataset",
+    "feature_set",
+    "model",
+    "condition",
+    "params_id",
+    "params",
+    "seed",
+    "status",
+    "best_epoch",
+    "epochs_run",
+    "diverged",
+    "diverged_epoch",
+    "valid",
+    "test",
+    "stop_reason",
+    "stop_epoch",
+    "training",
+    "seconds",
+    "environment",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("genrec")
+    rng = np.random.default_rng(0)
+    n_users, n_items = 30, 40
+    rows = [(u, int(i), t) for u in range(n_users) for t, i in enumerate(rng.choice(n_items, 6, replace=False))]
+    df = pd.DataFrame(rows, columns=["userID", "itemID", "timestamp"]).assign(rating=5.0, x_label=0)
+    loo_split(df).to_csv(root / "d.seq.inter", sep="\t", index=False)
+    np.save(root / "text.npy", rng.normal(size=(n_items, 12)).astype(np.float32))
+    np.save(root / "image.npy", rng.normal(size=(n_items, 20)).astype(np.float32))
+    pd.DataFrame({"asin": [f"A{i}" for i in range(n_items)], "itemID": range(n_items)}).to_csv(
+        root / "map.csv", sep="\t", index=False
+    )
+    return root
+
+
+CONDITIONS = {
+    "baseline": {},
+    "image-noise": {"image": "noise"},
+    "dual-ones": {"text": "ones", "image": "ones"},
+    "text-mean": {"text": "mean"},
+    "image-shuffle": {"image": "shuffle"},
+    "dual-zeros": {"text": "zeros", "image": "zeros"},
+}
+
+
+@pytest.mark.parametrize("condition", list(CONDITIONS))
+def test_semantic_ids_under_every_knockout(tiny_data, condition):
+    out = {}
+    for kind in ("text", "image", "fused"):
+        semantic_ids_step(
+            text=str(tiny_data / "text.npy"),
+            image=str(tiny_data / "image.npy"),
+            item_map=str(tiny_data / "map.csv"),
+            codes=str(tiny_data / f"{condition}_{kind}.npy"),
+            sid_stats=str(tiny_data / f"{condition}_{kind}.json"),
+            kind=kind,
+            condition=condition,
+            condition_spec=CONDITIONS[condition],
+            rqvae=RQ,
+            fusion="concat",
+            seed=0,
+            device="cpu",
+        )
+        out[kind] = np.load(tiny_data / f"{condition}_{kind}.npy")
+        stats = json.loads((tiny_data / f"{condition}_{kind}.json").read_text())
+        assert np.isfinite(stats["loss_last"]) and out[kind].shape == (40, 2)
+        assert (out[kind] >= 0).all() and (out[kind] < 8).all()
+    if condition in ("dual-ones", "dual-zeros"):
+        assert all(len(np.unique(c, axis=0)) == 1 for c in out.values())  # every item on one prefix
+    if condition == "image-noise":
+        base = np.load(tiny_data / "baseline_text.npy")  # written by the baseline case, which runs first
+        np.testing.assert_array_equal(out["text"], base)  # the text IDs do not see the image knockout
+
+
+@pytest.mark.parametrize("variant", ["MGR-LF++", "MGR-EF", "TIGER-image"])
+def test_variant_run_writes_the_ranking_record(tiny_data, variant):
+    codes = {
+        k: np.load(tiny_data / f"dual-ones_{k}.npy" if variant == "MGR-EF" else tiny_data / f"baseline_{k}.npy")
+        for k in ("text", "image", "fused")
+    }
+    spec = dict(
+        dataset="d",
+        feature_set="fs",
+        variant=variant,
+        condition="baseline",
+        params_id="learning_rate~0.001",
+        params={"learning_rate": 1e-3},
+        seed=0,
+        device="cpu",
+        seq2seq=S2S,
+        topk=[5, 10, 20],
+        valid_metric="NDCG@20",
+        codebook_size=8,
+    )
+    run = tiny_data / variant
+    rec = train_genrec(
+        spec,
+        seq_inter=tiny_data / "d.seq.inter",
+        codes=codes,
+        metrics=run / "metrics.json",
+        history=run / "history.csv",
+        per_user_file=run / "per_user.npz",
+        predictions=run / "pred.npz",
+        checkpoint=run / "checkpoint.pt",
+    )
+    assert RANKING_KEYS <= set(rec) and json.loads((run / "metrics.json").read_text())["model"] == variant
+    assert rec["status"] == "ok" and set(rec["test"]) >= {"MRR@5", "NDCG@10", "HitRate@20"}
+    assert all(np.isfinite(v) for v in rec["test"].values())
+    pred = np.load(run / "pred.npz")
+    assert pred["items"].shape == (30, 20)
+    for row in pred["items"]:
+        valid = row[row >= 0]
+        assert len(set(valid)) == len(valid)  # each item at most once
+    assert rec["steps_run"] == S2S["steps"] + (S2S["align_steps"] if variant == "MGR-LF++" else 0)
+    if variant == "MGR-EF":  # constant features: one prefix, the dedup digit tells 40 items apart
+        assert rec["semantic_ids"]["dedup_size"] == 40

@@ -22,7 +22,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("features", ("features",)),
     ("models", ("models",)),
     ("training", ("train",)),
-    ("runs", ("grid", "sweeps", "config", "spec", "run")),
+    ("runs", ("grid", "sweeps", "config", "spec", "run", "genrec")),
     ("analysis", ("analysis",)),
     ("workflow", ("plan", "workflow", "bench", "cli", "__main__")),
 ]

@@ -296,6 +296,7 @@ def concat_parts(config: Mapping[str, Any], slot: str, name: str) -> list[str]:
 
 def _check_studies(config: Mapping[str, Any]) -> None:
     _check_kieu(config)
+    _check_zhu(config)
     study = (config.get("studies") or {}).get("zhang2025")
     if not study:
         return
@@ -350,6 +351,43 @@ def _check_kieu(config: Mapping[str, Any]) -> None:
             _fail(f"{where}.fusion_datasets", f"'{ds}' is not a dataset")
         elif study["viral"] not in config["datasets"][ds]["feature_sets"]:
             _fail(f"{where}.fusion_datasets", f"dataset '{ds}' does not run feature set '{study['viral']}'")
+
+
+def _check_zhu(config: Mapping[str, Any]) -> None:
+    """``studies.zhu2025``: a text + image feature set run on its datasets, conditions without 'absent',
+    its metrics computed."""
+    study = (config.get("studies") or {}).get("zhu2025")
+    if not study:
+        return
+    where, fs = "studies.zhu2025", study["feature_set"]
+    spec = config["feature_sets"].get(fs)
+    if spec is None or not (spec.get("text") and spec.get("image")):
+        _fail(f"{where}.feature_set", f"'{fs}' must be a feature set with a text and an image encoder")
+    for ds in study.get("datasets") or ():
+        if ds not in config["datasets"]:
+            _fail(f"{where}.datasets", f"'{ds}' is not a dataset")
+        elif fs not in config["datasets"][ds]["feature_sets"]:
+            _fail(f"{where}.datasets", f"dataset '{ds}' does not run feature set '{fs}'")
+    if not any(fs in d["feature_sets"] for d in config["datasets"].values()):
+        _fail(f"{where}.feature_set", f"'{fs}' is not a feature set of any dataset")
+    for cond in study.get("conditions") or ():
+        if cond not in config["conditions"]:
+            _fail(f"{where}.conditions", f"'{cond}' is not in conditions")
+    for cond in study.get("conditions") or config["conditions"]:
+        if any(_kind(r) == "absent" for r in (config["conditions"][cond] or {}).values()):
+            _fail(f"{where}.conditions", f"'{cond}' drops a modality ('absent'): semantic IDs need both")
+    if int(study["valid_metric"].partition("@")[2]) not in study["topk"]:
+        _fail(f"{where}.valid_metric", f"K must be in {where}.topk {list(study['topk'])}")
+    if study["seq2seq"]["beams"] < max(study["topk"]):
+        _fail(f"{where}.seq2seq.beams", f"must be at least the largest K of topk ({max(study['topk'])})")
+    for model in study.get("ranking_models") or ():
+        if model not in config["models"]:
+            _fail(f"{where}.ranking_models", f"'{model}' is not in models")
+
+
+def _kind(replacement: Any) -> str | None:
+    """The knockout kind of a condition's replacement (a shorthand or a mapping with 'kind')."""
+    return replacement.get("kind") if isinstance(replacement, Mapping) else replacement
 
 
 def apply_slices(config: dict[str, Any], directory: str | Path = SLICES) -> dict[str, Any]:

@@ -91,6 +91,34 @@ KIEU_CONTRIBUTION = TABLES + "/kieu2025/modality_contribution.csv"
 KIEU_CLAIMS = TABLES + "/kieu2025/claims.csv"
 KIEU_FIGURE = FIGURES + "/kieu2025_modality_contribution.png"
 
+# Zhu et al. (2025), generative recommendation over semantic IDs: the leave-one-out split, one
+# RQ-VAE per (feature set, modality or fused, condition, seed), one run per generative variant
+SEQ_INTER = DATA + "/{dataset}.seq.inter"
+SEQ_STATS = DATA + "/seq_stats.json"
+SID_KEY = "{dataset}/{feature_set}/{sid_kind}/{condition}/seed{seed}"
+SID_CODES = RESULTS + "/sids/" + SID_KEY + "/codes.npy"
+SID_STATS = RESULTS + "/sids/" + SID_KEY + "/sid_stats.json"
+GEN_KEY = "{dataset}/{feature_set}/{variant}/{condition}/{params}/seed{seed}"
+GEN_RUN = RESULTS + "/genrec/" + GEN_KEY
+GEN_METRICS = GEN_RUN + "/metrics.json"
+GEN_HISTORY = GEN_RUN + "/history.csv"
+GEN_PER_USER = GEN_RUN + "/per_user.npz"
+GEN_PREDICTIONS = GEN_RUN + "/predictions.npz"
+GEN_CHECKPOINT = GEN_RUN + "/checkpoint.pt"  # not a rule output: it survives a killed job
+ZHU_REFERENCE = REFERENCE + "/zhu2025_table5.csv"
+ZHU_DIAGNOSTICS_REFERENCE = REFERENCE + "/zhu2025_tables1to3.csv"
+ZHU_TABLE = TABLES + "/zhu2025/table5.csv"
+ZHU_COMPARISON = TABLES + "/zhu2025/ours_vs_published.csv"
+ZHU_ORDERINGS = TABLES + "/zhu2025/orderings.csv"
+ZHU_SID_TABLE = TABLES + "/zhu2025/sid_stats.csv"
+ZHU_AMI = TABLES + "/zhu2025/sid_ami.csv"
+ZHU_OVERLAP = TABLES + "/zhu2025/prediction_overlap.csv"
+ZHU_PARTS = TABLES + "/zhu2025/hits_by_part.csv"
+ZHU_KNOCKOUT = TABLES + "/zhu2025/knockout_change.csv"
+ZHU_COLLAPSE_FIGURE = FIGURES + "/zhu2025_sid_collapse.png"
+ZHU_AMI_FIGURE = FIGURES + "/zhu2025_sid_ami.png"
+ZHU_KNOCKOUT_FIGURE = FIGURES + "/zhu2025_knockout_change.png"
+
 # per-step records
 LOGS = "logs"
 BENCHMARKS = "benchmarks"

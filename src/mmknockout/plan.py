@@ -17,6 +17,7 @@ from . import config as cfg
 from . import paths
 from .analysis.sweeps import SweepRun, sweep_runs
 from .analysis.tables import main_feature_set
+from .genrec.plan import ZhuPlan
 
 
 class StudyPlan:
@@ -30,7 +31,8 @@ class StudyPlan:
     * ``sweeps``: the VBPR case-study runs;
     * ``zhang``: the ``studies.zhang2025`` settings (Zhang 2025, Table 2), or None;
     * ``kieu``: the ``studies.kieu2025`` settings (Kieu et al. 2025, VIRAL: Tables 1 and 2, the
-      modality contributions), or None.
+      modality contributions), or None;
+    * ``zhu``: the jobs of ``studies.zhu2025`` (Zhu et al. 2025, generative recommendation), or None.
     """
 
     def __init__(self, config: Mapping[str, Any], reference_index: str | Path = paths.REFERENCE_INDEX) -> None:
@@ -60,6 +62,8 @@ class StudyPlan:
         self.zhang = (config.get("studies") or {}).get("zhang2025")
         #: Kieu et al. (2025): the study's settings, or None when the config has no ``studies.kieu2025``
         self.kieu = (config.get("studies") or {}).get("kieu2025")
+        #: Zhu et al. (2025), generative recommendation: its jobs, or None without ``studies.zhu2025``
+        self.zhu = ZhuPlan(config) if (config.get("studies") or {}).get("zhu2025") else None
         self.sweeps: list[SweepRun] = sweep_runs(config.get("sweeps") or {})
         #: the conditions of the knockout figure: ``figures.conditions``, by default every condition
         self.figure_conditions = list(config["figures"].get("conditions") or config["conditions"])
@@ -191,6 +195,7 @@ class StudyPlan:
         if self.zhang:
             out += self.zhang_targets()
         out += self.kieu_targets()
+        out += self.zhu.targets() if self.zhu else []
         for ds, fs in self.embeddings:
             out += [
                 paths.fill(paths.FIG3, dataset=ds, feature_set=fs),

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..arrays import load_feature_matrix, load_npy
+from ..arrays import load_feature_matrix, load_npy, npy_header
 from ..data.dataset import TEST, VALID
 from ..data.preprocess import read_mapping
 from ..data.sequential import Sequences, item_categories
@@ -73,7 +73,6 @@ def semantic_ids_step(
     *,
     text: str,
     image: str,
-    item_map: str,
     codes: str,
     sid_stats: str,
     kind: str,
@@ -84,19 +83,21 @@ def semantic_ids_step(
     seed: int,
     device: str,
     metadata: str | None = None,
+    item_map: str | None = None,
     threads: int | None = None,
 ) -> None:
-    """Workflow step: codes [n_items, levels] of one RQ-VAE on the knocked-out features and their record."""
+    """Workflow step: codes [n_items, levels] of one RQ-VAE on the knocked-out features and their record;
+    with the metadata and item map the AMI of the first code against the item categories."""
     set_threads(threads)
     if kind not in SID_KINDS:
         raise InputError(f"semantic-ID kind '{kind}' unknown; use one of {list(SID_KINDS)}")
-    items = read_mapping(item_map, "item")
-    feats = knocked_features(text, image, len(items), condition, condition_spec)
+    n_items = npy_header(text, "text features")[0][0]
+    feats = knocked_features(text, image, n_items, condition, condition_spec)
     x = fuse(feats["text"], feats["image"], fusion) if kind == "fused" else feats[kind]
     cfg = RQVAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in rqvae.items()})
     t0 = time.perf_counter()
     out, losses = train_rqvae(x, cfg, seed, resolve_device(device))
-    categories = item_categories(metadata, items) if metadata else None
+    categories = item_categories(metadata, read_mapping(item_map, "item")) if metadata and item_map else None
     record = {"kind": kind, "condition": condition, "seed": seed, **code_stats(out, categories)}
     record.update(rqvae=dict(rqvae), loss_first=losses[0], loss_last=losses[-1], seconds=time.perf_counter() - t0)
     write_npy(codes, out)

@@ -179,7 +179,8 @@ def sid_table(stats: Sequence[Mapping[str, Any]], keys: Sequence[Mapping[str, An
 def ami_table(
     codes: Sequence[np.ndarray], keys: Sequence[Mapping[str, Any]], stats: Sequence[Mapping[str, Any]]
 ) -> pd.DataFrame:
-    """AMI of first-level codes between every pair of semantic-ID kinds, and of each vs categories."""
+    """AMI of first-level codes between every pair of semantic-ID kinds (NaN when both collapse onto one
+    code), and of each vs categories."""
     first: dict[tuple, dict[str, np.ndarray]] = {}
     rows = []
     for key, c, s in zip(keys, codes, stats, strict=True):
@@ -188,8 +189,13 @@ def ami_table(
         if s["ami_category"] is not None:
             rows.append((*group, key["sid_kind"], "category", s["ami_category"]))
     for group, kinds in first.items():
-        rows += [(*group, a, b, adjusted_mutual_info(kinds[a], kinds[b])) for a, b in itertools.combinations(kinds, 2)]
+        rows += [(*group, a, b, _ami(kinds[a], kinds[b])) for a, b in itertools.combinations(kinds, 2)]
     return pd.DataFrame(rows, columns=["dataset", "condition", "seed", "a", "b", "ami"])
+
+
+def _ami(a: np.ndarray, b: np.ndarray) -> float:
+    """AMI, undefined (NaN) when both labelings are one cluster (scikit-learn's convention says 1)."""
+    return np.nan if len(np.unique(a)) == len(np.unique(b)) == 1 else adjusted_mutual_info(a, b)
 
 
 def collapse_figure(sids: pd.DataFrame, conditions: Sequence[str], path: str | Path) -> None:
@@ -198,10 +204,11 @@ def collapse_figure(sids: pd.DataFrame, conditions: Sequence[str], path: str | P
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
     levels = [c for c in sids.columns if c.startswith("unique prefix rate L")]
     for ax, ((ds, kind), part) in zip(axes[0], panels, strict=True):
-        for cond in conditions:
+        for i, cond in enumerate(conditions):
             rows = part[part["condition"] == cond]
             if len(rows):
-                ax.plot(range(1, len(levels) + 1), rows[levels].mean().to_numpy(), marker="o", label=cond)
+                style = {"marker": "os^vDx"[i % 6], "linestyle": ("-", "--", ":", "-.")[i % 4], "markersize": 7 - i % 4}
+                ax.plot(range(1, len(levels) + 1), rows[levels].mean().to_numpy(), label=cond, **style)
         ax.set_yscale("log"), ax.set_ylim(top=1.05)
         ax.set_xticks(range(1, len(levels) + 1))
         ax.set_xlabel("code level"), ax.set_title(f"{display_dataset(ds)}: {kind}", fontsize=9)

@@ -185,3 +185,35 @@ def run_records(wildcards):
     return PLAN.run_files(
         paths.METRICS, **{k: getattr(wildcards, k) for k in ("dataset", "feature_set", "model", "condition", "seed")}
     )
+
+
+# Zhu et al. (2025), generative recommendation (workflow/rules/zhu.smk)
+def zhu_metadata(wildcards):
+    """The registry metadata (image filter, categories) of a registry dataset, nothing otherwise."""
+    if config["datasets"][wildcards.dataset]["source"] != "registry":
+        return {}
+    return {
+        "metadata": raw_path(wildcards.dataset, "metadata"),
+        "item_map": paths.fill(paths.ITEM_MAP, dataset=wildcards.dataset),
+    }
+
+
+def seq_split_inputs(wildcards):
+    """The main split, and the metadata when items without an image are removed first."""
+    inputs = {"inter": paths.fill(paths.INTER, dataset=wildcards.dataset)}
+    if PLAN.zhu and PLAN.zhu.study["remove_without_image"]:
+        inputs.update(zhu_metadata(wildcards))
+    return inputs
+
+
+def sid_inputs(wildcards):
+    """The feature set's text and image features (and the metadata for the category AMI)."""
+    return {**feature_paths(wildcards.dataset, wildcards.feature_set), **zhu_metadata(wildcards)}
+
+
+def genrec_inputs(wildcards):
+    """The leave-one-out split and the semantic IDs of each code block of the variant."""
+    return {
+        "seq_inter": paths.fill(paths.SEQ_INTER, dataset=wildcards.dataset),
+        **PLAN.zhu.codes_of(wildcards.dataset, wildcards.variant, wildcards.condition, wildcards.seed),
+    }

@@ -11,34 +11,6 @@ ZHU_STUDY = (config.get("studies") or {}).get("zhu2025") or {}
 GENREC_ENV = "../../envs/features.yaml"  # torch (CUDA build), transformers and scikit-learn
 
 
-def zhu_metadata(wildcards):
-    """The registry metadata (image filter, categories) of a registry dataset, nothing otherwise."""
-    if config["datasets"][wildcards.dataset]["source"] != "registry":
-        return {}
-    return {
-        "metadata": raw_path(wildcards.dataset, "metadata"),
-        "item_map": paths.fill(paths.ITEM_MAP, dataset=wildcards.dataset),
-    }
-
-
-def seq_split_inputs(wildcards):
-    inputs = {"inter": paths.fill(paths.INTER, dataset=wildcards.dataset)}
-    if ZHU_STUDY.get("remove_without_image"):
-        inputs.update(zhu_metadata(wildcards))
-    return inputs
-
-
-def sid_inputs(wildcards):
-    return {**feature_paths(wildcards.dataset, wildcards.feature_set), **zhu_metadata(wildcards)}
-
-
-def genrec_inputs(wildcards):
-    return {
-        "seq_inter": paths.fill(paths.SEQ_INTER, dataset=wildcards.dataset),
-        **ZHU.codes_of(wildcards.dataset, wildcards.variant, wildcards.condition, wildcards.seed),
-    }
-
-
 rule seq_split:
     input:
         unpack(seq_split_inputs),
@@ -122,9 +94,14 @@ rule zhu_sids:
         codes=ZHU.sid_files(paths.SID_CODES) if ZHU else [],
     output:
         sid_table_file=report(
-            paths.ZHU_SID_TABLE, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "semantic IDs"}
+            paths.ZHU_SID_TABLE,
+            caption="../report/zhu2025.rst",
+            category="Zhu 2025 MGR",
+            labels={"table": "semantic IDs"},
         ),
-        ami_file=report(paths.ZHU_AMI, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "AMI"}),
+        ami_file=report(
+            paths.ZHU_AMI, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "AMI"}
+        ),
         collapse_file=report(
             paths.ZHU_COLLAPSE_FIGURE,
             caption="../report/zhu2025.rst",
@@ -132,7 +109,10 @@ rule zhu_sids:
             labels={"table": "figure: unique prefixes"},
         ),
         ami_figure_file=report(
-            paths.ZHU_AMI_FIGURE, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "figure: AMI"}
+            paths.ZHU_AMI_FIGURE,
+            caption="../report/zhu2025.rst",
+            category="Zhu 2025 MGR",
+            labels={"table": "figure: AMI"},
         ),
     log:
         paths.log("report", "zhu2025_sids"),
@@ -154,7 +134,9 @@ rule zhu_tables:
         ami_file=paths.ZHU_AMI,
         knockout=paths.KNOCKOUT_TABLE,
     output:
-        table=report(paths.ZHU_TABLE, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "Table 5"}),
+        table=report(
+            paths.ZHU_TABLE, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "Table 5"}
+        ),
         comparison_file=report(
             paths.ZHU_COMPARISON,
             caption="../report/zhu2025.rst",
@@ -162,7 +144,10 @@ rule zhu_tables:
             labels={"table": "ours vs published"},
         ),
         orderings_file=report(
-            paths.ZHU_ORDERINGS, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "orderings"}
+            paths.ZHU_ORDERINGS,
+            caption="../report/zhu2025.rst",
+            category="Zhu 2025 MGR",
+            labels={"table": "orderings"},
         ),
         overlap_file=report(
             paths.ZHU_OVERLAP,
@@ -171,10 +156,16 @@ rule zhu_tables:
             labels={"table": "prediction overlap"},
         ),
         parts_file=report(
-            paths.ZHU_PARTS, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "Hits@5 by part"}
+            paths.ZHU_PARTS,
+            caption="../report/zhu2025.rst",
+            category="Zhu 2025 MGR",
+            labels={"table": "Hits@5 by part"},
         ),
         knockout_file=report(
-            paths.ZHU_KNOCKOUT, caption="../report/zhu2025.rst", category="Zhu 2025 MGR", labels={"table": "knockout change"}
+            paths.ZHU_KNOCKOUT,
+            caption="../report/zhu2025.rst",
+            category="Zhu 2025 MGR",
+            labels={"table": "knockout change"},
         ),
         knockout_figure_file=report(
             paths.ZHU_KNOCKOUT_FIGURE,

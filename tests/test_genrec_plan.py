@@ -71,9 +71,23 @@ def test_absent_conditions_cannot_be_quantised():
         cfg.validate_config(conf)
 
 
+def test_conditions_that_leave_a_kind_untouched_reuse_the_baseline():
+    plan = StudyPlan(cfg.validate_config(with_study())).zhu
+    assert plan.source_condition(["text"], "image-noise") == "baseline"
+    assert plan.source_condition(["fused"], "image-noise") == "image-noise"
+    assert plan.source_condition(["text", "image"], "text-noise") == "text-noise"
+    files = plan.run_files()
+    assert len(files) == len(plan.run_keys()) and len(set(files)) == len(files) - 2  # TIGER-text, TIGER-image
+    assert "results/genrec/demo/default/TIGER-text/baseline/learning_rate~0.001/seed999/metrics.json" in [
+        f for f, k in zip(files, plan.run_keys(), strict=True) if k["condition"] == "image-noise"
+    ]
+    codes = plan.codes_of("demo", "MGR-LF++", "image-noise", 999)
+    assert "/text/baseline/" in codes["text_codes"] and "/image/image-noise/" in codes["image_codes"]
+
+
 def test_steps_of_the_new_rules():
     assert STEPS["seq_split"] == "mmknockout.data.sequential:seq_split_step"
-    assert STEPS["semantic_ids"] == "mmknockout.genrec.run:semantic_ids_step"
+    assert STEPS["semantic_ids"] == "mmknockout.genrec.sids:semantic_ids_step"
     assert STEPS["train_genrec"] == "mmknockout.genrec.run:train_genrec_step"
     assert STEPS["zhu_sids"] == "mmknockout.analysis.zhu:sids_step"
     assert STEPS["zhu_tables"] == "mmknockout.analysis.zhu:tables_step"
@@ -210,7 +224,9 @@ def test_plan_of_the_study():
 def test_dry_run_of_the_study_config(tmp_path):
     work = workflow_copy(tmp_path)
     stats = snakemake(work, "-n", "--configfile", "config/zhu2025.yaml").stdout
-    assert re.search(r"^semantic_ids\s+54$", stats, re.M) and re.search(r"^train_genrec\s+270$", stats, re.M)
+    # per dataset: 16 RQ-VAEs (image-noise leaves the text IDs alone, text-noise the image IDs) and 28 x 3
+    # learning rates runs (TIGER-text under image-noise is its baseline run, TIGER-image under text-noise)
+    assert re.search(r"^semantic_ids\s+48$", stats, re.M) and re.search(r"^train_genrec\s+252$", stats, re.M)
     assert re.search(r"^seq_split\s+3$", stats, re.M) and re.search(r"^zhu_tables\s+1$", stats, re.M)
 
 

@@ -12,8 +12,9 @@ import torch
 
 from mmknockout.data.sequential import loo_split
 from mmknockout.genrec.beam import PrefixTrie, constrained_beam_search
-from mmknockout.genrec.run import fuse, semantic_ids_step, train_genrec
+from mmknockout.genrec.run import train_genrec
 from mmknockout.genrec.seq2seq import FitSettings, Stage, T5Settings, build_t5, fit
+from mmknockout.genrec.sids import fuse, semantic_ids_step
 from mmknockout.genrec.tokens import TokenLayout
 
 TINY = T5Settings(d_model=32, num_layers=1, num_heads=2, d_kv=16, d_ff=64, dropout=0.0)

@@ -52,7 +52,7 @@ STEPS: dict[str, str] = {
     "kieu_table2": "mmknockout.analysis.kieu:table2_step",
     "kieu_contribution": "mmknockout.analysis.kieu:contribution_step",
     "seq_split": "mmknockout.data.sequential:seq_split_step",
-    "semantic_ids": "mmknockout.genrec.run:semantic_ids_step",
+    "semantic_ids": "mmknockout.genrec.sids:semantic_ids_step",
     "train_genrec": "mmknockout.genrec.run:train_genrec_step",
     "zhu_sids": "mmknockout.analysis.zhu:sids_step",
     "zhu_tables": "mmknockout.analysis.zhu:tables_step",

@@ -178,6 +178,7 @@ rule zhu_tables:
     conda:
         ANALYSIS_ENV
     params:
+        run_keys=ZHU.run_keys() if ZHU else [],
         valid_metric=ZHU_STUDY.get("valid_metric"),
         topk=ZHU_STUDY.get("topk"),
         variants=ZHU.variants if ZHU else [],

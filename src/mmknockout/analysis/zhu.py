@@ -242,7 +242,7 @@ def ami_figure(ami: pd.DataFrame, conditions: Sequence[str], path: str | Path) -
 # ---------------------------------------------------------------- diagnostics
 def overlap_table(selected: Sequence[Mapping[str, Any]], predictions: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Share of test users whose top-1 predictions coincide, for every pair of variants of a
-    (dataset, condition, seed); ``predictions`` maps a run's metrics file to its top-1 items."""
+    (dataset, condition, seed); ``predictions`` maps a run's ``_file`` to its top-1 items."""
     by: dict[tuple, dict[str, np.ndarray]] = {}
     for r in selected:
         by.setdefault((r["dataset"], r["condition"], r["seed"]), {})[r["model"]] = predictions[r["_file"]]
@@ -374,7 +374,8 @@ def sids_step(
     collapse_file: str,
     ami_figure_file: str,
 ) -> None:
-    """Workflow step: the semantic-ID statistics and AMI tables and their figures."""
+    """Workflow step: the semantic-ID statistics and AMI tables and their figures; ``stats`` and ``codes``
+    are the files behind ``sid_keys``."""
     from ..arrays import load_npy
 
     records = [read_json(p) for p in stats]
@@ -390,6 +391,7 @@ def tables_step(
     *,
     records: Sequence[str],
     predictions: Sequence[str],
+    run_keys: Sequence[Mapping[str, Any]],
     reference: str,
     diagnostics_reference: str,
     ami_file: str,
@@ -408,15 +410,20 @@ def tables_step(
     feature_set: str,
     ranking_models: Sequence[str],
 ) -> None:
-    """Workflow step: Table 5, ours vs published with the orderings, the diagnostics and the knockout change."""
-    if len(records) != len(predictions):
-        raise InputError("zhu2025 tables: one predictions file per run record is needed")
-    runs_in = [{**read_json(p), "_file": p} for p in records]
+    """Workflow step: Table 5, ours vs published with the orderings, the diagnostics and the knockout change.
+    ``records`` and ``predictions`` are the files behind ``run_keys`` (a condition that does not touch a
+    variant's modalities names the baseline's files)."""
+    if not len(records) == len(predictions) == len(run_keys):
+        raise InputError("zhu2025 tables: one record and one predictions file per run key are needed")
+    runs_in = [
+        {**read_json(p), "condition": key["condition"], "_file": i}
+        for i, (p, key) in enumerate(zip(records, run_keys, strict=True))
+    ]
     chosen = selected_runs(runs_in, valid_metric)
     top1 = {}
-    for rec_path, pred_path in zip(records, predictions, strict=True):
+    for i, pred_path in enumerate(predictions):
         with np.load(require_file(pred_path, "predictions"), allow_pickle=False) as z:
-            top1[rec_path] = z["items"][:, 0]
+            top1[i] = z["items"][:, 0]
     runs = runs_frame(chosen)
     cutoff = max(topk)
     t5 = table5(runs, metric_names(topk), variants)

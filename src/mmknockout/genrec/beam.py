@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers.modeling_outputs import BaseModelOutput
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,8 @@ def constrained_beam_search(
 ) -> torch.Tensor:
     """[batch, beams] the items of the best ``beams`` valid sequences by log-probability, best first
     (-1 where fewer items exist)."""
+    from transformers.modeling_outputs import BaseModelOutput
+
     batch, device = input_ids.shape[0], input_ids.device
     hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     token = torch.full((batch, 1), model.config.decoder_start_token_id, dtype=torch.long, device=device)

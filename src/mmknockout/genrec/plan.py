@@ -1,8 +1,9 @@
 """The jobs of ``studies.zhu2025`` (generative recommendation): semantic IDs, runs and outputs.
 
 For every dataset, condition and seed: one RQ-VAE per code block the variants use (text, image,
-fused); for every variant and learning rate of the grid on top: one run. File names come from
-:mod:`mmknockout.paths`.
+fused); for every variant and learning rate of the grid on top: one run. A condition that leaves the
+modalities of a kind (or of a variant's kinds) untouched runs no job of its own: its result is the
+baseline's (:meth:`ZhuPlan.source_condition`). File names come from :mod:`mmknockout.paths`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,16 @@ class ZhuPlan:
         self.seeds = list(config["seeds"])
         self.ranking_models = list(self.study.get("ranking_models") or config["models"])
 
+    def source_condition(self, kinds: tuple[str, ...] | list[str], condition: str) -> str:
+        """The condition whose job gives the result of ``condition`` for codes of ``kinds``: the baseline
+        when the condition replaces none of the modalities they are built from (text-noise leaves image
+        IDs, and the runs on them alone, exactly as they are), else the condition itself."""
+        used = {m for k in kinds for m in (("text", "image") if k == "fused" else (k,))}
+        spec = self.config["conditions"][condition] or {}
+        return "baseline" if "baseline" in self.conditions and not used & set(spec) else condition
+
     def sid_keys(self) -> list[dict[str, Any]]:
+        """Every (dataset, kind, condition, seed) of the semantic-ID tables."""
         return [
             {"dataset": ds, "feature_set": self.feature_set, "sid_kind": k, "condition": c, "seed": s}
             for ds in self.datasets
@@ -42,9 +52,14 @@ class ZhuPlan:
         ]
 
     def sid_files(self, pattern: str = paths.SID_STATS) -> list[str]:
-        return [paths.fill(pattern, **key) for key in self.sid_keys()]
+        """The file behind each of :meth:`sid_keys` (the source condition's: names repeat)."""
+        return [
+            paths.fill(pattern, **{**k, "condition": self.source_condition([k["sid_kind"]], k["condition"])})
+            for k in self.sid_keys()
+        ]
 
     def run_keys(self) -> list[dict[str, Any]]:
+        """Every (dataset, variant, condition, learning rate, seed) of the tables."""
         return [
             {"dataset": ds, "feature_set": self.feature_set, "variant": v, "condition": c, "params": p, "seed": s}
             for ds in self.datasets
@@ -55,17 +70,21 @@ class ZhuPlan:
         ]
 
     def run_files(self, pattern: str = paths.GEN_METRICS) -> list[str]:
-        return [paths.fill(pattern, **key) for key in self.run_keys()]
+        """The file behind each of :meth:`run_keys` (the source condition's: names repeat)."""
+        return [
+            paths.fill(pattern, **{**k, "condition": self.source_condition(VARIANTS[k["variant"]][0], k["condition"])})
+            for k in self.run_keys()
+        ]
 
     def codes_of(self, dataset: str, variant: str, condition: str, seed: int | str) -> dict[str, str]:
-        """``<kind>_codes`` -> the codes file of each block of ``variant``."""
+        """``<kind>_codes`` -> the codes file of each block of ``variant`` under ``condition``."""
         return {
             f"{kind}_codes": paths.fill(
                 paths.SID_CODES,
                 dataset=dataset,
                 feature_set=self.feature_set,
                 sid_kind=kind,
-                condition=condition,
+                condition=self.source_condition([kind], condition),
                 seed=seed,
             )
             for kind in VARIANTS[variant][0]

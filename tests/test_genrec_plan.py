@@ -52,6 +52,7 @@ def test_the_study_section_validates_and_fills_defaults():
         ({"conditions": ["nope"]}, "studies.zhu2025.conditions"),
         ({"valid_metric": "NDCG@50"}, "studies.zhu2025.valid_metric"),
         ({"seq2seq": {"beams": 5}}, "studies.zhu2025.seq2seq.beams"),
+        ({"seq2seq": {"mode": "pretrained"}}, "studies.zhu2025.seq2seq.model"),
         ({"feature_set": "missing"}, "studies.zhu2025.feature_set"),
         ({"datasets": ["baby"]}, "studies.zhu2025.datasets"),
         ({"ranking_models": ["NOPE"]}, "studies.zhu2025.ranking_models"),

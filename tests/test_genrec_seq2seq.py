@@ -114,6 +114,7 @@ RQ = dict(
     steps=30,
 )
 S2S = dict(
+    mode="scratch",
     d_model=16,
     num_layers=1,
     num_heads=2,
@@ -252,3 +253,58 @@ def test_variant_run_writes_the_ranking_record(tiny_data, variant):
     assert rec["steps_run"] == S2S["steps"] + (S2S["align_steps"] if variant == "MGR-LF++" else 0)
     if variant == "MGR-EF":  # constant features: one prefix, the dedup digit tells 40 items apart
         assert rec["semantic_ids"]["dedup_size"] == 40
+
+
+def test_pretrained_mode_prompts_golden(tmp_path):
+    from mmknockout.genrec.encoding import PromptEncoding
+    from mmknockout.genrec.tiny_t5 import tiny_t5
+
+    layout = TokenLayout.of("MGR-LF++", levels=2, codebook_size=4, dedup_size=1, user_buckets=3)
+    enc = PromptEncoding(str(tiny_t5(tmp_path / "t5")), layout)
+    text, image = np.array([[1, 0], [2, 3]]), np.array([[0, 1], [2, 2]])
+    inputs, targets = enc.alignment_examples({"text": text, "image": image})
+    words = enc.tokenizer.convert_ids_to_tokens
+    assert words(inputs[0]) == (
+        "Here we have an item with image id <img-1-0> <img-2-1> . Please predict its corresponding text id .".split()
+    )
+    assert words(targets[0]) == ["<txt-1-1>", "<txt-2-0>"] and words(targets[2]) == ["<img-1-0>", "<img-2-1>"]
+    assert words(inputs[2])[6:8] == ["text", "id"]
+    items = layout.item_tokens({"text": text, "image": image})
+    history = enc.history_inputs(items, np.array([[-1, 1]]), np.array([0]))
+    expected = "Here is the purchase history of a user : <txt-1-2> <txt-2-3> <s-1> <img-1-2> <img-2-2> <dd-0> . Please predict the next item ."
+    assert [w for w in words(history[0]) if w != "<pad>"] == expected.split()
+    assert enc.model(0).get_input_embeddings().weight.shape[0] == len(enc.tokenizer)
+
+
+def test_pretrained_mode_runs_end_to_end(tiny_data, tmp_path):
+    from mmknockout.genrec.tiny_t5 import tiny_t5
+
+    codes = {k: np.load(tiny_data / f"baseline_{k}.npy") for k in ("text", "image")}
+    s2s = {**S2S, "mode": "pretrained", "model": str(tiny_t5(tmp_path / "t5"))}
+    spec = dict(
+        dataset="d",
+        feature_set="fs",
+        variant="MGR-LF++",
+        condition="baseline",
+        params_id="learning_rate~0.001",
+        params={"learning_rate": 1e-3},
+        seed=0,
+        device="cpu",
+        seq2seq=s2s,
+        topk=[5, 10, 20],
+        valid_metric="NDCG@20",
+        codebook_size=8,
+    )
+    run = tmp_path / "run"
+    rec = train_genrec(
+        spec,
+        seq_inter=tiny_data / "d.seq.inter",
+        codes=codes,
+        metrics=run / "metrics.json",
+        history=run / "history.csv",
+        per_user_file=run / "per_user.npz",
+        predictions=run / "pred.npz",
+    )
+    items = np.load(run / "pred.npz")["items"]
+    assert rec["status"] == "ok" and ((items >= 0) & (items < 40)).all()
+    assert all(len(set(row)) == len(row) for row in items)

@@ -378,6 +378,8 @@ def _check_zhu(config: Mapping[str, Any]) -> None:
             _fail(f"{where}.conditions", f"'{cond}' drops a modality ('absent'): semantic IDs need both")
     if int(study["valid_metric"].partition("@")[2]) not in study["topk"]:
         _fail(f"{where}.valid_metric", f"K must be in {where}.topk {list(study['topk'])}")
+    if study["seq2seq"]["mode"] == "pretrained" and not study["seq2seq"].get("model"):
+        _fail(f"{where}.seq2seq.model", "mode pretrained needs the T5 to load (a directory or hub name)")
     if study["seq2seq"]["beams"] < max(study["topk"]):
         _fail(f"{where}.seq2seq.beams", f"must be at least the largest K of topk ({max(study['topk'])})")
     for model in study.get("ranking_models") or ():

@@ -25,10 +25,11 @@ from ..errors import InputError
 from ..io import atomic_path, write_json, write_npz
 from ..run import environment
 from .beam import PrefixTrie, constrained_beam_search
+from .encoding import IdEncoding, PromptEncoding
 from .metrics import hits_by_part, per_user, summary
 from .rqvae import dedup_digit
-from .seq2seq import FitSettings, Stage, T5Settings, build_t5, fit, labels_for
-from .tokens import VARIANTS, TokenLayout, pad_labels
+from .seq2seq import FitSettings, Stage, T5Settings, fit, labels_for
+from .tokens import PAD, VARIANTS, TokenLayout, pad_labels
 
 
 def train_genrec_step(
@@ -101,21 +102,25 @@ def train_genrec(
     tokens = np.full((int(candidates.max()) + 1, layout.item_length), -1, dtype=np.int64)
     tokens[candidates] = layout.item_tokens(cand_codes)
 
+    t5 = T5Settings(**{k: s[k] for k in T5Settings.__dataclass_fields__})
+    enc = PromptEncoding(s["model"], layout) if s["mode"] == "pretrained" else IdEncoding(layout, t5)
+    model_ids = enc.ids(tokens)  # each item's target sequence in the model's vocabulary
+
     device = resolve_device(spec["device"])
-    trie = PrefixTrie.build(tokens[candidates], candidates, device)
+    trie = PrefixTrie.build(model_ids[candidates], candidates, device)
     ks = tuple(spec["topk"])
     beams = max(s["beams"], max(ks))
 
     def examples(target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hist, tgt, users = seqs.examples(target, s["max_history"])
-        return layout.history_inputs(tokens, hist, users), tgt, users
+        return enc.history_inputs(tokens, hist, users), tgt, users
 
     def generate(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
         model.eval()
         out = []
         for chunk in np.array_split(inputs, max(1, -(-len(inputs) // s["eval_batch_size"]))):
             x = torch.as_tensor(chunk, device=device)
-            out.append(constrained_beam_search(model, x, x != 0, trie, beams).cpu().numpy())
+            out.append(constrained_beam_search(model, x, x != PAD, trie, beams).cpu().numpy())
         return np.concatenate(out)
 
     valid_in, valid_tgt, _ = examples(VALID)
@@ -126,12 +131,11 @@ def train_genrec(
     hist, tgt, users = seqs.train_examples(s["max_history"])
     stages = []
     if align and s["align_steps"]:
-        a_in, a_tgt = layout.alignment_examples(cand_codes)
+        a_in, a_tgt = enc.alignment_examples(cand_codes)
         stages.append(Stage("align", a_in, pad_labels(a_tgt, layout.item_length), s["align_steps"], False))
-    rec_in = layout.history_inputs(tokens, hist, users)
-    stages.append(Stage("rec", rec_in, labels_for(tokens[tgt]), s["steps"], True))
-    t5 = T5Settings(**{k: s[k] for k in T5Settings.__dataclass_fields__})
-    model = build_t5(layout.vocab_size, t5, seed)
+    rec_in = enc.history_inputs(tokens, hist, users)
+    stages.append(Stage("rec", rec_in, labels_for(model_ids[tgt]), s["steps"], True))
+    model = enc.model(seed)
     fit_settings = FitSettings(
         learning_rate=float(spec["params"]["learning_rate"]),
         weight_decay=s["weight_decay"],

@@ -271,7 +271,10 @@ def test_pretrained_mode_prompts_golden(tmp_path):
     assert words(inputs[2])[6:8] == ["text", "id"]
     items = layout.item_tokens({"text": text, "image": image})
     history = enc.history_inputs(items, np.array([[-1, 1]]), np.array([0]))
-    expected = "Here is the purchase history of a user : <txt-1-2> <txt-2-3> <s-1> <img-1-2> <img-2-2> <dd-0> . Please predict the next item ."
+    expected = (
+        "Here is the purchase history of a user : <txt-1-2> <txt-2-3> <s-1> <img-1-2> <img-2-2> <dd-0> . "
+        "Please predict the next item ."
+    )
     assert [w for w in words(history[0]) if w != "<pad>"] == expected.split()
     assert enc.model(0).get_input_embeddings().weight.shape[0] == len(enc.tokenizer)
 

@@ -182,41 +182,45 @@ CONDITIONS = {
 }
 
 
-@pytest.mark.parametrize("condition", list(CONDITIONS))
-def test_semantic_ids_under_every_knockout(tiny_data, condition):
+def make_codes(root, condition: str) -> dict[str, np.ndarray]:
+    """The text, image and fused semantic IDs of the tiny data under ``condition`` (written once)."""
     out = {}
     for kind in ("text", "image", "fused"):
-        semantic_ids_step(
-            text=str(tiny_data / "text.npy"),
-            image=str(tiny_data / "image.npy"),
-            item_map=str(tiny_data / "map.csv"),
-            codes=str(tiny_data / f"{condition}_{kind}.npy"),
-            sid_stats=str(tiny_data / f"{condition}_{kind}.json"),
-            kind=kind,
-            condition=condition,
-            condition_spec=CONDITIONS[condition],
-            rqvae=RQ,
-            fusion="concat",
-            seed=0,
-            device="cpu",
-        )
-        out[kind] = np.load(tiny_data / f"{condition}_{kind}.npy")
+        codes = root / f"{condition}_{kind}.npy"
+        if not codes.exists():
+            semantic_ids_step(
+                text=str(root / "text.npy"),
+                image=str(root / "image.npy"),
+                codes=str(codes),
+                sid_stats=str(root / f"{condition}_{kind}.json"),
+                kind=kind,
+                condition=condition,
+                condition_spec=CONDITIONS[condition],
+                rqvae=RQ,
+                fusion="concat",
+                seed=0,
+                device="cpu",
+            )
+        out[kind] = np.load(codes)
+    return out
+
+
+@pytest.mark.parametrize("condition", list(CONDITIONS))
+def test_semantic_ids_under_every_knockout(tiny_data, condition):
+    out = make_codes(tiny_data, condition)
+    for kind, codes in out.items():
         stats = json.loads((tiny_data / f"{condition}_{kind}.json").read_text())
-        assert np.isfinite(stats["loss_last"]) and out[kind].shape == (40, 2)
-        assert (out[kind] >= 0).all() and (out[kind] < 8).all()
+        assert np.isfinite(stats["loss_last"]) and codes.shape == (40, 2)
+        assert (codes >= 0).all() and (codes < 8).all()
     if condition in ("dual-ones", "dual-zeros"):
         assert all(len(np.unique(c, axis=0)) == 1 for c in out.values())  # every item on one prefix
-    if condition == "image-noise":
-        base = np.load(tiny_data / "baseline_text.npy")  # written by the baseline case, which runs first
-        np.testing.assert_array_equal(out["text"], base)  # the text IDs do not see the image knockout
+    if condition == "image-noise":  # the text IDs do not see the image knockout
+        np.testing.assert_array_equal(out["text"], make_codes(tiny_data, "baseline")["text"])
 
 
 @pytest.mark.parametrize("variant", ["MGR-LF++", "MGR-EF", "TIGER-image"])
 def test_variant_run_writes_the_ranking_record(tiny_data, variant):
-    codes = {
-        k: np.load(tiny_data / f"dual-ones_{k}.npy" if variant == "MGR-EF" else tiny_data / f"baseline_{k}.npy")
-        for k in ("text", "image", "fused")
-    }
+    codes = make_codes(tiny_data, "dual-ones" if variant == "MGR-EF" else "baseline")
     spec = dict(
         dataset="d",
         feature_set="fs",
@@ -243,6 +247,7 @@ def test_variant_run_writes_the_ranking_record(tiny_data, variant):
         checkpoint=run / "checkpoint.pt",
     )
     assert RANKING_KEYS <= set(rec) and json.loads((run / "metrics.json").read_text())["model"] == variant
+    assert not (run / "checkpoint.pt").exists()  # written every 6 steps, removed once the record is written
     assert rec["status"] == "ok" and set(rec["test"]) >= {"MRR@5", "NDCG@10", "HitRate@20"}
     assert all(np.isfinite(v) for v in rec["test"].values())
     pred = np.load(run / "pred.npz")
@@ -282,7 +287,7 @@ def test_pretrained_mode_prompts_golden(tmp_path):
 def test_pretrained_mode_runs_end_to_end(tiny_data, tmp_path):
     from mmknockout.genrec.tiny_t5 import tiny_t5
 
-    codes = {k: np.load(tiny_data / f"baseline_{k}.npy") for k in ("text", "image")}
+    codes = make_codes(tiny_data, "baseline")
     s2s = {**S2S, "mode": "pretrained", "model": str(tiny_t5(tmp_path / "t5"))}
     spec = dict(
         dataset="d",

@@ -204,6 +204,8 @@ def train_genrec(
     write_npz(per_user_file, users=test_users, **test_values)
     write_npz(predictions, users=test_users, targets=test_tgt, items=test_pred)
     write_json(metrics, record)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)  # only a run that has not finished needs it
     return record
 
 

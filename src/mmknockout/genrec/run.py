@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from .beam import PrefixTrie, constrained_beam_search
 from .encoding import IdEncoding, PromptEncoding
 from .metrics import hits_by_part, per_user, summary
 from .rqvae import dedup_digit
-from .seq2seq import FitSettings, Stage, T5Settings, fit, labels_for
+from .seq2seq import FitResult, FitSettings, Stage, T5Settings, fit, labels_for
 from .tokens import PAD, VARIANTS, TokenLayout, pad_labels
 
 
@@ -69,6 +70,44 @@ def _fingerprint(spec: Mapping[str, Any], codes: Mapping[str, np.ndarray]) -> st
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """The items a run can generate and their token sequences in the layout of a variant."""
+
+    candidates: np.ndarray  # item ids of the split, ascending
+    codes: dict[str, np.ndarray]  # block -> [n_items, levels], -1 rows for items outside the split
+    layout: TokenLayout
+    tokens: np.ndarray  # [n_items, item_length] layout ids, -1 rows for items outside the split
+
+    @classmethod
+    def build(cls, spec: Mapping[str, Any], codes: Mapping[str, np.ndarray], candidates: np.ndarray) -> Catalogue:
+        variant = spec["variant"]
+        if variant not in VARIANTS:
+            raise InputError(f"unknown generative variant '{variant}'; known: {list(VARIANTS)}")
+        blocks = VARIANTS[variant][0]
+        missing = [b for b in blocks if b not in codes]
+        if missing:
+            raise InputError(f"{variant} needs the {missing} semantic IDs")
+        levels = {codes[b].shape[1] for b in blocks}
+        if len(levels) != 1 or candidates.max() >= min(len(codes[b]) for b in blocks):
+            raise InputError(f"{variant}: the semantic IDs must have one number of levels and a row for every item")
+        _, dedup = dedup_digit(np.concatenate([codes[b][candidates] for b in blocks], axis=1))
+        layout = TokenLayout.of(variant, levels.pop(), spec["codebook_size"], dedup, spec["seq2seq"]["user_buckets"])
+        by_item = {b: _rows_of(codes[b][candidates], candidates) for b in blocks}
+        tokens = _rows_of(layout.item_tokens({b: codes[b][candidates] for b in blocks}), candidates)
+        return cls(candidates, by_item, layout, tokens)
+
+    def candidate_codes(self) -> dict[str, np.ndarray]:
+        return {b: c[self.candidates] for b, c in self.codes.items()}
+
+
+def _rows_of(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """[max(ids) + 1, width] with row ``ids[i]`` = ``values[i]``, every other row -1."""
+    out = np.full((int(ids.max()) + 1, values.shape[1]), -1, dtype=np.int64)
+    out[ids] = values
+    return out
+
+
 def train_genrec(
     spec: Mapping[str, Any],
     *,
@@ -82,118 +121,55 @@ def train_genrec(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate one variant; ``spec`` holds dataset, feature_set, variant, condition,
-    params_id, params (learning_rate), seed, device and the study's ``seq2seq`` and ``topk`` settings."""
+    params_id, params (learning_rate), seed, device, codebook_size and the study's ``seq2seq``,
+    ``topk`` and ``valid_metric``."""
     started = time.time()
-    variant, seed, s = spec["variant"], int(spec["seed"]), spec["seq2seq"]
-    if variant not in VARIANTS:
-        raise InputError(f"unknown generative variant '{variant}'; known: {list(VARIANTS)}")
-    blocks, _, align = VARIANTS[variant]
-    missing = [b for b in blocks if b not in codes]
-    if missing:
-        raise InputError(f"{variant} needs the {missing} semantic IDs")
+    seed, s, ks = int(spec["seed"]), spec["seq2seq"], tuple(spec["topk"])
     seqs = Sequences.from_inter(seq_inter)
-    candidates = np.unique(seqs.items)
-    levels = {codes[b].shape[1] for b in blocks}
-    if len(levels) != 1 or candidates.max() >= min(len(codes[b]) for b in blocks):
-        raise InputError(f"{variant}: the semantic IDs must have one number of levels and a row for every item")
-    cand_codes = {b: codes[b][candidates] for b in blocks}
-    _, dedup = dedup_digit(np.concatenate([cand_codes[b] for b in blocks], axis=1))
-    layout = TokenLayout.of(variant, levels.pop(), spec["codebook_size"], dedup, s["user_buckets"])
-    tokens = np.full((int(candidates.max()) + 1, layout.item_length), -1, dtype=np.int64)
-    tokens[candidates] = layout.item_tokens(cand_codes)
-
+    cat = Catalogue.build(spec, codes, np.unique(seqs.items))
     t5 = T5Settings(**{k: s[k] for k in T5Settings.__dataclass_fields__})
-    enc = PromptEncoding(s["model"], layout) if s["mode"] == "pretrained" else IdEncoding(layout, t5)
-    model_ids = enc.ids(tokens)  # each item's target sequence in the model's vocabulary
-
+    enc = PromptEncoding(s["model"], cat.layout) if s["mode"] == "pretrained" else IdEncoding(cat.layout, t5)
+    model_ids = enc.ids(cat.tokens)  # each item's target sequence in the model's vocabulary
     device = resolve_device(spec["device"])
-    trie = PrefixTrie.build(model_ids[candidates], candidates, device)
-    ks = tuple(spec["topk"])
-    beams = max(s["beams"], max(ks))
+    trie = PrefixTrie.build(model_ids[cat.candidates], cat.candidates, device)
 
     def examples(target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hist, tgt, users = seqs.examples(target, s["max_history"])
-        return enc.history_inputs(tokens, hist, users), tgt, users
+        return enc.history_inputs(cat.tokens, hist, users), tgt, users
 
     def generate(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
         model.eval()
         out = []
         for chunk in np.array_split(inputs, max(1, -(-len(inputs) // s["eval_batch_size"]))):
             x = torch.as_tensor(chunk, device=device)
-            out.append(constrained_beam_search(model, x, x != PAD, trie, beams).cpu().numpy())
+            out.append(constrained_beam_search(model, x, x != PAD, trie, max(s["beams"], *ks)).cpu().numpy())
         return np.concatenate(out)
 
     valid_in, valid_tgt, _ = examples(VALID)
-
-    def validate(model: torch.nn.Module) -> dict[str, float]:
-        return summary(per_user(generate(model, valid_in), valid_tgt, ks))
-
-    hist, tgt, users = seqs.train_examples(s["max_history"])
-    stages = []
-    if align and s["align_steps"]:
-        a_in, a_tgt = enc.alignment_examples(cand_codes)
-        stages.append(Stage("align", a_in, pad_labels(a_tgt, layout.item_length), s["align_steps"], False))
-    rec_in = enc.history_inputs(tokens, hist, users)
-    stages.append(Stage("rec", rec_in, labels_for(model_ids[tgt]), s["steps"], True))
     model = enc.model(seed)
-    fit_settings = FitSettings(
-        learning_rate=float(spec["params"]["learning_rate"]),
-        weight_decay=s["weight_decay"],
-        batch_size=s["batch_size"],
-        warmup_steps=s["warmup_steps"],
-        eval_every=s["eval_every"],
-        checkpoint_every=s["checkpoint_every"],
-        seed=seed,
-        valid_metric=spec["valid_metric"],
-    )
     result, best_state = fit(
-        model, stages, fit_settings, validate, device, checkpoint, _fingerprint(spec, codes), progress
+        model,
+        _stages(spec, seqs, cat, enc, model_ids),
+        _fit_settings(spec),
+        lambda m: summary(per_user(generate(m, valid_in), valid_tgt, ks)),
+        device,
+        checkpoint,
+        _fingerprint(spec, codes),
+        progress,
     )
     model.load_state_dict(best_state)
     t0 = time.perf_counter()
     test_in, test_tgt, test_users = examples(TEST)
     test_pred = generate(model, test_in)
     test_values = per_user(test_pred, test_tgt, ks)
-    seconds_test = time.perf_counter() - t0
-    parts = {b: cand_codes_full(codes[b], candidates) for b in blocks}
-    parts["whole"] = tokens
+    parts = {**cat.codes, "whole": cat.tokens}
     record = {
-        "dataset": spec["dataset"],
-        "feature_set": spec["feature_set"],
-        "model": variant,
-        "condition": spec["condition"],
-        "params_id": spec["params_id"],
-        "params": dict(spec["params"]),
-        "seed": seed,
-        "status": "diverged" if result.diverged else "ok",
-        "best_epoch": result.best_step,
-        "epochs_run": result.evaluations,
-        "diverged": result.diverged,
-        "diverged_epoch": None,
-        "valid": result.best,
+        **_record(spec, result, cat),
         "test": summary(test_values),
-        "stop_reason": "diverged" if result.diverged else "step_cap",
-        "stop_epoch": result.steps_run,
-        "best_step": result.best_step,
-        "steps_run": result.steps_run,
-        "resumed_from_step": result.resumed_from,
         "hits_by_part": {f"{k}@5": v for k, v in hits_by_part(test_pred, test_tgt, parts, 5).items()},
-        "semantic_ids": {
-            "levels": layout.levels,
-            "dedup_size": dedup,
-            "item_length": layout.item_length,
-            "vocab_size": layout.vocab_size,
-            "items": int(len(candidates)),
-        },
-        "training": {
-            "seq2seq": dict(s),
-            "topk": list(ks),
-            "valid_metric": spec["valid_metric"],
-            "device": spec["device"],
-        },
         "seconds": {
             "train": result.seconds_train,
-            "eval": result.seconds_eval + seconds_test,
+            "eval": result.seconds_eval + time.perf_counter() - t0,
             "total": time.time() - started,
             "per_epoch": result.seconds_train / max(result.evaluations, 1),
         },
@@ -209,8 +185,65 @@ def train_genrec(
     return record
 
 
-def cand_codes_full(codes: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """A block's codes for every item id up to the largest candidate (rows of other items are -1)."""
-    out = np.full((int(candidates.max()) + 1, codes.shape[1]), -1, dtype=np.int64)
-    out[candidates] = codes[candidates]
-    return out
+def _stages(
+    spec: Mapping[str, Any], seqs: Sequences, cat: Catalogue, enc: IdEncoding | PromptEncoding, model_ids: np.ndarray
+) -> list[Stage]:
+    """MGR-LF++'s alignment stage (when it has steps), then the next-item stage."""
+    s, stages = spec["seq2seq"], []
+    if VARIANTS[spec["variant"]][2] and s["align_steps"]:
+        inputs, targets = enc.alignment_examples(cat.candidate_codes())
+        stages.append(Stage("align", inputs, pad_labels(targets, cat.layout.item_length), s["align_steps"], False))
+    hist, tgt, users = seqs.train_examples(s["max_history"])
+    rec = enc.history_inputs(cat.tokens, hist, users)
+    return stages + [Stage("rec", rec, labels_for(model_ids[tgt]), s["steps"], True)]
+
+
+def _fit_settings(spec: Mapping[str, Any]) -> FitSettings:
+    s = spec["seq2seq"]
+    return FitSettings(
+        learning_rate=float(spec["params"]["learning_rate"]),
+        weight_decay=s["weight_decay"],
+        batch_size=s["batch_size"],
+        warmup_steps=s["warmup_steps"],
+        eval_every=s["eval_every"],
+        checkpoint_every=s["checkpoint_every"],
+        seed=int(spec["seed"]),
+        valid_metric=spec["valid_metric"],
+    )
+
+
+def _record(spec: Mapping[str, Any], result: FitResult, cat: Catalogue) -> dict[str, Any]:
+    """The run record's fields in the ranking runs' schema; an evaluation round stands for an epoch."""
+    return {
+        "dataset": spec["dataset"],
+        "feature_set": spec["feature_set"],
+        "model": spec["variant"],
+        "condition": spec["condition"],
+        "params_id": spec["params_id"],
+        "params": dict(spec["params"]),
+        "seed": int(spec["seed"]),
+        "status": "diverged" if result.diverged else "ok",
+        "best_epoch": result.best_step,
+        "epochs_run": result.evaluations,
+        "diverged": result.diverged,
+        "diverged_epoch": None,
+        "valid": result.best,
+        "stop_reason": "diverged" if result.diverged else "step_cap",
+        "stop_epoch": result.steps_run,
+        "best_step": result.best_step,
+        "steps_run": result.steps_run,
+        "resumed_from_step": result.resumed_from,
+        "semantic_ids": {
+            "levels": cat.layout.levels,
+            "dedup_size": cat.layout.dedup_size,
+            "item_length": cat.layout.item_length,
+            "vocab_size": cat.layout.vocab_size,
+            "items": int(len(cat.candidates)),
+        },
+        "training": {
+            "seq2seq": dict(spec["seq2seq"]),
+            "topk": list(spec["topk"]),
+            "valid_metric": spec["valid_metric"],
+            "device": spec["device"],
+        },
+    }

@@ -215,7 +215,9 @@ def test_plan_of_the_study():
     conf = cfg.load_config(STUDY)
     plan = StudyPlan(conf).zhu
     assert plan.datasets == ["toys", "beauty", "sports"] and len(plan.params) == 3
-    assert len(plan.sid_keys()) == 3 * 3 * 6 and len(plan.run_keys()) == 3 * 5 * 6 * 3
+    assert len(plan.sid_keys()) == 3 * 3 * 6 and len(plan.run_keys()) == 3 * 6 * 6 * 3
+    sasrec = {f for f, k in zip(plan.run_files(), plan.run_keys(), strict=True) if k["variant"] == "SASRec"}
+    assert len(sasrec) == 3 * 3 and all("/SASRec/baseline/" in f for f in sasrec)  # no features, no knockout
     assert [plan.seq2seq(d)["steps"] for d in plan.datasets] == [10000, 15000, 20000]
     assert conf["studies"]["zhu2025"]["fusion"] == "mean"
     spec = plan.run_spec("toys", "MGR-LF++", "image-noise", "learning_rate~0.01", 999)
@@ -226,8 +228,9 @@ def test_dry_run_of_the_study_config(tmp_path):
     work = workflow_copy(tmp_path)
     stats = snakemake(work, "-n", "--configfile", "config/zhu2025.yaml").stdout
     # per dataset: 16 RQ-VAEs (image-noise leaves the text IDs alone, text-noise the image IDs) and 28 x 3
-    # learning rates runs (TIGER-text under image-noise is its baseline run, TIGER-image under text-noise)
-    assert re.search(r"^semantic_ids\s+48$", stats, re.M) and re.search(r"^train_genrec\s+252$", stats, re.M)
+    # learning rates runs (TIGER-text under image-noise is its baseline run, TIGER-image under text-noise),
+    # and SASRec's baseline per learning rate
+    assert re.search(r"^semantic_ids\s+48$", stats, re.M) and re.search(r"^train_genrec\s+261$", stats, re.M)
     assert re.search(r"^seq_split\s+3$", stats, re.M) and re.search(r"^zhu_tables\s+1$", stats, re.M)
 
 

@@ -316,3 +316,53 @@ def test_pretrained_mode_runs_end_to_end(tiny_data, tmp_path):
     items = np.load(run / "pred.npz")["items"]
     assert rec["status"] == "ok" and ((items >= 0) & (items < 40)).all()
     assert all(len(set(row)) == len(row) for row in items)
+
+
+def test_sasrec_baseline_runs_and_ranks_valid_items(tiny_data, tmp_path):
+    spec = dict(
+        dataset="d",
+        feature_set="fs",
+        variant="SASRec",
+        condition="baseline",
+        params_id="learning_rate~0.001",
+        params={"learning_rate": 1e-3},
+        seed=0,
+        device="cpu",
+        seq2seq=S2S,
+        topk=[5, 10, 20],
+        valid_metric="NDCG@20",
+        codebook_size=8,
+        sasrec={"hidden": 8, "blocks": 1, "heads": 1, "dropout": 0.2, "max_len": 4},
+    )
+    run = tmp_path / "sasrec"
+    rec = train_genrec(
+        spec,
+        seq_inter=tiny_data / "d.seq.inter",
+        codes={},
+        metrics=run / "metrics.json",
+        history=run / "history.csv",
+        per_user_file=run / "per_user.npz",
+        predictions=run / "pred.npz",
+    )
+    items = np.load(run / "pred.npz")["items"]
+    assert rec["status"] == "ok" and rec["semantic_ids"] is None and rec["hits_by_part"] == {}
+    assert items.shape == (30, 20) and all(len(set(row)) == 20 for row in items)
+    seen = set(pd.read_csv(tiny_data / "d.seq.inter", sep="\t")["itemID"])
+    assert set(items.ravel()) <= seen
+
+
+def test_sasrec_state_ignores_padding_and_future():
+    from mmknockout.genrec.sasrec import SASRec, SASRecSettings
+
+    torch.manual_seed(0)
+    model = SASRec(10, SASRecSettings(hidden=8, blocks=2, heads=2, dropout=0.0, max_len=5)).eval()
+    a = torch.tensor([[0, 0, 3, 4, 5]])
+    b = torch.tensor([[0, 7, 3, 4, 5]])
+    ha, hb = model.last_state(a), model.last_state(b)
+    assert torch.isfinite(ha).all()
+    assert not torch.allclose(ha, hb)  # the extra item is read
+    torch.testing.assert_close(model.last_state(torch.tensor([[3, 4, 5]])), ha)  # padding is not
+    x = torch.tensor([[0, 0, 3, 4, 5]])
+    loss = model(x, x != 0, torch.tensor([[2]])).loss
+    loss.backward()
+    assert torch.isfinite(loss) and model.items.weight.grad.abs().sum() > 0

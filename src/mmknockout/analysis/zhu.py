@@ -46,6 +46,7 @@ PUBLISHED = {
     "MGR-EF": "MGR-EF",
     "MGR-LF": "MGR-LF",
     "MGR-LF++": "MGR-LF++",
+    "SASRec": "SASRec",
 }
 #: Tables 1 and 2's columns -> (the pair of our semantic-ID kinds, the pair of our variants)
 PAIRS = {

@@ -103,6 +103,7 @@ class ZhuPlan:
             "device": self.config["training"]["device"],
             "seq2seq": self.seq2seq(dataset),
             "codebook_size": self.study["rqvae"]["codebook_size"],
+            "sasrec": dict(self.study["sasrec"]),
             "topk": list(self.study["topk"]),
             "valid_metric": self.study["valid_metric"],
         }

@@ -29,6 +29,8 @@ from .beam import PrefixTrie, constrained_beam_search
 from .encoding import IdEncoding, PromptEncoding
 from .metrics import hits_by_part, per_user, summary
 from .rqvae import dedup_digit
+from .sasrec import SASRec, SASRecSettings
+from .sasrec import history_inputs as sasrec_inputs
 from .seq2seq import FitResult, FitSettings, Stage, T5Settings, fit, labels_for
 from .tokens import PAD, VARIANTS, TokenLayout, pad_labels
 
@@ -124,32 +126,15 @@ def train_genrec(
     params_id, params (learning_rate), seed, device, codebook_size and the study's ``seq2seq``,
     ``topk`` and ``valid_metric``."""
     started = time.time()
-    seed, s, ks = int(spec["seed"]), spec["seq2seq"], tuple(spec["topk"])
     seqs = Sequences.from_inter(seq_inter)
-    cat = Catalogue.build(spec, codes, np.unique(seqs.items))
-    t5 = T5Settings(**{k: s[k] for k in T5Settings.__dataclass_fields__})
-    enc = PromptEncoding(s["model"], cat.layout) if s["mode"] == "pretrained" else IdEncoding(cat.layout, t5)
-    model_ids = enc.ids(cat.tokens)  # each item's target sequence in the model's vocabulary
     device = resolve_device(spec["device"])
-    trie = PrefixTrie.build(model_ids[cat.candidates], cat.candidates, device)
-
-    def examples(target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        hist, tgt, users = seqs.examples(target, s["max_history"])
-        return enc.history_inputs(cat.tokens, hist, users), tgt, users
-
-    def generate(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
-        model.eval()
-        out = []
-        for chunk in np.array_split(inputs, max(1, -(-len(inputs) // s["eval_batch_size"]))):
-            x = torch.as_tensor(chunk, device=device)
-            out.append(constrained_beam_search(model, x, x != PAD, trie, max(s["beams"], *ks)).cpu().numpy())
-        return np.concatenate(out)
-
+    setup = _sasrec if spec["variant"] == "SASRec" else _generative
+    model, stages, generate, examples, cat = setup(spec, seqs, codes, device)
     valid_in, valid_tgt, _ = examples(VALID)
-    model = enc.model(seed)
+    ks = tuple(spec["topk"])
     result, best_state = fit(
         model,
-        _stages(spec, seqs, cat, enc, model_ids),
+        stages,
         _fit_settings(spec),
         lambda m: summary(per_user(generate(m, valid_in), valid_tgt, ks)),
         device,
@@ -162,7 +147,7 @@ def train_genrec(
     test_in, test_tgt, test_users = examples(TEST)
     test_pred = generate(model, test_in)
     test_values = per_user(test_pred, test_tgt, ks)
-    parts = {**cat.codes, "whole": cat.tokens}
+    parts = {**cat.codes, "whole": cat.tokens} if cat else {}
     record = {
         **_record(spec, result, cat),
         "test": summary(test_values),
@@ -183,6 +168,59 @@ def train_genrec(
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)  # only a run that has not finished needs it
     return record
+
+
+def _generative(spec: Mapping[str, Any], seqs: Sequences, codes: Mapping[str, np.ndarray], device: torch.device):
+    """Model, stages, generator and example builder of a semantic-ID variant (constrained beam search)."""
+    s = spec["seq2seq"]
+    cat = Catalogue.build(spec, codes, np.unique(seqs.items))
+    t5 = T5Settings(**{k: s[k] for k in T5Settings.__dataclass_fields__})
+    enc = PromptEncoding(s["model"], cat.layout) if s["mode"] == "pretrained" else IdEncoding(cat.layout, t5)
+    model_ids = enc.ids(cat.tokens)  # each item's target sequence in the model's vocabulary
+    trie = PrefixTrie.build(model_ids[cat.candidates], cat.candidates, device)
+    beams = max(s["beams"], *spec["topk"])
+
+    def examples(target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hist, tgt, users = seqs.examples(target, s["max_history"])
+        return enc.history_inputs(cat.tokens, hist, users), tgt, users
+
+    def generate(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
+        return _batched(
+            model,
+            inputs,
+            s["eval_batch_size"],
+            device,
+            lambda x: constrained_beam_search(model, x, x != PAD, trie, beams),
+        )
+
+    return enc.model(int(spec["seed"])), _stages(spec, seqs, cat, enc, model_ids), generate, examples, cat
+
+
+def _sasrec(spec: Mapping[str, Any], seqs: Sequences, codes: Mapping[str, np.ndarray], device: torch.device):
+    """Model, stage, ranker and example builder of SASRec (item ids only; every item of the split ranked)."""
+    s, settings = spec["seq2seq"], SASRecSettings(**spec["sasrec"])
+    n_items = int(seqs.items.max()) + 1
+    allowed = torch.zeros(n_items, dtype=torch.bool, device=device)
+    allowed[torch.as_tensor(np.unique(seqs.items), device=device)] = True
+    depth = max(spec["topk"])
+
+    def examples(target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hist, tgt, users = seqs.examples(target, settings.max_len)
+        return sasrec_inputs(hist), tgt, users
+
+    def generate(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
+        return _batched(model, inputs, s["eval_batch_size"], device, lambda x: model.rank(x, depth, allowed))
+
+    torch.manual_seed(int(spec["seed"]))
+    hist, tgt, _ = seqs.train_examples(settings.max_len)
+    stage = Stage("rec", sasrec_inputs(hist), tgt[:, None], s["steps"], True)
+    return SASRec(n_items, settings), [stage], generate, examples, None
+
+
+def _batched(model: torch.nn.Module, inputs: np.ndarray, batch_size: int, device: torch.device, run) -> np.ndarray:
+    model.eval()
+    chunks = np.array_split(inputs, max(1, -(-len(inputs) // batch_size)))
+    return np.concatenate([run(torch.as_tensor(c, device=device)).cpu().numpy() for c in chunks])
 
 
 def _stages(
@@ -212,7 +250,7 @@ def _fit_settings(spec: Mapping[str, Any]) -> FitSettings:
     )
 
 
-def _record(spec: Mapping[str, Any], result: FitResult, cat: Catalogue) -> dict[str, Any]:
+def _record(spec: Mapping[str, Any], result: FitResult, cat: Catalogue | None) -> dict[str, Any]:
     """The run record's fields in the ranking runs' schema; an evaluation round stands for an epoch."""
     return {
         "dataset": spec["dataset"],
@@ -233,7 +271,9 @@ def _record(spec: Mapping[str, Any], result: FitResult, cat: Catalogue) -> dict[
         "best_step": result.best_step,
         "steps_run": result.steps_run,
         "resumed_from_step": result.resumed_from,
-        "semantic_ids": {
+        "semantic_ids": None
+        if cat is None
+        else {
             "levels": cat.layout.levels,
             "dedup_size": cat.layout.dedup_size,
             "item_length": cat.layout.item_length,
@@ -242,6 +282,7 @@ def _record(spec: Mapping[str, Any], result: FitResult, cat: Catalogue) -> dict[
         },
         "training": {
             "seq2seq": dict(spec["seq2seq"]),
+            **({"sasrec": dict(spec["sasrec"])} if spec["variant"] == "SASRec" else {}),
             "topk": list(spec["topk"]),
             "valid_metric": spec["valid_metric"],
             "device": spec["device"],

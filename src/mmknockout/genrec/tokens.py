@@ -41,6 +41,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], bool, bool]] = {
     "MGR-EF": (("fused",), False, False),
     "MGR-LF": (("text", "image"), False, False),
     "MGR-LF++": (("text", "image"), True, True),
+    "SASRec": ((), False, False),  # the ID-based baseline: no semantic IDs (mmknockout.genrec.sasrec)
 }
 
 

@@ -94,6 +94,33 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert other.resumed_from is None  # another run's checkpoint is not resumed
 
 
+def test_run_killed_after_the_alignment_stage_resumes_exactly(tmp_path):
+    layout, tokens, inputs, target = planted_task()
+    stages = [
+        Stage("align", inputs, tokens[(target + 3) % len(tokens)], steps=10, evaluate=False),
+        Stage("rec", inputs, tokens[target], steps=10, evaluate=True),
+    ]
+    cfg = settings(checkpoint_every=10, eval_every=5)
+    device = torch.device("cpu")
+
+    def validate(model):
+        return {"HitRate@1": 0.5}
+
+    def killed(model):
+        raise KeyboardInterrupt
+
+    reference = build_t5(layout.vocab_size, TINY, 0)
+    fit(reference, stages, cfg, validate, device)
+    ckpt = tmp_path / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):  # the last checkpoint is the end of the alignment stage
+        fit(build_t5(layout.vocab_size, TINY, 0), stages, cfg, killed, device, ckpt, "run")
+    resumed_model = build_t5(layout.vocab_size, TINY, 0)
+    resumed, _ = fit(resumed_model, stages, cfg, validate, device, ckpt, "run")
+    assert resumed.resumed_from == 10
+    for a, b in zip(reference.state_dict().values(), resumed_model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_fuse_mean_and_concat():
     t, i = np.array([[3.0, 4.0]]), np.array([[0.0, 2.0]])
     np.testing.assert_allclose(fuse(t, i, "mean"), [[0.3, 0.9]])

@@ -149,7 +149,7 @@ def fit(
         opt = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(min(s.warmup_steps, stage.steps), stage.steps))
         first = start[1] if si == start[0] else 0
-        if saved is not None and si == start[0]:
+        if saved is not None and si == start[0] and first > 0:  # at a stage boundary the stage starts afresh
             opt.load_state_dict(saved["optimizer"])
             sched.load_state_dict(saved["scheduler"])
         inputs, labels = torch.as_tensor(stage.inputs), torch.as_tensor(stage.labels)

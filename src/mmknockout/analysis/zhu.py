@@ -319,7 +319,7 @@ def knockout_change(
     for (ds, variant), part in table.groupby(["dataset", "variant"], sort=False, observed=True):
         base = part[part["condition"] == "baseline"][[mrr, ndcg]].mean()
         for cond, values in part.groupby("condition", sort=False)[[mrr, ndcg]].mean().iterrows():
-            change = {f"{m} change %": 100 * values[m] / base[m] - 100 if base[m] else np.nan for m in (mrr, ndcg)}
+            change = {f"{m} change %": _change(values[m], base[m]) for m in (mrr, ndcg)}
             rows.append({"dataset": ds, "kind": "generative", "model": variant, "condition": cond, **change})
     ok = ranking[(ranking["status"] == "ok") & (ranking["feature_set"] == feature_set) & ranking["model"].isin(models)]
     if f"{ndcg} change %" in ok.columns:
@@ -336,6 +336,11 @@ def knockout_change(
                 }
             )
     return pd.DataFrame(rows, columns=["dataset", "kind", "model", "condition", f"{mrr} change %", f"{ndcg} change %"])
+
+
+def _change(value: float, base: float) -> float:
+    """(value - base) / base in %, NaN for a zero baseline; rounded so that equal values give +0."""
+    return round(100 * (value - base) / base, 10) + 0.0 if base else np.nan
 
 
 def knockout_figure(change: pd.DataFrame, conditions: Sequence[str], cutoff: int, path: str | Path) -> None:

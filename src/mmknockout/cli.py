@@ -118,6 +118,7 @@ def _train(args: argparse.Namespace) -> None:
         metrics=out / "metrics.json",
         history=out / "history.csv",
         per_user=out / "per_user.npz",
+        stats=paths.fill(paths.STATS, dataset=spec.dataset),
         progress=args.progress,
     )
     summary = {k: record[k] for k in ("model", "condition", "status", "best_epoch", "epochs_run")}

@@ -158,7 +158,10 @@ def feature_paths(dataset, feature_set):
 
 def train_inputs(wildcards):
     """The split, the features of the filled slots (unless the model reads none) and the graphs the model needs."""
-    inputs = {"inter": paths.fill(paths.INTER, dataset=wildcards.dataset)}
+    inputs = {
+        "inter": paths.fill(paths.INTER, dataset=wildcards.dataset),
+        "stats": paths.fill(paths.STATS, dataset=wildcards.dataset),
+    }
     if wildcards.model not in FEATURE_FREE:
         inputs.update(feature_paths(wildcards.dataset, wildcards.feature_set))
     graph_files = {"user_graph": paths.USER_GRAPH, "item_graph": paths.ITEM_GRAPH}

@@ -39,6 +39,7 @@ rule prepare_split:
     params:
         seed=config["preprocessing"]["split_seed"],
         kcore=config["preprocessing"]["kcore"],
+        deduplicate=lambda wc: config["datasets"][wc.dataset]["deduplicate"],
     script:
         STEP
 
@@ -57,6 +58,7 @@ rule import_mmrec:
         "../../envs/data.yaml"
     params:
         folder=lambda wc: config["datasets"][wc.dataset]["path"],
+        deduplicate=lambda wc: config["datasets"][wc.dataset]["deduplicate"],
     script:
         STEP
 
@@ -64,6 +66,7 @@ rule import_mmrec:
 rule aux_graphs:
     input:
         inter=paths.INTER,
+        stats=paths.STATS,
     output:
         user=paths.USER_GRAPH,
         item=paths.ITEM_GRAPH,

@@ -87,7 +87,7 @@ def read_ratings(path: str | os.PathLike) -> pd.DataFrame:
     if frac.any():
         i = int(np.flatnonzero(frac.to_numpy())[0])
         raise InputError(
-            f"{path}: line {_line_of(path, i)}: timestamp {df['timestamp'].iloc[i]!r} is not a whole "
+            f"{path}: line {line_of(path, i)}: timestamp {df['timestamp'].iloc[i]!r} is not a whole "
             "number of unix seconds"
         )
     out["rating"] = rating.astype("float64")
@@ -100,12 +100,12 @@ def _check_numeric(path: Path, raw: pd.Series, parsed: pd.Series, field: str) ->
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
-            f"{path}: line {_line_of(path, i)}: {field} {raw.iloc[i]!r} is not a number "
+            f"{path}: line {line_of(path, i)}: {field} {raw.iloc[i]!r} is not a number "
             "(expected user,item,rating,timestamp)"
         )
 
 
-def _line_of(path: Path, row: int) -> int:
+def line_of(path: Path, row: int) -> int:
     """1-based file line of parsed row ``row`` (0-based; the parser skips blank lines)."""
     seen = -1
     with open(path, "rb") as fh:

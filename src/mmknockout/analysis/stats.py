@@ -3,7 +3,12 @@
 * Across seeds: every metric is reported as the mean over seeds with the half-width of a 95 %
   Student-t interval (``t_{0.975, n-1} * sd / sqrt(n)``; NaN with one seed).
 * Change vs baseline: from the means rounded to 4 decimals, like the study (``aggregate.py``).
-  Its interval is the t-interval of the per-seed changes.
+  Its interval is the t-interval of the per-seed paired changes ``d_s = (k_s - b_s) / b_s * 100``
+  (knockout and baseline of the same seed): ``mean(d) +- t_{0.975, n-1} * sd(d) / sqrt(n)``.
+  ``interval_includes_zero`` says whether that interval contains 0 (the change is within the seed
+  noise); empty with fewer than two seeds.
+* ``n_capped_baseline`` / ``n_capped_knockout``: seeds whose selected run stopped at the epoch cap
+  (``stop_reason`` ``epoch_cap`` in metrics.json) instead of by early stopping.
 * ``p_seeds``: paired t-test (``scipy.stats.ttest_rel``) of the per-seed baseline vs knockout
   values (seeds matched by value); NaN with fewer than two paired seeds.
 * ``p_users``: Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided) on the per-user
@@ -37,7 +42,18 @@ SIG_VALUES = [
     "p_seeds",
     "p_users",
 ]
-SIG_COLUMNS = [*GROUP, "metric", "n_seeds", *SIG_VALUES, "p_users_by_seed", "n_users"]
+SIG_COLUMNS = [
+    *GROUP,
+    "metric",
+    "n_seeds",
+    *SIG_VALUES,
+    "p_users_by_seed",
+    "n_users",
+    "interval_includes_zero",
+    "n_capped_baseline",
+    "n_capped_knockout",
+]
+EPOCH_CAP = "epoch_cap"
 
 
 def ci95(values: Iterable[float]) -> float:
@@ -47,6 +63,19 @@ def ci95(values: Iterable[float]) -> float:
     if n < 2:
         return math.nan
     return float(sps.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+
+
+def interval_includes_zero(values: Iterable[float]) -> bool | None:
+    """Whether the 95 % t-interval of the mean of the finite values contains 0; None for n < 2."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if len(x) < 2:
+        return None
+    return bool(abs(x.mean()) <= ci95(x))
+
+
+def capped(records: Iterable[Mapping | None]) -> int:
+    """How many of the run records stopped at the epoch cap."""
+    return sum(1 for r in records if r is not None and r.get("stop_reason") == EPOCH_CAP)
 
 
 def mean(values: Iterable[float]) -> float:
@@ -216,6 +245,9 @@ def significance(
                     "p_users": p_users,
                     "p_users_by_seed": ";".join(f"{s}:{format_p(p, prefix=False)}" for s, p in by_seed),
                     "n_users": n_users,
+                    "interval_includes_zero": interval_includes_zero(per_seed_change),
+                    "n_capped_baseline": capped(base_runs[s] for s in seeds),
+                    "n_capped_knockout": capped(runs[s] for s in seeds),
                 }
             )
     df = pd.DataFrame(rows, columns=SIG_COLUMNS)
@@ -281,6 +313,7 @@ def write_significance(df: pd.DataFrame, path: str | Path) -> None:
     out["ci95"] = [_fmt(x, "{:.2f}") for x in out["ci95"]]
     for c in ("p_seeds", "p_users"):
         out[c] = [_fmt(x, "{:.4g}") for x in out[c]]
+    out["interval_includes_zero"] = [_yes_no(x) for x in out["interval_includes_zero"]]
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False, lineterminator="\n")
 
@@ -290,7 +323,14 @@ def read_significance(path: str | Path) -> pd.DataFrame:
     for c in SIG_VALUES:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["p_users_by_seed"] = df["p_users_by_seed"].fillna("").astype(str)
+    df["interval_includes_zero"] = [{"yes": True, "no": False}.get(x) for x in df["interval_includes_zero"]]
+    for c in ("n_capped_baseline", "n_capped_knockout"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").fillna(0).astype(int)
     return df
+
+
+def _yes_no(x: bool | None) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else ("yes" if x else "no")
 
 
 def _fmt(x: float, spec: str) -> str:

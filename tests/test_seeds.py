@@ -1,4 +1,4 @@
-"""Seed noise and stop reasons: intervals of the paired change, marks in tables and figures."""
+"""Seed noise and stop reasons: intervals of the paired difference, marks in tables and figures."""
 
 import math
 
@@ -17,31 +17,42 @@ def _t_interval(values):
     return x.mean(), sps.t.ppf(0.975, len(x) - 1) * np.sqrt(((x - x.mean()) ** 2).sum() / (len(x) - 1) / len(x))
 
 
-def _paired_changes(ko, model, cond, metric="NDCG@10", dataset="baby"):
+def _paired(ko, model, cond, metric="NDCG@10", dataset="baby"):
     part = ko[(ko["dataset"] == dataset) & (ko["model"] == model)].set_index(["condition", "seed"])[metric]
     seeds = sorted(ko["seed"].unique())
-    b = [round(part[("baseline", s)], 4) for s in seeds]
-    k = [round(part[(cond, s)], 4) for s in seeds]
-    return [round((y - x) / x * 100, 1) for x, y in zip(b, k, strict=True)]
+    return np.array([part[("baseline", s)] for s in seeds]), np.array([part[(cond, s)] for s in seeds])
 
 
-def test_change_interval_is_the_t_interval_of_paired_changes():
+def test_change_interval_is_the_t_interval_of_paired_differences():
     ko = make_knockout(datasets=("baby",), seeds=(1, 2, 3, 4, 5), jitter=0.08)
     s = tables.seed_summary(ko, ["NDCG@10"])
-    for model, cond in (("VBPR", "image-noise"), ("FREEDOM", "text-noise"), ("BM3", "dual-noise")):
+    seen = set()
+    for model, cond in (
+        ("VBPR", "image-noise"),
+        ("FREEDOM", "text-noise"),
+        ("BM3", "dual-noise"),
+        ("BPR", "text-noise"),
+    ):
         row = s[(s["model"] == model) & (s["condition"] == cond)].iloc[0]
-        centre, half = _t_interval(_paired_changes(ko, model, cond))
-        assert row["NDCG@10 change % ci95"] == pytest.approx(half)
+        b, k = _paired(ko, model, cond)
+        centre, half = _t_interval(k - b)
+        assert row["NDCG@10 change % ci95"] == pytest.approx(half / b.mean() * 100)
         assert row["NDCG@10 change % includes 0"] is bool(abs(centre) <= half)
+        # the same decision as the paired t-test over seeds at 5 %
+        assert row["NDCG@10 change % includes 0"] is bool(sps.ttest_rel(k, b).pvalue >= 0.05)
+        seen.add(row["NDCG@10 change % includes 0"])
+    assert seen == {True, False}
     base = s[(s["model"] == "VBPR") & (s["condition"] == "baseline")].iloc[0]
     assert math.isnan(base["NDCG@10 change % ci95"]) and base["NDCG@10 change % includes 0"] is None
 
 
-def test_interval_includes_zero():
-    assert stats.interval_includes_zero([1.0, -1.0, 0.5]) is True
-    assert stats.interval_includes_zero([-10.0, -11.0, -9.5]) is False
-    assert stats.interval_includes_zero([3.0]) is None
-    assert stats.interval_includes_zero([3.0, math.nan]) is None
+def test_paired_change_interval_edge_cases():
+    assert stats.paired_change_interval([1.0, 1.0], [1.1, 1.1]) == (0.0, False)  # no spread: a sure change
+    assert stats.paired_change_interval([1.0, 1.0], [1.0, 1.0]) == (0.0, True)
+    half, zero = stats.paired_change_interval([3.0], [2.0])
+    assert math.isnan(half) and zero is None
+    half, zero = stats.paired_change_interval([1.0, math.nan, 2.0], [1.5, 1.0, math.nan])
+    assert math.isnan(half) and zero is None
 
 
 def _record(cond, seed, value, stop="early_stopping"):
@@ -63,7 +74,7 @@ def _record(cond, seed, value, stop="early_stopping"):
 
 def test_significance_reports_interval_and_caps(tmp_path):
     base = [0.0300, 0.0310, 0.0290]
-    noisy = [0.0305, 0.0295, 0.0300]  # changes +1.7, -4.8, +3.4: the interval includes 0
+    noisy = [0.0305, 0.0295, 0.0300]  # differences +5, -15, +10 (1e-4): the interval includes 0
     dropped = [0.0200, 0.0205, 0.0190]
     records = [_record("baseline", s, v, "epoch_cap" if s == 1 else "early_stopping") for s, v in enumerate(base)]
     records += [_record("text-noise", s, v) for s, v in enumerate(noisy)]
@@ -148,7 +159,7 @@ def test_figures_mark_capped_runs_and_draw_seed_intervals(drawn):
     assert _texts(fig1).count("†") == 2  # BPR's baseline bar, in both panels
     assert "stopped at the epoch cap (15 epochs)" in _texts(fig1)[-1] and "95% t-interval" in _texts(fig1)[-1]
     # Fig. 2: BPR's changes rest on a capped baseline: its dual-noise and dual-zeros... bars are marked
-    assert _texts(fig2).count("†") >= 1 and "paired change" in _texts(fig2)[-1]
+    assert _texts(fig2).count("†") >= 1 and "paired difference" in _texts(fig2)[-1]
     errorbars = [c for c in fig2.axes[0].containers if getattr(c, "errorbar", None) is not None]
     assert errorbars and any(len(c.errorbar.lines[2]) for c in errorbars)
     assert _texts(fig_ko).count("†") == 0  # BPR's baseline is not a bar of the change figure
@@ -173,3 +184,15 @@ def test_old_knockout_tables_without_stop_columns():
     sig = make_significance(ko)
     assert len(tables.bm3_slmrec_vbpr(sig, {"baby": "default"}))
     pd.testing.assert_frame_equal(summary, tables.seed_summary(ko, ["NDCG@10"]))
+
+
+def test_paper_seeds_config_is_the_paper_study_with_five_seeds():
+    from pathlib import Path
+
+    from mmknockout import config as cfg
+
+    root = Path(__file__).resolve().parents[1] / "config"
+    paper, seeds = cfg.load_yaml(root / "paper.yaml"), cfg.load_yaml(root / "paper-seeds.yaml")
+    assert len(seeds["seeds"]) == 5 and seeds["seeds"][0] == paper["seeds"][0] == 999
+    assert {k: v for k, v in seeds.items() if k != "seeds"} == {k: v for k, v in paper.items() if k != "seeds"}
+    cfg.validate_config(seeds)

@@ -4,7 +4,8 @@ Drawn with matplotlib's Agg backend and saved byte-stably (no dates or software 
 file's metadata), so equal inputs give equal bytes. A bar whose run stopped at the epoch cap
 (``training.epochs``) instead of by early stopping, in at least one seed, carries a ``†`` and the
 figure says so under its title. With several seeds, Fig. 1's error bars are the 95 % t-interval
-of the mean over seeds, Fig. 2's that of the per-seed paired change.
+of the mean over seeds, Fig. 2's that of the paired difference over seeds (in % of the mean
+baseline, :func:`.stats.paired_change_interval`).
 """
 
 from __future__ import annotations
@@ -356,7 +357,7 @@ def fig2_noise_vs_constant(
     if handles:
         bottom_legend(fig, handles, labels, "both modalities replaced by")
     seeds = (
-        f"mean over {n_seeds} seeds, error bars: 95% t-interval of the per-seed paired change"
+        f"mean over {n_seeds} seeds, error bars: 95% t-interval of the paired difference over seeds"
         if n_seeds > 1
         else "one seed"
     )

@@ -3,10 +3,11 @@
 * Across seeds: every metric is reported as the mean over seeds with the half-width of a 95 %
   Student-t interval (``t_{0.975, n-1} * sd / sqrt(n)``; NaN with one seed).
 * Change vs baseline: from the means rounded to 4 decimals, like the study (``aggregate.py``).
-  Its interval is the t-interval of the per-seed paired changes ``d_s = (k_s - b_s) / b_s * 100``
-  (knockout and baseline of the same seed): ``mean(d) +- t_{0.975, n-1} * sd(d) / sqrt(n)``.
-  ``interval_includes_zero`` says whether that interval contains 0 (the change is within the seed
-  noise); empty with fewer than two seeds.
+  Its interval is the 95 % t-interval of the paired difference over seeds, ``d_s = k_s - b_s``
+  (knockout and baseline of the same seed): ``mean(d) +- t_{0.975, n-1} * sd(d) / sqrt(n)``, shown
+  in % of the mean baseline, so it is centred on the change of the means.
+  ``interval_includes_zero`` says whether it contains 0 (the change is within the seed noise);
+  this is exactly ``p_seeds >= 0.05``. Empty with fewer than two seeds.
 * ``n_capped_baseline`` / ``n_capped_knockout``: seeds whose selected run stopped at the epoch cap
   (``stop_reason`` ``epoch_cap`` in metrics.json) instead of by early stopping.
 * ``p_seeds``: paired t-test (``scipy.stats.ttest_rel``) of the per-seed baseline vs knockout
@@ -65,12 +66,18 @@ def ci95(values: Iterable[float]) -> float:
     return float(sps.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
 
 
-def interval_includes_zero(values: Iterable[float]) -> bool | None:
-    """Whether the 95 % t-interval of the mean of the finite values contains 0; None for n < 2."""
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if len(x) < 2:
-        return None
-    return bool(abs(x.mean()) <= ci95(x))
+def paired_change_interval(baseline: Sequence[float], knockout: Sequence[float]) -> tuple[float, bool | None]:
+    """(half-width in % of the mean baseline, whether it includes 0) of the 95 % t-interval of the
+    paired differences ``knockout - baseline`` over the seeds where both are finite; (NaN, None)
+    with fewer than two such seeds or a zero baseline mean."""
+    b = np.asarray(baseline, dtype=float)
+    k = np.asarray(knockout, dtype=float)
+    ok = np.isfinite(b) & np.isfinite(k)
+    if ok.sum() < 2 or b[ok].mean() == 0:
+        return math.nan, None
+    d = k[ok] - b[ok]
+    half = ci95(d)
+    return float(half / abs(b[ok].mean()) * 100), bool(abs(d.mean()) <= half)
 
 
 def capped(records: Iterable[Mapping | None]) -> int:
@@ -216,7 +223,7 @@ def significance(
             b = [value(base_runs[s], m) for s in seeds]
             k = [value(runs[s], m) for s in seeds]
             mb, mk = mean(b), mean(k)
-            per_seed_change = [change_pct(x, y) for x, y in zip(b, k, strict=True)]
+            change_ci, includes_zero = paired_change_interval(b, k)
             by_seed, pairs = [], []
             for s in seeds:
                 pb, pk = pu_base[s], pu_knock[s]
@@ -240,12 +247,12 @@ def significance(
                     "mean_knockout": mk,
                     "ci95_knockout": ci95(k),
                     "change %": change_pct(mb, mk),
-                    "ci95": ci95(per_seed_change),
+                    "ci95": change_ci,
                     "p_seeds": paired_seed_test(b, k),
                     "p_users": p_users,
                     "p_users_by_seed": ";".join(f"{s}:{format_p(p, prefix=False)}" for s, p in by_seed),
                     "n_users": n_users,
-                    "interval_includes_zero": interval_includes_zero(per_seed_change),
+                    "interval_includes_zero": includes_zero,
                     "n_capped_baseline": capped(base_runs[s] for s in seeds),
                     "n_capped_knockout": capped(runs[s] for s in seeds),
                 }

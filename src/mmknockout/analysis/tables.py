@@ -2,7 +2,7 @@
 
 * :func:`seed_summary`: mean and 95 % t-interval over seeds per (dataset, feature set, model,
   condition), the change vs baseline from the rounded means (the study's rule), the t-interval of
-  the per-seed paired changes and whether it includes 0, and the seeds that hit the epoch cap.
+  the paired per-seed differences and whether it includes 0, and the seeds that hit the epoch cap.
 * Marks: ``†`` a run that stopped at the epoch cap (``training.epochs``) instead of by early
   stopping, in at least one seed (still improving, or never stable for ``patience`` epochs);
   ``°`` a change whose 95 % interval over seeds includes 0 (:mod:`.stats`).
@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..io import write_text
 from ..models.registry import FAMILIES, FEATURE_FREE, MODELS
 from .plots import display_dataset
-from .stats import EPOCH_CAP, GROUP, change_pct, ci95, format_p, interval_includes_zero, mean, sort_frame
+from .stats import EPOCH_CAP, GROUP, change_pct, ci95, format_p, mean, paired_change_interval, sort_frame
 
 APPENDIX_METRICS = ["NDCG@5", "NDCG@10", "Recall@5", "Recall@10", "Precision@5", "Precision@10"]
 STUDY_METRICS = ["NDCG@10", "Precision@10", "Recall@10"]
@@ -38,7 +38,7 @@ DEFAULT_THRESHOLD = 5.0
 CAPPED_MARK = "†"
 NOISE_MARK = "°"
 CAPPED_NOTE = f"{CAPPED_MARK} stopped at the epoch cap (training.epochs), not by early stopping, in the seeds counted"
-NOISE_NOTE = f"{NOISE_MARK} the 95% t-interval over seeds of the paired change includes 0"
+NOISE_NOTE = f"{NOISE_MARK} the 95% t-interval over seeds of the paired difference includes 0 (p over seeds >= 0.05)"
 
 
 # ---------------------------------------------------------------- helpers
@@ -151,8 +151,9 @@ def to_latex(
 def seed_summary(ko: pd.DataFrame, metrics: Sequence[str] = APPENDIX_METRICS) -> pd.DataFrame:
     """Per (dataset, feature set, model, condition): n_seeds, n_ok, n_capped (seeds stopped at the
     epoch cap), mean and ci95 of each metric, ``<m> change %`` of the rounded means vs the baseline
-    of the same dataset/feature set/model, ``<m> change % ci95`` (the t-interval half-width of the
-    per-seed paired changes) and ``<m> change % includes 0`` (None with fewer than two seeds)."""
+    of the same dataset/feature set/model, ``<m> change % ci95`` (the half-width of the t-interval
+    of the paired per-seed differences, in % of the mean baseline) and ``<m> change % includes 0``
+    (None with fewer than two seeds); see :func:`.stats.paired_change_interval`."""
     missing = [m for m in metrics if m not in ko.columns]
     if missing:
         raise InputError(f"knockout table lacks metric columns {', '.join(missing)}")
@@ -175,13 +176,12 @@ def seed_summary(ko: pd.DataFrame, metrics: Sequence[str] = APPENDIX_METRICS) ->
             vals = part[m].tolist()
             row[m] = mean(vals)
             row[f"{m} ci95"] = ci95(vals)
-            changes = (
-                []
+            interval = (
+                (math.nan, None)
                 if row["condition"] == "baseline"
-                else [change_pct(b, k) for b, k in zip(pairs[f"{m} b"], pairs[m], strict=True)]
+                else paired_change_interval(pairs[f"{m} b"], pairs[m])
             )
-            row[f"{m} change % ci95"] = ci95(changes)
-            row[f"{m} change % includes 0"] = interval_includes_zero(changes)
+            row[f"{m} change % ci95"], row[f"{m} change % includes 0"] = interval
         rows.append(row)
     df = pd.DataFrame(rows)
     base = df[df["condition"] == "baseline"].set_index(["dataset", "feature_set", "model"])

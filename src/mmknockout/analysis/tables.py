@@ -37,7 +37,7 @@ TABLE3_MODELS = ["BM3", "SLMRec", "VBPR"]
 DEFAULT_THRESHOLD = 5.0
 CAPPED_MARK = "†"
 NOISE_MARK = "°"
-CAPPED_NOTE = f"{CAPPED_MARK} stopped at the epoch cap (training.epochs), not by early stopping, in the seeds counted"
+CAPPED_NOTE = f"{CAPPED_MARK} stopped at the epoch cap (training.epochs) in at least one seed, not by early stopping"
 NOISE_NOTE = f"{NOISE_MARK} the 95% t-interval over seeds of the paired difference includes 0 (p over seeds >= 0.05)"
 
 

@@ -1,5 +1,7 @@
 """Import of a dataset folder in MMRec layout."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,3 +156,30 @@ def test_item_mapping_counts_every_item(tmp_path):
     )
     with pytest.raises(InputError, match="i_id_mapping.csv: 5 rows but the dataset has 6 items"):
         import_mmrec(src, "toy", tmp_path / "out")
+
+
+@pytest.mark.parametrize("model", ["BPR", "VBPR"])
+def test_training_ranks_items_without_interactions(tmp_path, model, monkeypatch):
+    """An imported folder with unused item ids trains over every item of the feature files."""
+    from mmknockout import run
+
+    import model_kit
+
+    src = tmp_path / "mmrec"
+    _mmrec_folder(src, n_users=6, n_items=5, graph=False)
+    for name, dim in (("text_feat.npy", 7), ("image_feat.npy", 11)):
+        np.save(src / name, np.random.default_rng(2).random((8, dim)).astype(np.float32))  # 3 items never used
+    out = tmp_path / "out"
+    import_mmrec(src, "toy", out)
+    seen = []
+    fit = run.fit
+    monkeypatch.setattr(run, "fit", lambda cls, data, *a, **k: seen.append(data.n_items) or fit(cls, data, *a, **k))
+    features = {"text": out / "features" / "text_provided.npy", "image": out / "features" / "image_provided.npy"}
+    spec = model_kit.run_spec(model, model_kit.params(model), training={"epochs": 2, "patience": 1})
+    common = {"user_graph": None, "item_graph": None, **model_kit.run_outputs(tmp_path / "run")}
+    run.train_run(spec, inter=out / "toy.inter", features=features, stats=out / "stats.json", **common)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert seen == [8] and record["status"] == "ok" and all(np.isfinite(v) for v in record["test"].values())
+    if model == "VBPR":  # without stats.json the item count is max id + 1: the feature rows are refused, never cut
+        with pytest.raises(InputError, match="have 8 rows but the dataset has 5 items"):
+            run.train_run(spec, inter=out / "toy.inter", features=features, **common)

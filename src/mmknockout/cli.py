@@ -121,7 +121,7 @@ def _train(args: argparse.Namespace) -> None:
         stats=paths.fill(paths.STATS, dataset=spec.dataset),
         progress=args.progress,
     )
-    summary = {k: record[k] for k in ("model", "condition", "status", "best_epoch", "epochs_run")}
+    summary = {k: record[k] for k in ("model", "condition", "status", "stop_reason", "best_epoch", "epochs_run")}
     summary["test"] = {m: round(v, 4) for m, v in record["test"].items() if m.endswith(("@10", "@20"))}
     print(json.dumps(summary, indent=2))
 

@@ -342,6 +342,7 @@ def fig2_noise_vs_constant(
             n_seeds = max(n_seeds, int(df["n_seeds"].max()))
             caps.append(_column(df, "epoch_cap").max())
         ax.axhline(0, color="black", linewidth=0.6)
+        ax.margins(y=0.08)  # room for the marks beyond the error bars
         ax.set_ylabel(f"{metric} change vs\nbaseline (%)")
         ax.grid(axis="y", alpha=0.3)
         ax.set_title(f"{display_dataset(dataset)} ({feature_sets[dataset]} features)", fontsize=9, pad=14)

@@ -341,7 +341,7 @@ def _check_pomo(config: Mapping[str, Any]) -> None:
         if int(metric.partition("@")[2]) not in topk:
             _fail(f"{field}.metrics", f"'{metric}' is not computed: K must be in training.topk {list(topk)}")
     used = {fs for spec in config["datasets"].values() for fs in spec["feature_sets"]}
-    named = [("late_fusion", study["late_fusion"]), ("keywords", study["keywords"])]
+    named = [("late_fusion", study["late_fusion"])] + [("keywords", fs) for fs in study["keywords"]]
     named += [("lvlm", fs) for fs in study["lvlm"]] + [("noise", fs) for fs in study["noise"]]
     for key, fs in named:
         if fs not in used:

@@ -33,6 +33,6 @@ rule pomo_claims:
         ANALYSIS_ENV
     params:
         study=PLAN.pomo or {},
-        datasets=list(config["datasets"]),
+        datasets={ds: list(spec["feature_sets"]) for ds, spec in config["datasets"].items()},
     script:
         STEP

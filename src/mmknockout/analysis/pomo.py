@@ -51,41 +51,40 @@ def _lookup(long: pd.DataFrame) -> dict[tuple[str, str, str, str, str], float]:
     }
 
 
-def cases(long: pd.DataFrame, study: Mapping[str, Any], datasets: Sequence[str]) -> pd.DataFrame:
-    """One row per compared pair of the three claims (``holds`` None when a value is missing)."""
+def cases(long: pd.DataFrame, study: Mapping[str, Any], datasets: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """One row per compared pair of the three claims, for the feature sets each dataset runs
+    (``datasets``: dataset -> its feature sets); ``holds`` is None when a value is missing."""
     value = _lookup(long)
     rows = []
 
     def add(claim, dataset, model, fs, metric, ours_key, against_key, what, at_least):
         ours, against = value.get(ours_key, np.nan), value.get(against_key, np.nan)
-        decided = np.isfinite(ours) and np.isfinite(against)
-        holds = (ours >= against if at_least else ours < against) if decided else None
+        decided = bool(np.isfinite(ours) and np.isfinite(against))
+        holds = (bool(ours >= against) if at_least else bool(ours < against)) if decided else None
         rows.append([claim, dataset, model, fs, metric, ours, against, what, holds])
 
-    for dataset in datasets:
+    for dataset, feature_sets in datasets.items():
+        noise = {fs: c for fs, c in study["noise"].items() if fs in feature_sets}
+        lvlm = [fs for fs in study["lvlm"] if fs in feature_sets]
+        keywords = [fs for fs in study["keywords"] if fs in feature_sets]
+        fusion = study["late_fusion"]
         for metric in study["metrics"]:
             for model in study["models"]:
-                for fs, condition in study["noise"].items():
-                    real, noise = (dataset, model, fs, "baseline", metric), (dataset, model, fs, condition, metric)
-                    add("noise_below_real", dataset, model, fs, metric, noise, real, f"{fs} baseline", False)
-                for fs in study["lvlm"]:
-                    lvlm = (dataset, model, fs, "baseline", metric)
-                    fusion = (dataset, model, study["late_fusion"], "baseline", metric)
-                    add(
-                        "lvlm_at_least_late_fusion",
-                        dataset,
-                        model,
-                        fs,
-                        metric,
-                        lvlm,
-                        fusion,
-                        study["late_fusion"],
-                        True,
+                for fs, condition in noise.items():
+                    real, knocked = (dataset, model, fs, "baseline", metric), (dataset, model, fs, condition, metric)
+                    add("noise_below_real", dataset, model, fs, metric, knocked, real, f"{fs} baseline", False)
+                for fs in lvlm:
+                    ours, against = (
+                        (dataset, model, fs, "baseline", metric),
+                        (dataset, model, fusion, "baseline", metric),
                     )
-            kw = study["keywords"]
-            attribute = (dataset, "AttributeItemKNN", kw, "baseline", metric)
-            item_knn = (dataset, "ItemKNN", kw, "baseline", metric)
-            add("keywords_help_knn", dataset, "AttributeItemKNN", kw, metric, attribute, item_knn, "ItemKNN", True)
+                    add("lvlm_at_least_late_fusion", dataset, model, fs, metric, ours, against, fusion, True)
+            for fs in keywords:
+                ours, against = (
+                    (dataset, "AttributeItemKNN", fs, "baseline", metric),
+                    (dataset, "ItemKNN", fs, "baseline", metric),
+                )
+                add("keywords_help_knn", dataset, "AttributeItemKNN", fs, metric, ours, against, "ItemKNN", True)
     return pd.DataFrame(rows, columns=CASE_COLUMNS)
 
 
@@ -112,7 +111,7 @@ def claims_step(
     cases_table: str,
     claims_table: str,
     study: Mapping[str, Any],
-    datasets: Sequence[str],
+    datasets: Mapping[str, Sequence[str]],
 ) -> None:
     """Workflow step: our values, every compared pair and the verdict on each of the three claims."""
     long = results(read_knockout(knockout), study["metrics"])

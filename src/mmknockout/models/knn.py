@@ -72,8 +72,15 @@ class Random(ClosedFormRecommender):
     modalities = ()
 
     def scores(self, users: np.ndarray) -> np.ndarray:
-        keys = users.astype(np.uint64)[:, None] * np.uint64(self.n_items) + np.arange(self.n_items, dtype=np.uint64)
-        return uniform_hash(keys, self.hp.random_seed)
+        out = np.empty((users.size, self.n_items), dtype=np.float32)
+        items = np.arange(self.n_items, dtype=np.uint64)
+        step = max(1, BLOCK_ENTRIES // max(self.n_items, 1))  # bounds the uint64 temporaries
+        for start in range(0, users.size, step):
+            block = users[start : start + step].astype(np.uint64)
+            out[start : start + step] = uniform_hash(
+                block[:, None] * np.uint64(self.n_items) + items, self.hp.random_seed
+            )
+        return out
 
 
 def uniform_hash(keys: np.ndarray, seed: int) -> np.ndarray:

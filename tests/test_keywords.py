@@ -162,10 +162,18 @@ def test_step_writes_dense_sparse_and_vocabulary(tmp_path, monkeypatch):
         load_keyword_matrix(str(out["matrix"]), n_items=4)
 
 
-def test_step_refuses_a_sidecar_without_texts(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (json.dumps({"encoder": {}, "n_items": 1}), "no generated_texts"),
+        ("{broken", "not a JSON sidecar"),
+        (json.dumps({"encoder": {}, "n_items": 1, "generated_texts": [{"itemID": 3, "text": "x"}]}), "itemID in"),
+    ],
+)
+def test_step_refuses_a_bad_sidecar(tmp_path, content, fragment):
     sidecar = tmp_path / "x.json"
-    sidecar.write_text(json.dumps({"encoder": {}, "n_items": 1}))
-    with pytest.raises(InputError, match="no generated_texts"):
+    sidecar.write_text(content)
+    with pytest.raises(InputError, match=fragment):
         keywords_step(
             source=str(sidecar),
             features=str(tmp_path / "a.npy"),

@@ -205,6 +205,31 @@ def load_keyword_matrix(path: str, n_items: int | None = None) -> sp.csr_matrix:
     return matrix
 
 
+def read_generated_texts(source: str) -> tuple[tuple[str, ...], list[str | None]]:
+    """The slots of an lvlm sidecar's prompt and every item's generated text (None: not encoded)."""
+    import json
+
+    from ..io import read_error, require_file
+
+    path = require_file(source, "lvlm sidecar")
+    try:
+        facts = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise read_error(path, exc) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a JSON sidecar ({exc})") from None
+    if not isinstance(facts, dict) or "generated_texts" not in facts:
+        raise InputError(f"{path}: no generated_texts; the keywords need an lvlm encoder's sidecar")
+    n_items = int(facts["n_items"])
+    texts: list[str | None] = [None] * n_items
+    for row in facts["generated_texts"]:
+        item = row.get("itemID")
+        if not isinstance(item, int) or not 0 <= item < n_items or not isinstance(row.get("text"), str):
+            raise InputError(f"{path}: generated_texts entry {row!r} needs an itemID in [0, {n_items}) and a text")
+        texts[item] = row["text"]
+    return slots_of(facts["encoder"]["prompt"]), texts
+
+
 def keywords_step(
     *,
     source: str,
@@ -220,20 +245,12 @@ def keywords_step(
     ``encoder`` is the keywords encoder spec (``text_encoder``, ``top``, ``distance_threshold``).
     Writes ``features`` (dense float32 ``.npy``), ``matrix`` (CSR ``.npz``) and ``vocabulary`` (JSON).
     """
-    import json
-
     from ..device import set_threads
     from ..io import atomic_path, write_json, write_npy
     from .text import encode, load_encoder
 
     set_threads(threads)
-    facts = json.loads(open(source, encoding="utf-8").read())
-    if "generated_texts" not in facts:
-        raise InputError(f"{source}: no generated_texts; the keywords need an lvlm encoder's sidecar")
-    slots = slots_of(facts["encoder"]["prompt"])
-    texts: list[str | None] = [None] * int(facts["n_items"])
-    for row in facts["generated_texts"]:
-        texts[int(row["itemID"])] = row["text"]
+    slots, texts = read_generated_texts(source)
     model = load_encoder(encoder["text_encoder"], device=None if device == "auto" else device)
 
     def embed(values: list[str]) -> np.ndarray:

@@ -40,6 +40,7 @@ FORMATS = [
     "[Category] {Feeding} [Age Group] {Infant} [Purpose] {Hygiene} [Material] {Silicone} [Usage Context] {Home}",
     "Sure! category: Feeding; age group: Infant; purpose: Hygiene; material: Silicone; usage context: Home",
     "[Category] Feeding, [Age  Group] Infant, [Purpose] Hygiene, [Material] Silicone, [Usage Context] Home",
+    "[A] {Feeding}, [B] {Infant}, [C] {Hygiene}, [D] {Silicone}, [E] {Home}.",
 ]
 
 
@@ -60,11 +61,16 @@ def test_missing_and_empty_slots_become_other():
     assert parse_slots("I cannot see the image.", BABY) == dict.fromkeys(BABY, OTHER)
 
 
+def test_letters_beyond_the_slots_are_ignored():
+    assert parse_slots("[A] {Feeding}, [F] {Extra}", BABY) == {**dict.fromkeys(BABY, OTHER), "Category": "Feeding"}
+
+
 def test_first_occurrence_wins_and_explanations_after_the_line_are_cut():
     text = "Category: Bath\nThe item is a tub.\nCategory: Toys\nMaterial: Plastic (BPA-free)."
     got = parse_slots(text, BABY)
     assert got["Category"] == "Bath"
     assert got["Material"] == "Plastic (BPA-free)"
+    assert parse_slots("Category: 'Children's Books'", BABY)["Category"] == "Children's Books"
 
 
 def test_slots_come_from_the_domain_prompts():
@@ -85,6 +91,7 @@ def test_lemma(word, expected):
 def test_normalise():
     assert normalise("  Baby  Bottles. ") == "baby bottle"
     assert normalise("Toys!") == "toy"
+    assert normalise("Women's Shoes") == normalise("Women’s shoe") == "women shoe"
     assert normalise("***") == OTHER
     assert normalise(OTHER) == OTHER
 

@@ -4,10 +4,10 @@ The fill-in-the-blank prompt asks for five slot values (Baby: Category, Age Grou
 Usage Context). From each item's generated text:
 
 1. :func:`parse_slots` reads the five values. Real outputs mix ``[Category] {Feeding}, ...``,
-   ``Category: Feeding, ...``, one slot per line, Markdown bold and trailing punctuation; a slot that
-   is absent or empty becomes ``Other``.
-2. :func:`normalise` lower-cases, strips punctuation and lemmatises each word with a few suffix rules
-   (no dictionary download): ``Babies`` -> ``baby``, ``Toys`` -> ``toy``, ``Brushes`` -> ``brush``.
+   ``Category: Feeding, ...``, one slot per line, Markdown bold, the blanks' letters (``[A] {Feeding}``)
+   and trailing punctuation; a slot that is absent or empty becomes ``Other``.
+2. :func:`normalise` lower-cases, drops possessives and punctuation and lemmatises each word with a
+   few suffix rules (no dictionary download): ``Babies`` -> ``baby``, ``Women's Shoes`` -> ``women shoe``.
 3. :func:`cluster_keywords` groups near-duplicates per slot: average-linkage hierarchical clustering of
    the keywords' sentence embeddings under cosine distance, cut at ``distance_threshold``; a cluster is
    named after its most frequent member.
@@ -35,7 +35,8 @@ from ..errors import InputError
 
 OTHER = "Other"
 BLANKS = re.compile(r"Fill in the blanks:\s*(.*?)\.\s*For example", re.S)
-_FILLER = re.compile(r"[{}\[\]*\"'`_]")
+_FILLER = re.compile(r"[{}\[\]*\"`_]")
+_POSSESSIVE = re.compile(r"['’]s\b|['’]")
 _NON_WORD = re.compile(r"[^a-z0-9&+\-/ ]+")
 _SPACES = re.compile(r"\s+")
 #: endings that look plural but are not (glass, bus, analysis, ...), left alone
@@ -60,15 +61,25 @@ def _marker(slots: Sequence[str]) -> re.Pattern:
     )
 
 
+#: the blanks as letters (``[A] {Feeding}, [B] {Infant}, ...``), the i-th letter the i-th slot
+LETTERS = re.compile(r"\[\s*(?P<bracket>[A-Z])\s*\]\s*:?")
+
+
 def parse_slots(text: str, slots: Sequence[str]) -> dict[str, str]:
-    """The raw value of every slot in ``text`` (first occurrence wins); absent or empty -> ``Other``."""
+    """The raw value of every slot in ``text`` (first occurrence wins); absent or empty -> ``Other``.
+
+    Slots are marked by name (``[Category] {X}``, ``Category: X``) or, when no name occurs, by the
+    letter of their blank (``[A] {X}``, ``[B] {Y}``, ... in the prompt's slot order)."""
     canonical = {_SPACES.sub(" ", s.lower()): s for s in slots}
     matches = list(_marker(slots).finditer(text))
+    if not matches:
+        canonical = {chr(ord("a") + i): s for i, s in enumerate(slots)}
+        matches = list(LETTERS.finditer(text))  # every letter ends the value before it
     values = dict.fromkeys(slots, OTHER)
     seen: set[str] = set()
     for match, nxt in zip(matches, [*matches[1:], None], strict=False):
-        slot = canonical[_SPACES.sub(" ", (match.group("bracket") or match.group("colon")).lower())]
-        if slot in seen:
+        slot = canonical.get(_SPACES.sub(" ", (match.group("bracket") or match.group("colon") or "").lower()))
+        if slot is None or slot in seen:
             continue
         seen.add(slot)
         raw = text[match.end() : nxt.start() if nxt else len(text)]
@@ -82,7 +93,7 @@ def _clean(raw: str) -> str:
     """A slot value without braces, quotes, bold marks, leading separators and trailing punctuation."""
     value = _FILLER.sub(" ", raw).strip()
     value = next((line for line in value.splitlines() if line.strip()), "")
-    return value.strip(" \t:-=,;.").strip()
+    return value.strip(" \t:-=,;.'").strip()
 
 
 def lemma(word: str) -> str:
@@ -100,7 +111,7 @@ def normalise(value: str) -> str:
     """Lower case, punctuation removed, whitespace collapsed, each word lemmatised; ``Other`` stays."""
     if value == OTHER:
         return OTHER
-    text = _SPACES.sub(" ", _NON_WORD.sub(" ", value.lower())).strip()
+    text = _SPACES.sub(" ", _NON_WORD.sub(" ", _POSSESSIVE.sub("", value.lower()))).strip()
     words = " ".join(lemma(w) for w in text.split(" ") if w)
     return words or OTHER
 

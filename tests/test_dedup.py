@@ -137,3 +137,21 @@ def test_raw_ratings_repeats(tmp_path):
     inter = pd.read_csv(tmp_path / "first" / "toy.inter", sep="\t")
     assert not inter.duplicated(["userID", "itemID"]).any()
     assert 5 in set(inter.timestamp) and 1000 not in set(inter.timestamp)  # the earliest review of (U0, B000) kept
+
+
+def test_2023_reviews_repeats_named_by_record(tmp_path):
+    """Amazon 2023 reviews of two variants of one product share its parent_asin: repeated pairs."""
+    import gzip
+
+    records = [
+        {"user_id": f"U{u}", "parent_asin": f"P{i}", "rating": 5.0, "timestamp": (1000 + 10 * u + i) * 1000}
+        for u, i in itertools.product(range(6), range(6))
+    ]
+    records.append({"user_id": "U1", "parent_asin": "P2", "rating": 3.0, "timestamp": 5_000_000})  # a later review
+    path = tmp_path / "Baby.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(json.dumps(r) for r in records) + "\n")
+    with pytest.raises(InputError, match=r"record 37 \(user U1, item P2\) repeats record 9"):
+        prepare(path, tmp_path / "err", "toy", seed=1)
+    stats = prepare(path, tmp_path / "first", "toy", seed=1, deduplicate="first")
+    assert stats["interactions"] == 36 and stats["removed_repeats"] == 1

@@ -60,6 +60,8 @@ class StudyPlan:
         self.zhang = (config.get("studies") or {}).get("zhang2025")
         #: Kieu et al. (2025): the study's settings, or None when the config has no ``studies.kieu2025``
         self.kieu = (config.get("studies") or {}).get("kieu2025")
+        #: Pomo et al. (2025): the study's settings, or None when the config has no ``studies.pomo2025``
+        self.pomo = (config.get("studies") or {}).get("pomo2025")
         self.sweeps: list[SweepRun] = sweep_runs(config.get("sweeps") or {})
         #: the conditions of the knockout figure: ``figures.conditions``, by default every condition
         self.figure_conditions = list(config["figures"].get("conditions") or config["conditions"])
@@ -191,6 +193,8 @@ class StudyPlan:
         if self.zhang:
             out += self.zhang_targets()
         out += self.kieu_targets()
+        if self.pomo:
+            out += [paths.POMO_RESULTS, paths.POMO_CASES, paths.POMO_CLAIMS]
         for ds, fs in self.embeddings:
             out += [
                 paths.fill(paths.FIG3, dataset=ds, feature_set=fs),

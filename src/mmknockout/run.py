@@ -29,7 +29,7 @@ from .io import atomic_path, require_file, write_json, write_npz
 from .knockout import Condition
 from .models.registry import check_modalities, get_model_class
 from .spec import RunSpec
-from .train.trainer import TrainConfig, fit
+from .train.trainer import TrainConfig, fit, fit_closed_form
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -66,7 +66,10 @@ def train_run(
     raw = {m: load_feature_matrix(features[m], data.n_items, m) for m in given}
     knocked = condition.apply(raw)
     tensors = {m: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for m, x in knocked.items()}
-    result = fit(model_cls, data, tensors, spec.params, cfg, progress=progress)
+    if model_cls.closed_form:
+        result = fit_closed_form(model_cls, data, tensors, spec.params, cfg)
+    else:
+        result = fit(model_cls, data, tensors, spec.params, cfg, progress=progress)
 
     record = {
         "dataset": spec.dataset,

@@ -32,6 +32,7 @@ STEPS: dict[str, str] = {
     "vl_text_features": "mmknockout.features.vl:encode_step",
     "vl_image_features": "mmknockout.features.vl:encode_step",
     "concat_features": "mmknockout.features.concat:concat_step",
+    "keyword_features": "mmknockout.features.keywords:keywords_step",
     "tiny_models": "mmknockout.features.tiny_step:tiny_models_step",
     "fetch_models": "mmknockout.features.hub:fetch_models_step",
     "train": "mmknockout.run:train_step",
@@ -51,6 +52,7 @@ STEPS: dict[str, str] = {
     "kieu_table1": "mmknockout.analysis.kieu:table1_step",
     "kieu_table2": "mmknockout.analysis.kieu:table2_step",
     "kieu_contribution": "mmknockout.analysis.kieu:contribution_step",
+    "pomo_claims": "mmknockout.analysis.pomo:claims_step",
 }
 
 

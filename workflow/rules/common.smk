@@ -132,6 +132,13 @@ def concat_inputs(wildcards):
     ]
 
 
+def keyword_source(wildcards):
+    """The sidecar (with the generated texts) of a keywords encoder's lvlm source."""
+    slot, _, name = config["encoders"]["text"][wildcards.encoder]["source"].partition("/")
+    sidecar = {"text": paths.TEXT_SIDECAR, "image": paths.IMAGE_SIDECAR}[slot]
+    return paths.fill(sidecar, dataset=wildcards.dataset, encoder=name)
+
+
 def raw_entry(dataset, role):
     files = REGISTRY[dataset]["files"]
     if role not in files:

@@ -38,7 +38,7 @@ rule prepare_split:
         runtime=30,
     params:
         seed=config["preprocessing"]["split_seed"],
-        kcore=config["preprocessing"]["kcore"],
+        kcore=lambda wc: config["datasets"][wc.dataset]["kcore"],
         deduplicate=lambda wc: config["datasets"][wc.dataset]["deduplicate"],
     script:
         STEP

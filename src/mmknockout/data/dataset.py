@@ -71,11 +71,15 @@ class SplitData:
     item_graph: NeighbourGraph | None = None
     name: str = ""
     meta: dict = field(default_factory=dict)
+    #: the rating of every interaction (the ``.inter``'s ``rating`` column); None: implicit feedback only
+    ratings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.users = np.asarray(self.users, dtype=np.int64)
         self.items = np.asarray(self.items, dtype=np.int64)
         self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.ratings is not None:
+            self.ratings = np.asarray(self.ratings, dtype=np.float64)
 
     @classmethod
     def from_inter(cls, path: str | Path, n_items: int | None = None, **kwargs) -> SplitData:
@@ -91,6 +95,7 @@ class SplitData:
             items=df["itemID"].to_numpy(),
             labels=df["x_label"].to_numpy(),
             name=path.stem,
+            ratings=read_ratings_column(df),
             **kwargs,
         )
 
@@ -115,6 +120,26 @@ class SplitData:
     def matrix(self, label: int) -> sp.csr_matrix:
         u, i = self.part(label)
         return interaction_matrix(u, i, self.n_users, self.n_items)
+
+    def rating_matrix(self, label: int) -> sp.csr_matrix:
+        """User x item matrix of one split part holding the ratings (their mean for a repeated pair);
+        the binary :meth:`matrix` when the split has no ratings."""
+        if self.ratings is None:
+            return self.matrix(label)
+        mask = self.labels == label
+        bad = np.flatnonzero(mask & ~np.isfinite(self.ratings))
+        if bad.size:
+            raise InputError(
+                f"{self.name or 'split'}: interaction {bad[0]} (line {bad[0] + 2} of the .inter) has no numeric rating"
+            )
+        shape = (self.n_users, self.n_items)
+        pairs = (self.users[mask], self.items[mask])
+        total = sp.csr_matrix((self.ratings[mask], pairs), shape=shape)
+        count = sp.csr_matrix((np.ones(int(mask.sum())), pairs), shape=shape)
+        total.sum_duplicates()
+        count.sum_duplicates()
+        total.data /= count.data
+        return total.astype(np.float32)
 
     def stats(self) -> dict:
         """Sizes of the split; sparsity counts distinct (user, item) pairs, so it is never negative."""
@@ -154,6 +179,16 @@ def interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_ite
     m.sum_duplicates()
     m.data[:] = 1.0
     return m
+
+
+def read_ratings_column(df: pd.DataFrame) -> np.ndarray | None:
+    """The ``rating`` column as float64, NaN where missing or not a number; None when the file has none.
+
+    Only rating-aware evaluation and models read it (:meth:`SplitData.rating_matrix` checks it then).
+    """
+    if "rating" not in df:
+        return None
+    return pd.to_numeric(df["rating"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def validate_ids(df: pd.DataFrame, path: str | Path, n_items: int | None = None, counted_by: str = "") -> None:

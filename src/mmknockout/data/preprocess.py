@@ -35,6 +35,7 @@ import pandas as pd
 from ..errors import InputError
 from ..io import read_error, require_file, write_json, write_text
 from .amazon import line_of, read_ratings
+from .amazon2023 import is_2023_file
 from .dataset import INTER_COLUMNS, TEST, TRAIN, VALID, SplitData
 from .duplicates import apply_policy, find_repeats
 
@@ -51,10 +52,13 @@ def clean(ratings: pd.DataFrame, deduplicate: str, source: str | os.PathLike = "
     n2 = len(df)
     repeats = find_repeats(df["userID"].to_numpy(), df["itemID"].to_numpy(), df["timestamp"].to_numpy(dtype=np.int64))
     index, path = df.index.to_numpy(), Path(source)  # rows of the parsed file
+    by_line = path.is_file() and not is_2023_file(path)  # a 2023 .jsonl.gz is named by record
+    unit = "line" if by_line else "record"
 
     def describe(row: int, kept: int) -> str:
-        line, first = (line_of(path, int(index[r])) if path.is_file() else int(index[r]) + 1 for r in (row, kept))
-        return f"line {line} (user {df['userID'].iloc[row]}, item {df['itemID'].iloc[row]}) repeats line {first}"
+        where = (line_of(path, int(index[r])) if by_line else int(index[r]) + 1 for r in (row, kept))
+        line, first = where
+        return f"{unit} {line} (user {df['userID'].iloc[row]}, item {df['itemID'].iloc[row]}) repeats {unit} {first}"
 
     df, report = apply_policy(df, repeats, deduplicate, str(source), describe)
     df = df.reset_index(drop=True)

@@ -85,7 +85,8 @@ def apply_policy(
         raise InputError(
             f"{source}: {len(repeats)} row(s) repeat an earlier (userID, itemID) pair, in {repeats.pairs} pair(s)"
             f"{detail}{more}. Set `deduplicate: first` on the dataset in the config to keep the earliest row of each "
-            "pair (by timestamp, then file order), or `deduplicate: keep` to keep them all"
+            "pair (by timestamp, then file order), or `deduplicate: keep` to keep them all (what the MMRec "
+            "toolbox and the upstream preprocessing do)"
         )
     if policy == "first":
         keep = np.ones(len(df), dtype=bool)

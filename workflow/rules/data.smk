@@ -65,8 +65,8 @@ rule import_mmrec:
 
 rule aux_graphs:
     input:
+        unpack(item_count_input),
         inter=paths.INTER,
-        stats=paths.STATS,
     output:
         user=paths.USER_GRAPH,
         item=paths.ITEM_GRAPH,

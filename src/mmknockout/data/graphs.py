@@ -61,9 +61,11 @@ def save_graph(graph: NeighbourGraph, path) -> None:
     write_npz(path, ids=graph.ids, weights=graph.weights)
 
 
-def graphs_step(*, inter: str, stats: str, user: str, item: str, user_k: int, item_k: int, item_min_count: int) -> None:
+def graphs_step(
+    *, inter: str, user: str, item: str, user_k: int, item_k: int, item_min_count: int, stats: str | None = None
+) -> None:
     """Workflow step: the user-user and item-item co-interaction graphs of a split's training part
-    (over every item of the dataset, ``stats.json``'s count)."""
-    data = SplitData.from_inter(inter, item_count(stats))
+    (over every item of the dataset: ``stats.json``'s count when given, else contiguous ids)."""
+    data = SplitData.from_inter(inter, None if stats is None else item_count(stats))
     save_graph(user_graph(data, k=user_k), user)
     save_graph(item_graph(data, k=item_k, min_count=item_min_count), item)

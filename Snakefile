@@ -37,6 +37,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/zhang.smk"
 include: "workflow/rules/kieu.smk"
+include: "workflow/rules/pomo.smk"
 include: "workflow/rules/zhu.smk"
 
 

@@ -142,11 +142,18 @@ def test_prepare_missing_file_and_empty_core(tmp_path):
         }
 
     with pytest.raises(InputError, match="none.csv"):
-        step("prepare_split", ratings=str(tmp_path / "none.csv"), seed=1, kcore=5, **outputs(tmp_path))
+        step(
+            "prepare_split",
+            ratings=str(tmp_path / "none.csv"),
+            seed=1,
+            kcore=5,
+            deduplicate="error",
+            **outputs(tmp_path),
+        )
     sparse = tmp_path / "sparse.csv"
     sparse.write_text("".join(f"U{i},I{i},5.0,{i}\n" for i in range(20)))
     with pytest.raises(InputError, match="no interactions left"):
-        step("prepare_split", ratings=str(sparse), seed=1, kcore=5, **outputs(tmp_path / "o"))
+        step("prepare_split", ratings=str(sparse), seed=1, kcore=5, deduplicate="error", **outputs(tmp_path / "o"))
     assert not (tmp_path / "o" / "x.inter").exists()
 
 

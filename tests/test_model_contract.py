@@ -9,6 +9,7 @@ import torch
 from mmknockout.errors import InputError
 from mmknockout.knockout import MODALITY_ORDER, Condition
 from mmknockout.models.registry import (
+    CLOSED_FORM,
     FAMILIES,
     FEATURE_FREE,
     MODELS,
@@ -37,6 +38,9 @@ DECREASE = {
 }
 
 
+#: the epoch-trained models (the closed-form ones have their own contract in tests/test_knn.py)
+EPOCH_MODELS = [m for m in MODELS if m not in CLOSED_FORM]
+
 #: (model, the one modality it keeps) for every model that can run without the other one
 SINGLE_SLOT = [
     (name, kept)
@@ -45,7 +49,7 @@ SINGLE_SLOT = [
     if set(MODALITY_ORDER) - {kept} <= set(optional)
 ]
 #: models that read features and cannot run without either modality
-NEEDS_BOTH = sorted(set(MODELS) - FEATURE_FREE - set(OPTIONAL_MODALITIES))
+NEEDS_BOTH = sorted(set(EPOCH_MODELS) - FEATURE_FREE - set(OPTIONAL_MODALITIES))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -63,7 +67,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", EPOCH_MODELS)
 def test_deterministic(name, one_thread):
     cls, p = get_model_class(name), model_kit.params(name)
     (loss_a, scores_a), (loss_b, scores_b) = model_kit.trained_run(cls, p), model_kit.trained_run(cls, p)
@@ -71,13 +75,13 @@ def test_deterministic(name, one_thread):
     assert torch.equal(scores_a, scores_b)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", EPOCH_MODELS)
 def test_loss_decreases(name):
     epochs, lr = DECREASE.get(name, (30, 0.01))
     model_kit.assert_loss_decreases(get_model_class(name), model_kit.params(name), epochs=epochs, lr=lr)
 
 
-@pytest.mark.parametrize("name", sorted(set(MODELS) - FEATURE_FREE))
+@pytest.mark.parametrize("name", sorted(set(EPOCH_MODELS) - FEATURE_FREE))
 def test_knockouts_train_and_score_finite(name):
     model_kit.assert_knockouts_finite(get_model_class(name), model_kit.params(name))
 
@@ -120,7 +124,7 @@ def test_models_needing_both_refuse_one_slot(name, kept):
         model_kit.build(get_model_class(name), model_kit.params(name), features=model_kit.single_slot(kept))
 
 
-@pytest.mark.parametrize("name", sorted(FEATURE_FREE))
+@pytest.mark.parametrize("name", sorted(FEATURE_FREE - CLOSED_FORM))
 def test_feature_free_scores_ignore_features(name):
     cls = get_model_class(name)
     assert cls.modalities == ()
@@ -146,7 +150,8 @@ def test_registry_reads_the_classes():
     # the base study's models in its order, then every further model by name
     assert MODELS[: len(STUDY_ORDER)] == STUDY_ORDER
     assert list(MODELS[len(STUDY_ORDER) :]) == sorted(MODELS[len(STUDY_ORDER) :]) and "VIRAL" in MODELS
-    assert FEATURE_FREE == {"BPR", "LightGCN"}
+    assert FEATURE_FREE == {"BPR", "LightGCN", "Random", "MostPop", "ItemKNN"}
+    assert CLOSED_FORM == {"Random", "MostPop", "ItemKNN", "AttributeItemKNN"}
     assert REQUIRES == {
         "DualGNN": ("user_graph",),
         "DRAGON": ("user_graph",),
@@ -161,6 +166,7 @@ def test_registry_reads_the_classes():
         "user-item graph",
         "item-item graph",
         "hybrid",
+        "closed form",
     }
     with pytest.raises(InputError, match="unknown model 'Nope'"):
         get_model_class("Nope")

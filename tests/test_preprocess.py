@@ -67,11 +67,17 @@ def test_clean_drops_na_then_exact_duplicates():
             "timestamp": pd.array([1, 1, 2, 3, None], dtype="Int64"),
         }
     )
-    out, st = clean(df)
-    # (a,X,1) twice -> one kept (the first); (a,X,2) differs in timestamp and is kept
+    out, st = clean(df, "keep")
+    # (a,X,1) twice -> one kept (the first); (a,X,2) differs in timestamp and is kept (upstream)
     assert out[["userID", "itemID", "timestamp"]].values.tolist() == [["a", "X", 1], ["a", "X", 2]]
     assert out["rating"].tolist() == [5.0, 5.0]
-    assert st == {"raw_rows": 5, "removed_na": 2, "removed_duplicates": 1}
+    assert {k: st[k] for k in ("raw_rows", "removed_na", "removed_duplicates", "removed_repeats")} == {
+        "raw_rows": 5,
+        "removed_na": 2,
+        "removed_duplicates": 1,
+        "removed_repeats": 0,
+    }
+    assert st["duplicates"]["repeated_rows"] == 1
 
 
 @pytest.mark.parametrize(

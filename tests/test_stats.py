@@ -97,8 +97,11 @@ def test_significance_several_seeds():
     assert row["mean_baseline"] == pytest.approx(np.mean(b))
     assert row["ci95_knockout"] == pytest.approx(stats.ci95(k))
     assert row["p_seeds"] == pytest.approx(sps.ttest_rel(k, b).pvalue)
-    changes = [stats.change_pct(x, y) for x, y in zip(b, k, strict=True)]
-    assert row["ci95"] == pytest.approx(stats.ci95(changes))
+    d = np.subtract(k, b)  # the t-interval of the paired difference, in % of the mean baseline
+    half = sps.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert row["ci95"] == pytest.approx(half / np.mean(b) * 100)
+    assert abs(d.mean()) > half and row["p_seeds"] < 0.05  # a sure drop: the interval excludes 0
+    assert row["interval_includes_zero"] is not None and not row["interval_includes_zero"]
     vb = np.mean([pu[("baby", "default", "BM3", "baseline", s)]["NDCG@10"] for s in base], axis=0)
     vk = np.mean([pu[("baby", "default", "BM3", "dual-noise", s)]["NDCG@10"] for s in base], axis=0)
     assert row["p_users"] == pytest.approx(sps.wilcoxon(vk, vb).pvalue)

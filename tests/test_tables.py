@@ -187,7 +187,9 @@ def test_appendix_with_several_seeds_appends_intervals():
     df = tables.appendix_table(summary, {"baby": "default"}, "dual-noise")
     ref = tables.read_reference_table(REFERENCE / "table5_dual-noise.csv")
     assert list(df.columns[: len(ref.columns)]) == list(ref.columns)
-    assert list(df.columns[len(ref.columns) :]) == [f"{m} ci95" for m in METRICS]
+    assert list(df.columns[len(ref.columns) :]) == [f"{m} ci95" for m in METRICS] + [
+        f"{m} change % includes 0" for m in METRICS
+    ]
 
 
 def test_ours_vs_published():

@@ -79,7 +79,7 @@ class ScriptedEvaluator:
     script: list[float] = []
     calls: dict[int, int] = {}
 
-    def __init__(self, data, label, ks, batch_size, device) -> None:
+    def __init__(self, data, label, ks, batch_size, device, *evaluation) -> None:
         self.label = label
 
     def evaluate(self, model, reps=None) -> EvalResult:

@@ -118,9 +118,10 @@ def _train(args: argparse.Namespace) -> None:
         metrics=out / "metrics.json",
         history=out / "history.csv",
         per_user=out / "per_user.npz",
+        stats=paths.fill(paths.STATS, dataset=spec.dataset),
         progress=args.progress,
     )
-    summary = {k: record[k] for k in ("model", "condition", "status", "best_epoch", "epochs_run")}
+    summary = {k: record[k] for k in ("model", "condition", "status", "stop_reason", "best_epoch", "epochs_run")}
     summary["test"] = {m: round(v, 4) for m, v in record["test"].items() if m.endswith(("@10", "@20"))}
     print(json.dumps(summary, indent=2))
 
@@ -129,10 +130,11 @@ def _train(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from . import paths
     from .bench.run import run
-    from .models.registry import available_models
+    from .models.registry import CLOSED_FORM, available_models
 
     out = Path(args.out or paths.BENCH_OUT)
-    models = args.models.split(",") if args.models else available_models()
+    # the benchmark times training epochs: the closed-form models have none
+    models = args.models.split(",") if args.models else [m for m in available_models() if m not in CLOSED_FORM]
     run(models, [float(x) for x in args.scales.split(",")], args.epochs, args.bench_threads, args.device, out)
     print((out / "bench.md").read_text())
 

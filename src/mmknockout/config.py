@@ -168,6 +168,7 @@ def _check_conditions(config: Mapping[str, Any]) -> None:
 
 def _check_datasets(config: Mapping[str, Any]) -> None:
     for ds, spec in config["datasets"].items():
+        spec.setdefault("kcore", config["preprocessing"]["kcore"])
         for fs in spec["feature_sets"]:
             if fs not in config["feature_sets"]:
                 _fail(f"datasets.{ds}.feature_sets", f"unknown feature set '{fs}'")
@@ -259,6 +260,8 @@ def _check_encoders(config: Mapping[str, Any]) -> None:
                     part_slot, _, part_name = part.partition("/")
                     if part_name not in encoders.get(part_slot, {}):
                         _fail(f"{field}.parts", f"'{part}' is not a configured {part_slot} encoder")
+            if spec["kind"] == "keywords":
+                _check_keyword_source(encoders, field, spec["source"])
             if spec["kind"] == "vlm2vec" and "input" in spec:
                 unread = {"visual": "text", "textual": "image"}.get(spec["strategy"])
                 if unread in spec["input"]:
@@ -275,6 +278,16 @@ def _check_encoders(config: Mapping[str, Any]) -> None:
     for slot in SLOTS:
         for name in encoders.get(slot, {}):
             _concat_order(encoders, f"{slot}/{name}", ())
+
+
+def _check_keyword_source(encoders: Mapping[str, Any], field: str, source: str) -> None:
+    """A keywords encoder reads the generated texts of an lvlm encoder with the fill-in-the-blank prompt."""
+    slot, _, name = source.partition("/")
+    spec = encoders.get(slot, {}).get(name)
+    if spec is None or spec["kind"] != "lvlm":
+        _fail(f"{field}.source", f"'{source}' is not a configured lvlm encoder")
+    if spec.get("input", {}).get("prompt") == "misaligned":
+        _fail(f"{field}.source", f"'{source}' uses the misaligned prompt, which asks for no keywords")
 
 
 def _concat_order(encoders: Mapping[str, Any], node: str, stack: tuple[str, ...]) -> None:
@@ -296,6 +309,7 @@ def concat_parts(config: Mapping[str, Any], slot: str, name: str) -> list[str]:
 
 def _check_studies(config: Mapping[str, Any]) -> None:
     _check_kieu(config)
+    _check_pomo(config)
     _check_zhu(config)
     study = (config.get("studies") or {}).get("zhang2025")
     if not study:
@@ -312,6 +326,30 @@ def _check_studies(config: Mapping[str, Any]) -> None:
         for column, fs in columns.items():
             if fs not in used:
                 _fail(f"studies.zhang2025.readings.{reading}.{column}", f"'{fs}' is not a feature set of any dataset")
+
+
+def _check_pomo(config: Mapping[str, Any]) -> None:
+    """studies.pomo2025 names configured models, used feature sets and conditions, computed metrics."""
+    study = (config.get("studies") or {}).get("pomo2025")
+    if not study:
+        return
+    field = "studies.pomo2025"
+    for model in [*study["models"], "ItemKNN", "AttributeItemKNN"]:
+        if model not in config["models"]:
+            _fail(f"{field}.models" if model in study["models"] else field, f"'{model}' is not in models")
+    topk = config["training"]["topk"]
+    for metric in study["metrics"]:
+        if int(metric.partition("@")[2]) not in topk:
+            _fail(f"{field}.metrics", f"'{metric}' is not computed: K must be in training.topk {list(topk)}")
+    used = {fs for spec in config["datasets"].values() for fs in spec["feature_sets"]}
+    named = [("late_fusion", study["late_fusion"])] + [("keywords", fs) for fs in study["keywords"]]
+    named += [("lvlm", fs) for fs in study["lvlm"]] + [("noise", fs) for fs in study["noise"]]
+    for key, fs in named:
+        if fs not in used:
+            _fail(f"{field}.{key}", f"'{fs}' is not a feature set of any dataset")
+    for fs, condition in study["noise"].items():
+        if condition not in all_conditions(config):
+            _fail(f"{field}.noise.{fs}", f"'{condition}' is not a configured condition")
 
 
 def _check_kieu(config: Mapping[str, Any]) -> None:

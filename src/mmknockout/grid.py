@@ -184,10 +184,34 @@ def grid_points(model: str, grid: str = "full", model_dir: str | Path = MODEL_DI
     if grid not in ("full", "demo"):
         raise InputError(f"grid must be 'full' or 'demo', got {grid!r}")
     y = model_config(model, model_dir)
+    if grid == "full" and "search" in y:
+        points = search_points(y["grid"], y["search"])
+        _refuse_equal_ids(model, grid, points)
+        return points
     space = y["grid"] if grid == "full" else y.get("demo_grid", {k: v[:1] for k, v in y["grid"].items()})
     keys = sorted(space)
     points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(space[k] for k in keys))]
     _refuse_equal_ids(model, grid, points)
+    return points
+
+
+def search_points(choices: Mapping[str, list], search: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A seeded random search (model yaml ``search``): ``draws`` points; each key of ``choices`` drawn
+    uniformly from its list, each key of ``search.space`` from its distribution, in sorted key order."""
+    import numpy as np
+
+    rng = np.random.default_rng(search["seed"])
+    points = []
+    for _ in range(search["draws"]):
+        point = {k: choices[k][int(rng.integers(len(choices[k])))] for k in sorted(choices)}
+        for key in sorted(search["space"]):
+            ((kind, (low, high)),) = search["space"][key].items()
+            if kind == "uniform_int":
+                point[key] = int(rng.integers(int(low), int(high) + 1))
+            else:
+                value = float(rng.uniform(low, high))
+                point[key] = float(f"{math.exp(value) if kind == 'loguniform' else value:.4g}")
+        points.append(dict(sorted(point.items())))
     return points
 
 
@@ -219,7 +243,7 @@ def parse_params_id(model: str, pid: str, model_dir: str | Path = MODEL_DIR) -> 
     if pid != DEFAULT_PARAMS:
         for pair in pid.split(PAIR_SEP):
             key, _, value = pair.partition(KEY_SEP)
-            if key not in y["grid"] and key not in y["fixed"]:
+            if key not in y["grid"] and key not in y["fixed"] and key not in y.get("search", {}).get("space", {}):
                 raise InputError(bounded(f"{model}: unknown hyper-parameter '{key}' in '{pid}'"))
             point[key] = parse_value(value)
     return {**y["fixed"], **point}

@@ -33,6 +33,8 @@ IMAGE_MISSING = DATA + "/features/image_{encoder}_missing.txt"
 #: a JSON record next to each features file of the vl and concat encoders (encoder spec, rows, dim, ...)
 TEXT_SIDECAR = DATA + "/features/text_{encoder}.json"
 IMAGE_SIDECAR = DATA + "/features/image_{encoder}.json"
+#: a keywords encoder's one-hot item x keyword matrix as scipy sparse (its dense twin is TEXT_FEATURES)
+KEYWORD_MATRIX = DATA + "/features/text_{encoder}.npz"
 #: a concat encoder's features and sidecar; ``{slot_encoder}`` is ``<slot>_<encoder>`` (text_dual)
 CONCAT_FEATURES = DATA + "/features/{slot_encoder}.npy"
 CONCAT_SIDECAR = DATA + "/features/{slot_encoder}.json"
@@ -91,6 +93,10 @@ KIEU_CONTRIBUTION = TABLES + "/kieu2025/modality_contribution.csv"
 KIEU_CLAIMS = TABLES + "/kieu2025/claims.csv"
 KIEU_FIGURE = FIGURES + "/kieu2025_modality_contribution.png"
 
+# Pomo et al. (2025), LVLM representations: our values, the compared pairs and the three claims
+POMO_RESULTS = TABLES + "/pomo2025/results.csv"
+POMO_CASES = TABLES + "/pomo2025/claim_cases.csv"
+POMO_CLAIMS = TABLES + "/pomo2025/claims.csv"
 # Zhu et al. (2025), generative recommendation over semantic IDs: the leave-one-out split, one
 # RQ-VAE per (feature set, modality or fused, condition, seed), one run per generative variant
 SEQ_INTER = DATA + "/{dataset}.seq.inter"

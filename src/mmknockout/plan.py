@@ -62,6 +62,8 @@ class StudyPlan:
         self.zhang = (config.get("studies") or {}).get("zhang2025")
         #: Kieu et al. (2025): the study's settings, or None when the config has no ``studies.kieu2025``
         self.kieu = (config.get("studies") or {}).get("kieu2025")
+        #: Pomo et al. (2025): the study's settings, or None when the config has no ``studies.pomo2025``
+        self.pomo = (config.get("studies") or {}).get("pomo2025")
         #: Zhu et al. (2025), generative recommendation: its jobs, or None without ``studies.zhu2025``
         self.zhu = ZhuPlan(config) if (config.get("studies") or {}).get("zhu2025") else None
         self.sweeps: list[SweepRun] = sweep_runs(config.get("sweeps") or {})
@@ -195,6 +197,8 @@ class StudyPlan:
         if self.zhang:
             out += self.zhang_targets()
         out += self.kieu_targets()
+        if self.pomo:
+            out += [paths.POMO_RESULTS, paths.POMO_CASES, paths.POMO_CLAIMS]
         out += self.zhu.targets() if self.zhu else []
         for ds, fs in self.embeddings:
             out += [

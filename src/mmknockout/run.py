@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .data.dataset import NeighbourGraph, SplitData
+from .data.dataset import NeighbourGraph, SplitData, item_count
 from .device import set_threads
 from .errors import InputError
 from .features import load_feature_matrix
@@ -29,7 +29,7 @@ from .io import atomic_path, require_file, write_json, write_npz
 from .knockout import Condition
 from .models.registry import check_modalities, get_model_class
 from .spec import RunSpec
-from .train.trainer import TrainConfig, fit
+from .train.trainer import TrainConfig, fit, fit_closed_form
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -44,13 +44,17 @@ def train_run(
     metrics: str | Path,
     history: str | Path,
     per_user: str | Path,
+    stats: str | Path | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Train and evaluate one run; write its record, history and per-user metrics to the given files."""
+    """Train and evaluate one run; write its record, history and per-user metrics to the given files.
+
+    ``stats`` (the dataset's stats.json) gives the item count, items without interactions included;
+    without it the split's item ids must be contiguous from 0."""
     started = time.time()
     model_cls = get_model_class(spec.model)
     cfg = TrainConfig.from_mapping({**spec.training, "seed": spec.seed})
-    data = SplitData.from_inter(inter)
+    data = SplitData.from_inter(inter, None if stats is None else item_count(stats))
     if "user_graph" in model_cls.requires:
         data.user_graph = _load_graph(user_graph, "user graph", spec.model)
     if "item_graph" in model_cls.requires:
@@ -62,7 +66,10 @@ def train_run(
     raw = {m: load_feature_matrix(features[m], data.n_items, m) for m in given}
     knocked = condition.apply(raw)
     tensors = {m: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for m, x in knocked.items()}
-    result = fit(model_cls, data, tensors, spec.params, cfg, progress=progress)
+    if model_cls.closed_form:
+        result = fit_closed_form(model_cls, data, tensors, spec.params, cfg)
+    else:
+        result = fit(model_cls, data, tensors, spec.params, cfg, progress=progress)
 
     record = {
         "dataset": spec.dataset,
@@ -106,6 +113,7 @@ def train_step(
     image: str | None = None,
     user_graph: str | None = None,
     item_graph: str | None = None,
+    stats: str | None = None,
     threads: int | None = None,
 ) -> None:
     """Workflow step: one training run; the inputs a model does not read, and the slots the feature set
@@ -120,6 +128,7 @@ def train_step(
         metrics=metrics,
         history=history,
         per_user=per_user,
+        stats=stats,
         progress=True,
     )
 

@@ -132,6 +132,13 @@ def concat_inputs(wildcards):
     ]
 
 
+def keyword_source(wildcards):
+    """The sidecar (with the generated texts) of a keywords encoder's lvlm source."""
+    slot, _, name = config["encoders"]["text"][wildcards.encoder]["source"].partition("/")
+    sidecar = {"text": paths.TEXT_SIDECAR, "image": paths.IMAGE_SIDECAR}[slot]
+    return paths.fill(sidecar, dataset=wildcards.dataset, encoder=name)
+
+
 def raw_entry(dataset, role):
     files = REGISTRY[dataset]["files"]
     if role not in files:
@@ -156,9 +163,17 @@ def feature_paths(dataset, feature_set):
     return feature_files(dataset, config["feature_sets"][feature_set])
 
 
+def item_count_input(wildcards):
+    """stats.json, whose item count includes items without interactions, for an MMRec folder; a
+    registry split's item ids are contiguous (no input, so existing runs are not redone)."""
+    if config["datasets"][wildcards.dataset]["source"] != "mmrec":
+        return {}
+    return {"stats": paths.fill(paths.STATS, dataset=wildcards.dataset)}
+
+
 def train_inputs(wildcards):
     """The split, the features of the filled slots (unless the model reads none) and the graphs the model needs."""
-    inputs = {"inter": paths.fill(paths.INTER, dataset=wildcards.dataset)}
+    inputs = {"inter": paths.fill(paths.INTER, dataset=wildcards.dataset), **item_count_input(wildcards)}
     if wildcards.model not in FEATURE_FREE:
         inputs.update(feature_paths(wildcards.dataset, wildcards.feature_set))
     graph_files = {"user_graph": paths.USER_GRAPH, "item_graph": paths.ITEM_GRAPH}

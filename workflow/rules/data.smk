@@ -38,7 +38,8 @@ rule prepare_split:
         runtime=30,
     params:
         seed=config["preprocessing"]["split_seed"],
-        kcore=config["preprocessing"]["kcore"],
+        kcore=lambda wc: config["datasets"][wc.dataset]["kcore"],
+        deduplicate=lambda wc: config["datasets"][wc.dataset]["deduplicate"],
     script:
         STEP
 
@@ -57,12 +58,14 @@ rule import_mmrec:
         "../../envs/data.yaml"
     params:
         folder=lambda wc: config["datasets"][wc.dataset]["path"],
+        deduplicate=lambda wc: config["datasets"][wc.dataset]["deduplicate"],
     script:
         STEP
 
 
 rule aux_graphs:
     input:
+        unpack(item_count_input),
         inter=paths.INTER,
     output:
         user=paths.USER_GRAPH,

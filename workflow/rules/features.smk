@@ -213,3 +213,28 @@ rule fetch_models:
         cache_dir=(config.get("hub") or {}).get("cache_dir"),
     script:
         STEP
+
+
+rule keyword_features:
+    input:
+        source=keyword_source,
+    output:
+        features=paths.TEXT_FEATURES,
+        matrix=paths.KEYWORD_MATRIX,
+        vocabulary=paths.TEXT_SIDECAR,
+    log:
+        paths.log("keyword_features", "{dataset}_{encoder}"),
+    wildcard_constraints:
+        encoder=pattern_of(encoders_of("text", ["keywords"])),
+    conda:
+        "../../envs/features.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    params:
+        encoder=lambda wc: dict(text_encoder(wc)),
+        device=config["training"]["device"],
+        threads=lambda wc, threads: threads,
+    script:
+        STEP

@@ -2,6 +2,8 @@
 
 The relative change vs baseline is computed, like the study, from values rounded to 4 decimals:
 ``(knockout - baseline) / baseline * 100``. Diverged runs keep their row, marked, without metrics.
+``stop_reason`` (``early_stopping``, ``epoch_cap`` or ``diverged``), ``stop_epoch`` and
+``epoch_cap`` (``training.epochs``) say why and when the selected run stopped.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def knockout_table(
             params=r["params_id"],
             best_epoch=r.get("best_epoch"),
             diverged_epoch=r.get("diverged_epoch"),
+            stop_reason=r.get("stop_reason"),
+            stop_epoch=r.get("stop_epoch"),
+            epoch_cap=(r.get("training") or {}).get("epochs"),
         )
         for m in metrics:
             value = r.get("test", {}).get(m)

@@ -1,7 +1,11 @@
 """Every figure of the study: knockout changes, Figs. 1-4 and the ours-vs-published scatter.
 
 Drawn with matplotlib's Agg backend and saved byte-stably (no dates or software versions in the
-file's metadata), so equal inputs give equal bytes.
+file's metadata), so equal inputs give equal bytes. A bar whose run stopped at the epoch cap
+(``training.epochs``) instead of by early stopping, in at least one seed, carries a ``†`` and the
+figure says so under its title. With several seeds, Fig. 1's error bars are the 95 % t-interval
+of the mean over seeds, Fig. 2's that of the paired difference over seeds (in % of the mean
+baseline, :func:`.stats.paired_change_interval`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,35 @@ def bottom_legend(fig: plt.Figure, handles: Sequence, labels: Sequence[str], tit
     fig.legend(handles, labels, title=title, **kw)
 
 
+CAPPED_MARK = "†"
+
+
+def mark_capped(ax: plt.Axes, positions: np.ndarray, tops: np.ndarray, capped: np.ndarray) -> int:
+    """Write ``†`` just beyond the end of every bar whose run hit the epoch cap; returns how many."""
+    hit = np.asarray(capped, dtype=float) > 0
+    for p, top in zip(np.asarray(positions)[hit], np.nan_to_num(np.asarray(tops, dtype=float))[hit], strict=True):
+        below = top < 0
+        ax.annotate(
+            CAPPED_MARK,
+            (p, top),
+            xytext=(0, -3 if below else 1),
+            textcoords="offset points",
+            ha="center",
+            va="top" if below else "bottom",
+            fontsize=7,
+        )
+    return int(hit.sum())
+
+
+def capped_note(n_marked: int, epoch_cap: float | None = None) -> str:
+    """The line explaining the ``†`` marks ('' when no bar is marked)."""
+    if not n_marked:
+        return ""
+    cap = f" ({int(epoch_cap)} epochs)" if epoch_cap is not None and np.isfinite(epoch_cap) else ""
+    bars = f"{n_marked} bar" + ("s" if n_marked > 1 else "")
+    return f"{CAPPED_MARK} stopped at the epoch cap{cap} in at least one seed, not by early stopping ({bars})"
+
+
 def display_dataset(name: str) -> str:
     """The study's spelling of a paper dataset (case-insensitive), else the name as configured."""
     return PAPER_DATASETS.get(str(name).lower(), str(name))
@@ -55,14 +88,26 @@ def relative_change(table: pd.DataFrame, metric: str, conditions: Sequence[str],
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(max(6, 0.9 * table["model"].nunique() + 2), 3.2 * len(panels)), squeeze=False
     )
+    n_marked = 0
     for ax, ((dataset, fset), df) in zip(axes[:, 0], panels, strict=True):
         mean = df.groupby(["model", "condition"], sort=False)[col].mean().unstack("condition")
         models = list(dict.fromkeys(df["model"]))
         mean = mean.reindex(index=models, columns=conds)
         width = 0.8 / max(len(conds), 1)
         x = np.arange(len(models))
+        stop = df["stop_reason"] if "stop_reason" in df.columns else pd.Series("", index=df.index)
+        capped = (
+            df.assign(_c=(stop == "epoch_cap").astype(int))
+            .groupby(["model", "condition"], sort=False)["_c"]
+            .sum()
+            .unstack("condition")
+            .reindex(index=models, columns=conds)
+            .fillna(0)
+        )
         for j, cond in enumerate(conds):
-            ax.bar(x + (j - (len(conds) - 1) / 2) * width, mean[cond].to_numpy(dtype=float), width, label=cond)
+            pos = x + (j - (len(conds) - 1) / 2) * width
+            ax.bar(pos, mean[cond].to_numpy(dtype=float), width, label=cond)
+            n_marked += mark_capped(ax, pos, mean[cond].to_numpy(dtype=float), capped[cond].to_numpy())
         diverged = df[df["status"] != "ok"]
         for _, row in diverged.iterrows():
             if row["condition"] in conds:
@@ -81,6 +126,10 @@ def relative_change(table: pd.DataFrame, metric: str, conditions: Sequence[str],
         ax.set_title(f"{dataset} ({fset} features)")
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(title="condition", ncol=min(len(conds), 4), fontsize=7, loc="best")
+    cap = table["epoch_cap"].max() if "epoch_cap" in table.columns else None
+    note = capped_note(n_marked, cap)
+    if note:
+        fig.suptitle(note, fontsize=8)
     fig.tight_layout()
     save(fig, path)
 
@@ -185,6 +234,7 @@ def fig1_knockout(
     )
     width = 0.8 / max(len(conds), 1)
     x = np.arange(len(models))
+    n_marked = 0
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         for j, cond in enumerate(conds):
             part = df[df["condition"] == cond].set_index("model").reindex(models)
@@ -192,6 +242,10 @@ def fig1_knockout(
             err = part[f"{metric} ci95"].to_numpy(dtype=float) if f"{metric} ci95" in part else None
             err = None if err is None or not np.isfinite(err).any() else np.nan_to_num(err)
             pos = x + (j - (len(conds) - 1) / 2) * width
+            if metric == metrics[0]:  # one count per bar position
+                n_marked += int((np.nan_to_num(_column(part, "n_capped")) > 0).sum())
+            tops = np.nan_to_num(vals) + (0 if err is None else err)
+            mark_capped(ax, pos, tops, _column(part, "n_capped"))
             ax.bar(
                 pos,
                 np.nan_to_num(vals),
@@ -219,8 +273,12 @@ def fig1_knockout(
         ax.set_ylim(bottom=0)
         _family_axis(ax, models)
     n_seeds = int(df["n_seeds"].max()) if len(df) else 1
-    note = f"mean over {n_seeds} seeds, bars: 95% t-interval" if n_seeds > 1 else "one seed"
-    fig.suptitle(f"Fig. 1: {display_dataset(dataset)} ({feature_set} features), {note}", fontsize=10)
+    note = f"mean over {n_seeds} seeds, error bars: 95% t-interval over seeds" if n_seeds > 1 else "one seed"
+    capped = capped_note(n_marked, _column(df, "epoch_cap").max() if len(df) else None)
+    fig.suptitle(
+        f"Fig. 1: {display_dataset(dataset)} ({feature_set} features), {note}" + (f"\n{capped}" if capped else ""),
+        fontsize=10,
+    )
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
         bottom_legend(fig, handles, labels, "condition")
@@ -239,6 +297,7 @@ def fig2_noise_vs_constant(
     col = f"{metric} change %"
     datasets = sorted(feature_sets)
     fig, axes = plt.subplots(len(datasets), 1, figsize=(7.5, 3.0 * len(datasets) + 0.6), squeeze=False)
+    n_marked, n_seeds, caps = 0, 1, []
     for ax, dataset in zip(axes[:, 0], datasets, strict=True):
         df = summary[(summary["dataset"] == dataset) & (summary["feature_set"] == feature_sets[dataset])]
         conds = [c for c in conditions if c in set(df["condition"])]
@@ -249,7 +308,24 @@ def fig2_noise_vs_constant(
             part = df[df["condition"] == cond].set_index("model").reindex(models)
             vals = part[col].to_numpy(dtype=float)
             pos = x + (j - (len(conds) - 1) / 2) * width
-            ax.bar(pos, np.nan_to_num(vals), width, label=cond, color=COLOURS.get(cond))
+            err = _column(part, f"{col} ci95")
+            err = np.nan_to_num(err) if np.isfinite(err).any() else None
+            ax.bar(
+                pos,
+                np.nan_to_num(vals),
+                width,
+                yerr=err,
+                capsize=2,
+                label=cond,
+                color=COLOURS.get(cond),
+                error_kw={"linewidth": 0.7},
+            )
+            # a bar's change depends on the knockout run and the baseline run: either may be capped
+            base = df[df["condition"] == "baseline"].set_index("model").reindex(models)
+            capped = np.nan_to_num(_column(part, "n_capped")) + np.nan_to_num(_column(base, "n_capped"))
+            spread = 0 if err is None else err
+            tops = np.where(vals < 0, vals - spread, vals + spread)
+            n_marked += mark_capped(ax, pos, tops, np.where(np.isfinite(vals), capped, 0))
             for p, v, ok in zip(pos, vals, part["n_ok"].to_numpy(dtype=float), strict=True):
                 if not np.isfinite(v):
                     ax.annotate(
@@ -262,7 +338,11 @@ def fig2_noise_vs_constant(
                         fontsize=6,
                         rotation=90,
                     )
+        if len(df):
+            n_seeds = max(n_seeds, int(df["n_seeds"].max()))
+            caps.append(_column(df, "epoch_cap").max())
         ax.axhline(0, color="black", linewidth=0.6)
+        ax.margins(y=0.08)  # room for the marks beyond the error bars
         ax.set_ylabel(f"{metric} change vs\nbaseline (%)")
         ax.grid(axis="y", alpha=0.3)
         ax.set_title(f"{display_dataset(dataset)} ({feature_sets[dataset]} features)", fontsize=9, pad=14)
@@ -277,9 +357,23 @@ def fig2_noise_vs_constant(
                 labels.append(lab)
     if handles:
         bottom_legend(fig, handles, labels, "both modalities replaced by")
-    fig.suptitle("Fig. 2: dual knockout with noise vs with constants", fontsize=10)
+    seeds = (
+        f"mean over {n_seeds} seeds, error bars: 95% t-interval of the paired difference over seeds"
+        if n_seeds > 1
+        else "one seed"
+    )
+    capped = capped_note(n_marked, np.nanmax(caps) if np.isfinite(caps).any() else None)
+    fig.suptitle(
+        f"Fig. 2: dual knockout with noise vs with constants, {seeds}" + (f"\n{capped}" if capped else ""),
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     save(fig, path)
+
+
+def _column(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as floats, NaN where absent (summaries from older knockout tables lack some)."""
+    return df[name].to_numpy(dtype=float) if name in df.columns else np.full(len(df), np.nan)
 
 
 def fig3_embeddings(

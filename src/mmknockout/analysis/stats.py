@@ -3,7 +3,13 @@
 * Across seeds: every metric is reported as the mean over seeds with the half-width of a 95 %
   Student-t interval (``t_{0.975, n-1} * sd / sqrt(n)``; NaN with one seed).
 * Change vs baseline: from the means rounded to 4 decimals, like the study (``aggregate.py``).
-  Its interval is the t-interval of the per-seed changes.
+  Its interval is the 95 % t-interval of the paired difference over seeds, ``d_s = k_s - b_s``
+  (knockout and baseline of the same seed): ``mean(d) +- t_{0.975, n-1} * sd(d) / sqrt(n)``, shown
+  in % of the mean baseline, so it is centred on the change of the means.
+  ``interval_includes_zero`` says whether it contains 0 (the change is within the seed noise);
+  this is exactly ``p_seeds >= 0.05``. Empty with fewer than two seeds.
+* ``n_capped_baseline`` / ``n_capped_knockout``: seeds whose selected run stopped at the epoch cap
+  (``stop_reason`` ``epoch_cap`` in metrics.json) instead of by early stopping.
 * ``p_seeds``: paired t-test (``scipy.stats.ttest_rel``) of the per-seed baseline vs knockout
   values (seeds matched by value); NaN with fewer than two paired seeds.
 * ``p_users``: Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided) on the per-user
@@ -37,7 +43,18 @@ SIG_VALUES = [
     "p_seeds",
     "p_users",
 ]
-SIG_COLUMNS = [*GROUP, "metric", "n_seeds", *SIG_VALUES, "p_users_by_seed", "n_users"]
+SIG_COLUMNS = [
+    *GROUP,
+    "metric",
+    "n_seeds",
+    *SIG_VALUES,
+    "p_users_by_seed",
+    "n_users",
+    "interval_includes_zero",
+    "n_capped_baseline",
+    "n_capped_knockout",
+]
+EPOCH_CAP = "epoch_cap"
 
 
 def ci95(values: Iterable[float]) -> float:
@@ -47,6 +64,25 @@ def ci95(values: Iterable[float]) -> float:
     if n < 2:
         return math.nan
     return float(sps.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+
+
+def paired_change_interval(baseline: Sequence[float], knockout: Sequence[float]) -> tuple[float, bool | None]:
+    """(half-width in % of the mean baseline, whether it includes 0) of the 95 % t-interval of the
+    paired differences ``knockout - baseline`` over the seeds where both are finite; (NaN, None)
+    with fewer than two such seeds or a zero baseline mean."""
+    b = np.asarray(baseline, dtype=float)
+    k = np.asarray(knockout, dtype=float)
+    ok = np.isfinite(b) & np.isfinite(k)
+    if ok.sum() < 2 or b[ok].mean() == 0:
+        return math.nan, None
+    d = k[ok] - b[ok]
+    half = ci95(d)
+    return float(half / abs(b[ok].mean()) * 100), bool(abs(d.mean()) <= half)
+
+
+def capped(records: Iterable[Mapping | None]) -> int:
+    """How many of the run records stopped at the epoch cap."""
+    return sum(1 for r in records if r is not None and r.get("stop_reason") == EPOCH_CAP)
 
 
 def mean(values: Iterable[float]) -> float:
@@ -187,7 +223,7 @@ def significance(
             b = [value(base_runs[s], m) for s in seeds]
             k = [value(runs[s], m) for s in seeds]
             mb, mk = mean(b), mean(k)
-            per_seed_change = [change_pct(x, y) for x, y in zip(b, k, strict=True)]
+            change_ci, includes_zero = paired_change_interval(b, k)
             by_seed, pairs = [], []
             for s in seeds:
                 pb, pk = pu_base[s], pu_knock[s]
@@ -211,11 +247,14 @@ def significance(
                     "mean_knockout": mk,
                     "ci95_knockout": ci95(k),
                     "change %": change_pct(mb, mk),
-                    "ci95": ci95(per_seed_change),
+                    "ci95": change_ci,
                     "p_seeds": paired_seed_test(b, k),
                     "p_users": p_users,
                     "p_users_by_seed": ";".join(f"{s}:{format_p(p, prefix=False)}" for s, p in by_seed),
                     "n_users": n_users,
+                    "interval_includes_zero": includes_zero,
+                    "n_capped_baseline": capped(base_runs[s] for s in seeds),
+                    "n_capped_knockout": capped(runs[s] for s in seeds),
                 }
             )
     df = pd.DataFrame(rows, columns=SIG_COLUMNS)
@@ -281,6 +320,7 @@ def write_significance(df: pd.DataFrame, path: str | Path) -> None:
     out["ci95"] = [_fmt(x, "{:.2f}") for x in out["ci95"]]
     for c in ("p_seeds", "p_users"):
         out[c] = [_fmt(x, "{:.4g}") for x in out[c]]
+    out["interval_includes_zero"] = [_yes_no(x) for x in out["interval_includes_zero"]]
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False, lineterminator="\n")
 
@@ -290,7 +330,14 @@ def read_significance(path: str | Path) -> pd.DataFrame:
     for c in SIG_VALUES:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["p_users_by_seed"] = df["p_users_by_seed"].fillna("").astype(str)
+    df["interval_includes_zero"] = [{"yes": True, "no": False}.get(x) for x in df["interval_includes_zero"]]
+    for c in ("n_capped_baseline", "n_capped_knockout"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").fillna(0).astype(int)
     return df
+
+
+def _yes_no(x: bool | None) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else ("yes" if x else "no")
 
 
 def _fmt(x: float, spec: str) -> str:

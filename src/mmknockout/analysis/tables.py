@@ -1,7 +1,11 @@
 """The study's tables from the knockout table and the significance table.
 
 * :func:`seed_summary`: mean and 95 % t-interval over seeds per (dataset, feature set, model,
-  condition), and the change vs baseline from the rounded means (the study's rule).
+  condition), the change vs baseline from the rounded means (the study's rule), the t-interval of
+  the paired per-seed differences and whether it includes 0, and the seeds that hit the epoch cap.
+* Marks: ``†`` a run that stopped at the epoch cap (``training.epochs``) instead of by early
+  stopping, in at least one seed (still improving, or never stable for ``patience`` epochs);
+  ``°`` a change whose 95 % interval over seeds includes 0 (:mod:`.stats`).
 * Table 2 (:func:`vision_sensitive`), Table 3 (:func:`knockout_comparison`): baseline / knockout /
   change with the paired tests of :mod:`.stats` next to the percentage.
 * Appendix Tables 4-10 (:func:`appendix_table`) in the layout of ``resources/reference``.
@@ -24,13 +28,17 @@ from ..errors import InputError
 from ..io import write_text
 from ..models.registry import FAMILIES, FEATURE_FREE, MODELS
 from .plots import display_dataset
-from .stats import GROUP, change_pct, ci95, format_p, mean, sort_frame
+from .stats import EPOCH_CAP, GROUP, change_pct, ci95, format_p, mean, paired_change_interval, sort_frame
 
 APPENDIX_METRICS = ["NDCG@5", "NDCG@10", "Recall@5", "Recall@10", "Precision@5", "Precision@10"]
 STUDY_METRICS = ["NDCG@10", "Precision@10", "Recall@10"]
 KNOCKOUT_CONDITIONS = ["text-noise", "image-noise", "dual-noise"]
 TABLE3_MODELS = ["BM3", "SLMRec", "VBPR"]
 DEFAULT_THRESHOLD = 5.0
+CAPPED_MARK = "†"
+NOISE_MARK = "°"
+CAPPED_NOTE = f"{CAPPED_MARK} stopped at the epoch cap (training.epochs) in at least one seed, not by early stopping"
+NOISE_NOTE = f"{NOISE_MARK} the 95% t-interval over seeds of the paired difference includes 0 (p over seeds >= 0.05)"
 
 
 # ---------------------------------------------------------------- helpers
@@ -86,6 +94,8 @@ _LATEX = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "±": r"$\pm$",
+    CAPPED_MARK: r"\textsuperscript{\dag}",
+    NOISE_MARK: r"$^{\circ}$",
     "<": r"$<$",
     ">": r"$>$",
 }
@@ -139,21 +149,39 @@ def to_latex(
 
 
 def seed_summary(ko: pd.DataFrame, metrics: Sequence[str] = APPENDIX_METRICS) -> pd.DataFrame:
-    """Per (dataset, feature set, model, condition): n_seeds, n_ok, mean and ci95 of each metric, and
-    ``<m> change %`` of the rounded means vs the baseline of the same dataset/feature set/model."""
+    """Per (dataset, feature set, model, condition): n_seeds, n_ok, n_capped (seeds stopped at the
+    epoch cap), mean and ci95 of each metric, ``<m> change %`` of the rounded means vs the baseline
+    of the same dataset/feature set/model, ``<m> change % ci95`` (the half-width of the t-interval
+    of the paired per-seed differences, in % of the mean baseline) and ``<m> change % includes 0``
+    (None with fewer than two seeds); see :func:`.stats.paired_change_interval`."""
     missing = [m for m in metrics if m not in ko.columns]
     if missing:
         raise InputError(f"knockout table lacks metric columns {', '.join(missing)}")
+    ko = ko.reset_index(drop=True)
+    ko = ko.assign(**{m: ko[m].where(ko["status"] == "ok").astype(float) for m in metrics})
+    base_of_seed = ko.loc[ko["condition"] == "baseline", ["dataset", "feature_set", "model", "seed", *metrics]]
+    paired = ko.merge(base_of_seed, on=["dataset", "feature_set", "model", "seed"], how="left", suffixes=("", " b"))
+    stop = ko["stop_reason"] if "stop_reason" in ko.columns else pd.Series("", index=ko.index)
+    ko = ko.assign(_capped=(stop == EPOCH_CAP).to_numpy())
     rows = []
     for key, part in ko.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key, strict=True))
         row["family"] = FAMILIES.get(row["model"], "user-defined")
         row["n_seeds"] = int(part["seed"].nunique())
         row["n_ok"] = int((part["status"] == "ok").sum())
+        row["n_capped"] = int(part["_capped"].sum())
+        row["epoch_cap"] = float(part["epoch_cap"].max()) if "epoch_cap" in part.columns else math.nan
+        pairs = paired.loc[part.index]
         for m in metrics:
-            vals = part.loc[part["status"] == "ok", m].astype(float).tolist()
+            vals = part[m].tolist()
             row[m] = mean(vals)
             row[f"{m} ci95"] = ci95(vals)
+            interval = (
+                (math.nan, None)
+                if row["condition"] == "baseline"
+                else paired_change_interval(pairs[f"{m} b"], pairs[m])
+            )
+            row[f"{m} change % ci95"], row[f"{m} change % includes 0"] = interval
         rows.append(row)
     df = pd.DataFrame(rows)
     base = df[df["condition"] == "baseline"].set_index(["dataset", "feature_set", "model"])
@@ -166,27 +194,38 @@ def seed_summary(ko: pd.DataFrame, metrics: Sequence[str] = APPENDIX_METRICS) ->
     return sort_frame(df, ["baseline"] + KNOCKOUT_CONDITIONS)
 
 
+def capped_cell(n_capped: float, n_seeds: float) -> str:
+    """'2/5' seeds stopped at the epoch cap, '' if none."""
+    n = 0 if n_capped is None or not np.isfinite(n_capped) else int(n_capped)
+    return f"{n}/{int(n_seeds)}" if n else ""
+
+
 # ---------------------------------------------------------------- Tables 2 and 3
 
 
-def _annotated(change: float, ci: float, p_users: float, p_seeds: float, n_seeds: int) -> str:
+def _annotated(
+    change: float, ci: float, p_users: float, p_seeds: float, n_seeds: int, includes_zero: bool | None = None
+) -> str:
     if change is None or not np.isfinite(change):
         return "n/a"
     text = f"{fmt_change(change)}%"
     if n_seeds > 1 and np.isfinite(ci):
         text = f"{fmt_change(change)}±{ci:.1f}%"
+    if includes_zero is True:
+        text += NOISE_MARK
     if n_seeds > 1:
         return f"{text} (users {format_p(p_users)}; seeds {format_p(p_seeds)})"
     return f"{text} ({format_p(p_users)})"
 
 
 def comparison_columns(metrics: Sequence[str], several_seeds: bool) -> list[str]:
-    cols = []
+    cols = ["capped baseline", "capped knockout"]
     for m in metrics:
         cols += [f"{m} baseline"] + ([f"{m} baseline ci95"] if several_seeds else [])
         cols += [f"{m} knockout"] + ([f"{m} knockout ci95"] if several_seeds else [])
         cols += [f"{m} change %"] + ([f"{m} change % ci95"] if several_seeds else [])
         cols += [f"{m} change", f"{m} p (users)"] + ([f"{m} p (seeds)"] if several_seeds else [])
+        cols += [f"{m} interval includes 0"] if several_seeds else []
     return cols
 
 
@@ -200,7 +239,9 @@ def knockout_comparison(
 ) -> pd.DataFrame:
     """Baseline / knockout / change (with p-values) per model, dataset and condition, from significance rows.
 
-    ``feature_sets`` maps dataset -> the feature set to use (default: every row's own)."""
+    ``feature_sets`` maps dataset -> the feature set to use (default: every row's own). ``capped
+    baseline`` / ``capped knockout``: seeds stopped at the epoch cap ('1/3', '' if none); with
+    several seeds, ``<m> interval includes 0`` ('yes'/'no') and the change marked ``°`` when yes."""
     df = sig[sig["model"].isin(models) & sig["condition"].isin(conditions) & sig["metric"].isin(metrics)]
     if feature_sets is not None:
         df = df.loc[_main_rows(df, feature_sets)]
@@ -214,6 +255,8 @@ def knockout_comparison(
             "dataset": display_dataset(dataset),
             "condition": cond,
             "n_seeds": int(part["n_seeds"].max()),
+            "capped baseline": capped_cell(part["n_capped_baseline"].max(), part["n_seeds"].max()),
+            "capped knockout": capped_cell(part["n_capped_knockout"].max(), part["n_seeds"].max()),
         }
         for m in metrics:
             r = part[part["metric"] == m]
@@ -223,13 +266,17 @@ def knockout_comparison(
             row[f"{m} baseline"] = fmt_float(r["mean_baseline"])
             row[f"{m} knockout"] = fmt_float(r["mean_knockout"]) if np.isfinite(r["mean_knockout"]) else "diverged"
             row[f"{m} change %"] = fmt_change(r["change %"])
-            row[f"{m} change"] = _annotated(r["change %"], r["ci95"], r["p_users"], r["p_seeds"], int(r["n_seeds"]))
+            zero = _bool_or_none(r["interval_includes_zero"])
+            row[f"{m} change"] = _annotated(
+                r["change %"], r["ci95"], r["p_users"], r["p_seeds"], int(r["n_seeds"]), zero
+            )
             row[f"{m} p (users)"] = _p_cell(r["p_users"])
             if several:
                 row[f"{m} baseline ci95"] = fmt_float(r["ci95_baseline"])
                 row[f"{m} knockout ci95"] = fmt_float(r["ci95_knockout"])
                 row[f"{m} change % ci95"] = fmt_float(r["ci95"], 1)
                 row[f"{m} p (seeds)"] = _p_cell(r["p_seeds"])
+                row[f"{m} interval includes 0"] = "" if zero is None else ("yes" if zero else "no")
         rows.append(row)
     out = pd.DataFrame(rows, columns=columns).fillna("")
     order = list(model_order or MODELS)
@@ -248,6 +295,11 @@ def _main_rows(df: pd.DataFrame, feature_sets: Mapping[str, str]) -> np.ndarray:
     return np.array(
         [feature_sets.get(d) == f for d, f in zip(df["dataset"], df["feature_set"], strict=True)], dtype=bool
     )
+
+
+def _bool_or_none(x) -> bool | None:
+    """True/False, or None for a missing value (NaN, None)."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else bool(x)
 
 
 def _p_cell(p: float) -> str:
@@ -284,15 +336,29 @@ def bm3_slmrec_vbpr(
 def comparison_latex(
     df: pd.DataFrame, caption: str, label: str, metrics: Sequence[str] = STUDY_METRICS, note: str | None = None
 ) -> str:
-    """Compact LaTeX of Table 2/3: per metric baseline, knockout and the annotated change."""
+    """Compact LaTeX of Table 2/3: per metric baseline, knockout and the annotated change; a baseline or
+    knockout that stopped at the epoch cap is marked ``†``, with the marks explained under the table."""
     keep = [c for c in ("model", "dataset", "condition") if c in df.columns]
     cols, header = list(keep), [c.capitalize() for c in keep]
     for m in metrics:
         cols += [f"{m} baseline", f"{m} knockout", f"{m} change"]
         header += [f"{m} base", f"{m} KO", f"{m} change"]
     sub = df.reindex(columns=cols).fillna("")
+    for side in ("baseline", "knockout"):
+        capped = df.get(f"capped {side}", pd.Series("", index=df.index)).fillna("").astype(str) != ""
+        for m in metrics:
+            col = f"{m} {side}"
+            sub.loc[capped & (sub[col] != ""), col] = sub.loc[capped & (sub[col] != ""), col] + CAPPED_MARK
+    notes = [note] if note else []
+    text = " ".join(sub.astype(str).to_numpy().ravel())
+    notes += [n for mark, n in ((CAPPED_MARK, CAPPED_NOTE), (NOISE_MARK, NOISE_NOTE)) if mark in text]
     return to_latex(
-        sub, caption, label, align="l" * len(keep) + "r" * (len(cols) - len(keep)), note=note, header=header
+        sub,
+        caption,
+        label,
+        align="l" * len(keep) + "r" * (len(cols) - len(keep)),
+        note="; ".join(notes) or None,
+        header=header,
     )
 
 
@@ -319,7 +385,9 @@ def appendix_table(
     ``reference`` maps each dataset to the feature set whose *baseline* the change is computed against
     (default: the same). Only the multimodal models, sorted by model name then dataset name. Columns:
     model, dataset, the metrics (4 decimals; empty if every seed diverged), then ``<m> change %`` as
-    '+x.x' (tables 5+), then ``<m> ci95`` when there are several seeds.
+    '+x.x' (tables 5+), then ``<m> ci95`` (and, with a change, ``<m> change % includes 0``:
+    'yes'/'no') when there are several seeds, then, when a run stopped at the epoch cap, ``capped``:
+    the seeds whose run did ('1/5', '' if none).
     """
     reference = dict(reference or datasets)
     with_change = (condition != "baseline" or reference != dict(datasets)) if with_change is None else with_change
@@ -340,20 +408,27 @@ def appendix_table(
         if several:
             for m in metrics:
                 row[f"{m} ci95"] = fmt_float(r[f"{m} ci95"])
+                if with_change:
+                    row[f"{m} change % includes 0"] = _yes_no(r.get(f"{m} change % includes 0"))
+        row["capped"] = capped_cell(r.get("n_capped", 0), r["n_seeds"])
         rows.append(row)
     columns = (
         ["model", "dataset"]
         + list(metrics)
         + ([f"{m} change %" for m in metrics] if with_change else [])
         + ([f"{m} ci95" for m in metrics] if several else [])
+        + ([f"{m} change % includes 0" for m in metrics] if several and with_change else [])
+        + (["capped"] if any(row["capped"] for row in rows) else [])
     )
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values(["model", "dataset"], kind="stable").reset_index(drop=True)
 
 
 def appendix_latex(df: pd.DataFrame, caption: str, label: str, metrics: Sequence[str] = APPENDIX_METRICS) -> str:
-    """The Appendix layout: 'value (+x.x%)', or 'mean±ci (+x.x%)' with several seeds."""
-    cells = pd.DataFrame({"model": df["model"], "dataset": df["dataset"]})
+    """The Appendix layout: 'value (+x.x%)', or 'mean±ci (+x.x%)' with several seeds; a model whose run
+    stopped at the epoch cap is marked ``†``, a change whose interval includes 0 ``°``."""
+    capped = df["capped"].fillna("").astype(str) != "" if "capped" in df.columns else pd.Series(False, index=df.index)
+    cells = pd.DataFrame({"model": df["model"].where(~capped, df["model"] + CAPPED_MARK), "dataset": df["dataset"]})
     for m in metrics:
         col = []
         for _, r in df.iterrows():
@@ -361,16 +436,24 @@ def appendix_latex(df: pd.DataFrame, caption: str, label: str, metrics: Sequence
             if f"{m} ci95" in df.columns and r[f"{m} ci95"] != "":
                 v = f"{v}±{r[f'{m} ci95']}"
             if f"{m} change %" in df.columns and r[f"{m} change %"] != "":
-                v = f"{v} ({r[f'{m} change %']}%)"
+                zero = NOISE_MARK if r.get(f"{m} change % includes 0") == "yes" else ""
+                v = f"{v} ({r[f'{m} change %']}%{zero})"
             col.append(v)
         cells[m] = col
+    text = " ".join(cells.astype(str).to_numpy().ravel())
+    notes = [n for mark, n in ((CAPPED_MARK, CAPPED_NOTE), (NOISE_MARK, NOISE_NOTE)) if mark in text]
     return to_latex(
         cells,
         caption,
         label,
         header=["Model", "Dataset"] + list(metrics),
-        note="no runs for this table" if df.empty else None,
+        note="no runs for this table" if df.empty else ("; ".join(notes) or None),
     )
+
+
+def _yes_no(x) -> str:
+    zero = _bool_or_none(x)
+    return "" if zero is None else ("yes" if zero else "no")
 
 
 def read_reference_table(path: str | Path) -> pd.DataFrame:

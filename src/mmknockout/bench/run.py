@@ -227,6 +227,13 @@ def run(
     """
     import torch
 
+    from ..errors import InputError
+    from ..models.registry import CLOSED_FORM
+
+    closed = [m for m in models if m in CLOSED_FORM]
+    if closed:
+        raise InputError(f"bench times training epochs; {', '.join(closed)} are fitted in closed form, without any")
+
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mmk-bench-") as tmp:
         for scale in scales:

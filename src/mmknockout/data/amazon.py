@@ -1,4 +1,5 @@
-"""Parsers for the Amazon 2014 (McAuley) per-category files (PROTOCOL sec 1).
+"""Parsers for the Amazon 2014 (McAuley) per-category files (PROTOCOL sec 1); the 2023 release's
+JSON-lines files are handed to :mod:`.amazon2023` (by file name) and come back in the same frames.
 
 * ``ratings_<Cat>.csv``: "ratings only", headerless CSV ``user,item,rating,unix_time``.
 * ``meta_<Cat>.json.gz``: gzip, one Python literal (a dict) per line; keys ``asin``, ``title``,
@@ -25,6 +26,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io import read_error, require_file
+from . import amazon2023
+from .amazon2023 import is_2023_file
 
 RATING_COLUMNS = ["userID", "itemID", "rating", "timestamp"]
 ASIN_BYTES = 10
@@ -41,8 +44,11 @@ def read_ratings(path: str | os.PathLike) -> pd.DataFrame:
     Returns a frame with columns ``userID`` and ``itemID`` (str, NaN where empty), ``rating``
     (float64) and ``timestamp`` (nullable ``Int64``). Empty fields are kept as NA (the
     preprocessing drops them, as upstream does); a row with more than four fields, or a rating or
-    timestamp that is not a number, raises :class:`InputError` naming the line (1-based).
+    timestamp that is not a number, raises :class:`InputError` naming the line (1-based). A 2023
+    reviews file (``.jsonl.gz``) is read by :func:`.amazon2023.read_reviews` into the same frame.
     """
+    if is_2023_file(path):
+        return amazon2023.read_reviews(path)
     path = _require_file(path, "ratings")
     try:
         df = pd.read_csv(
@@ -87,7 +93,7 @@ def read_ratings(path: str | os.PathLike) -> pd.DataFrame:
     if frac.any():
         i = int(np.flatnonzero(frac.to_numpy())[0])
         raise InputError(
-            f"{path}: line {_line_of(path, i)}: timestamp {df['timestamp'].iloc[i]!r} is not a whole "
+            f"{path}: line {line_of(path, i)}: timestamp {df['timestamp'].iloc[i]!r} is not a whole "
             "number of unix seconds"
         )
     out["rating"] = rating.astype("float64")
@@ -100,12 +106,12 @@ def _check_numeric(path: Path, raw: pd.Series, parsed: pd.Series, field: str) ->
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
-            f"{path}: line {_line_of(path, i)}: {field} {raw.iloc[i]!r} is not a number "
+            f"{path}: line {line_of(path, i)}: {field} {raw.iloc[i]!r} is not a number "
             "(expected user,item,rating,timestamp)"
         )
 
 
-def _line_of(path: Path, row: int) -> int:
+def line_of(path: Path, row: int) -> int:
     """1-based file line of parsed row ``row`` (0-based; the parser skips blank lines)."""
     seen = -1
     with open(path, "rb") as fh:
@@ -122,8 +128,11 @@ def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
 
     Every key found becomes a column (missing keys are NaN); ``categories`` keeps its Python list
     value. A corrupt gzip stream, a line that is not a Python literal, a line that is not a dict or
-    a dict without ``asin`` raises :class:`InputError` naming the line.
+    a dict without ``asin`` raises :class:`InputError` naming the line. A 2023 metadata file
+    (``.jsonl.gz``) is read by :func:`.amazon2023.read_metadata` into the same columns.
     """
+    if is_2023_file(path):
+        return amazon2023.read_metadata(path)
     path = _require_file(path, "metadata")
     records: list[dict] = []
     line_no = 0

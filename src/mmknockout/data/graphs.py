@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .dataset import NeighbourGraph, SplitData
+from .dataset import NeighbourGraph, SplitData, item_count
 
 
 def topk_per_row(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,8 +61,11 @@ def save_graph(graph: NeighbourGraph, path) -> None:
     write_npz(path, ids=graph.ids, weights=graph.weights)
 
 
-def graphs_step(*, inter: str, user: str, item: str, user_k: int, item_k: int, item_min_count: int) -> None:
-    """Workflow step: the user-user and item-item co-interaction graphs of a split's training part."""
-    data = SplitData.from_inter(inter)
+def graphs_step(
+    *, inter: str, user: str, item: str, user_k: int, item_k: int, item_min_count: int, stats: str | None = None
+) -> None:
+    """Workflow step: the user-user and item-item co-interaction graphs of a split's training part
+    (over every item of the dataset: ``stats.json``'s count when given, else contiguous ids)."""
+    data = SplitData.from_inter(inter, None if stats is None else item_count(stats))
     save_graph(user_graph(data, k=user_k), user)
     save_graph(item_graph(data, k=item_k, min_count=item_min_count), item)

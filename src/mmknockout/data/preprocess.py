@@ -3,7 +3,10 @@
 The steps, in the upstream order:
 
 1. drop rows with NA in ``userID``, ``itemID`` or ``timestamp``;
-2. drop exact duplicates on ``(userID, itemID, timestamp)`` (not on ``(userID, itemID)``);
+2. drop exact duplicates on ``(userID, itemID, timestamp)`` (not on ``(userID, itemID)``); rows
+   still repeating a ``(userID, itemID)`` pair (a repeated review at another time) are then
+   refused, reduced to the earliest or kept, as the dataset's ``deduplicate`` says
+   (:mod:`.duplicates`; upstream keeps them, which is ``keep``);
 3. iterative k-core: each round finds *every* user and item below ``k`` interactions on the current
    frame, drops all their interactions together, and repeats until none is below (the unique
    k-core, so deterministic);
@@ -31,21 +34,38 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io import read_error, require_file, write_json, write_text
-from .amazon import read_ratings
+from .amazon import line_of, read_ratings
+from .amazon2023 import is_2023_file
 from .dataset import INTER_COLUMNS, TEST, TRAIN, VALID, SplitData
+from .duplicates import apply_policy, find_repeats
 
 
-def clean(ratings: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Steps 1-2: drop NA (userID, itemID, timestamp), then exact duplicates on (userID, itemID, timestamp)."""
+def clean(ratings: pd.DataFrame, deduplicate: str, source: str | os.PathLike = "ratings") -> tuple[pd.DataFrame, dict]:
+    """Steps 1-2: drop NA (userID, itemID, timestamp), then exact duplicates on (userID, itemID, timestamp),
+    then apply ``deduplicate`` to the rows still repeating a (userID, itemID) pair.
+
+    ``source`` is the ratings file the frame was read from (its line numbers name the repeats)."""
     n0 = len(ratings)
     df = ratings.dropna(subset=["userID", "itemID", "timestamp"])
     n1 = len(df)
     df = df.drop_duplicates(subset=["userID", "itemID", "timestamp"], keep="first")
     n2 = len(df)
+    repeats = find_repeats(df["userID"].to_numpy(), df["itemID"].to_numpy(), df["timestamp"].to_numpy(dtype=np.int64))
+    index, path = df.index.to_numpy(), Path(source)  # rows of the parsed file
+    by_line = path.is_file() and not is_2023_file(path)  # a 2023 .jsonl.gz is named by record
+    unit = "line" if by_line else "record"
+
+    def describe(row: int, kept: int) -> str:
+        where = (line_of(path, int(index[r])) if by_line else int(index[r]) + 1 for r in (row, kept))
+        line, first = where
+        return f"{unit} {line} (user {df['userID'].iloc[row]}, item {df['itemID'].iloc[row]}) repeats {unit} {first}"
+
+    df, report = apply_policy(df, repeats, deduplicate, str(source), describe)
     df = df.reset_index(drop=True)
     df["timestamp"] = df["timestamp"].astype("int64")
     df["rating"] = df["rating"].astype("float64")
-    return df, {"raw_rows": n0, "removed_na": n0 - n1, "removed_duplicates": n1 - n2}
+    stats = {"raw_rows": n0, "removed_na": n0 - n1, "removed_duplicates": n1 - n2}
+    return df, {**stats, "removed_repeats": report["dropped"], "duplicates": report}
 
 
 def k_core(
@@ -118,12 +138,20 @@ def random_split(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     return out
 
 
-def prepare(ratings_path: str | os.PathLike, out_dir: str | os.PathLike, name: str, seed: int, k: int = 5) -> dict:
+def prepare(
+    ratings_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    name: str,
+    seed: int,
+    k: int = 5,
+    deduplicate: str = "error",
+) -> dict:
     """Ratings CSV -> ``{name}.inter``, ``u_id_mapping.csv``, ``i_id_mapping.csv``, ``stats.json``.
 
     Returns the statistics written to ``stats.json``: :meth:`SplitData.stats` plus the number of
-    rows removed by each step (``removed_na``, ``removed_duplicates``, ``removed_kcore``), the
-    number of k-core rounds, ``k`` and ``seed``.
+    rows removed by each step (``removed_na``, ``removed_duplicates``, ``removed_repeats``,
+    ``removed_kcore``), the repeated-pair report (``duplicates``), the number of k-core rounds,
+    ``k`` and ``seed``.
 
     On the real ``ratings_Baby.csv`` (2014) the result is 19,445 users / 7,050 items / 160,792
     interactions with 118,551 in train (PROTOCOL 2.5); the split sizes depend only on the per-user
@@ -131,7 +159,7 @@ def prepare(ratings_path: str | os.PathLike, out_dir: str | os.PathLike, name: s
     """
     out_dir = Path(out_dir)
     ratings = read_ratings(ratings_path)
-    df, stats = clean(ratings)
+    df, stats = clean(ratings, deduplicate, ratings_path)
     n_clean = len(df)
     df, rounds = k_core(df, k=k)
     if df.empty:
@@ -178,7 +206,9 @@ def read_mapping(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     return df
 
 
-def prepare_split(*, ratings: str, inter: str, stats: str, item_map: str, user_map: str, seed: int, kcore: int) -> dict:
+def prepare_split(
+    *, ratings: str, inter: str, stats: str, item_map: str, user_map: str, seed: int, kcore: int, deduplicate: str
+) -> dict:
     """Workflow step: :func:`prepare` into the folder of ``inter``, whose outputs the rule names."""
     out_dir, name = Path(inter).parent, Path(inter).stem
     layout = {
@@ -190,4 +220,4 @@ def prepare_split(*, ratings: str, inter: str, stats: str, item_map: str, user_m
     wrong = [str(got) for got, expected in layout.items() if Path(got) != expected]
     if wrong:
         raise InputError(f"prepare_split writes {sorted(map(str, layout.values()))}; the rule names {wrong}")
-    return prepare(ratings, out_dir, name, seed=seed, k=kcore)
+    return prepare(ratings, out_dir, name, seed=seed, k=kcore, deduplicate=deduplicate)

@@ -55,6 +55,8 @@ class Recommender(nn.Module):
     optional_modalities: ClassVar[tuple[str, ...]] = ()
     #: auxiliary graphs the model needs from the dataset ("user_graph", "item_graph")
     requires: ClassVar[tuple[str, ...]] = ()
+    #: fitted once when built, without a loss or epochs (:class:`.knn.ClosedFormRecommender`)
+    closed_form: ClassVar[bool] = False
 
     def __init__(self, data: SplitData, features: Features, params: Mapping[str, Any]) -> None:
         super().__init__()

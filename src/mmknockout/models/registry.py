@@ -67,8 +67,8 @@ def _classes() -> dict[str, type[Recommender]]:
 
 
 def __getattr__(name: str) -> Any:
-    """``MODELS``, ``FAMILIES``, ``FEATURE_FREE``, ``REQUIRES`` and ``OPTIONAL_MODALITIES``, computed
-    from the classes."""
+    """``MODELS``, ``FAMILIES``, ``FEATURE_FREE``, ``REQUIRES``, ``OPTIONAL_MODALITIES`` and
+    ``CLOSED_FORM`` (the models fitted once, without epochs), computed from the classes."""
     if name == "MODELS":
         return tuple(_classes())
     if name == "FAMILIES":
@@ -77,6 +77,8 @@ def __getattr__(name: str) -> Any:
         return frozenset(n for n, cls in _classes().items() if not cls.modalities)
     if name == "REQUIRES":
         return {n: tuple(cls.requires) for n, cls in _classes().items() if cls.requires}
+    if name == "CLOSED_FORM":
+        return frozenset(n for n, cls in _classes().items() if cls.closed_form)
     if name == "OPTIONAL_MODALITIES":
         return {n: tuple(cls.optional_modalities) for n, cls in _classes().items() if cls.optional_modalities}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

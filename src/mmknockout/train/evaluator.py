@@ -2,7 +2,9 @@
 
 The model's full propagation runs once per evaluation pass (``model.representations()``);
 scoring then proceeds in user batches. Only training items are masked, also when testing
-(validation items stay rankable), as in the study's toolbox.
+(validation items stay rankable), as in the study's toolbox. ``mode="elliot"`` evaluates as Elliot
+(:mod:`.metrics`): only held-out items rated at least ``threshold`` are relevant, users without one
+are dropped, and nDCG is graded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 
 from ..data.dataset import SplitData
 from ..models.base import Recommender
-from .metrics import per_user_metrics
+from .metrics import elliot_per_user_metrics, ideal_gains, per_user_metrics, relevant_gains
 
 
 @dataclass
@@ -33,8 +35,10 @@ class Evaluator:
         ks: tuple[int, ...] = (5, 10, 20, 50),
         batch_size: int = 4096,
         device: torch.device | str = "cpu",
+        mode: str = "toolbox",
+        threshold: float = 4.0,
     ) -> None:
-        target = data.matrix(label)
+        target = data.matrix(label) if mode == "toolbox" else relevant_gains(data.rating_matrix(label), threshold)
         self.users = np.flatnonzero(np.diff(target.indptr))
         self.ks = tuple(sorted(ks))
         self.batch_size = batch_size
@@ -42,9 +46,14 @@ class Evaluator:
         self.n_items = data.n_items
         self.train: sp.csr_matrix = data.train_matrix
         coo = target.tocoo()
-        self.target_keys = torch.as_tensor(
-            np.sort(coo.row.astype(np.int64) * data.n_items + coo.col), device=self.device
-        )
+        keys = coo.row.astype(np.int64) * data.n_items + coo.col
+        order = np.argsort(keys)
+        self.target_keys = torch.as_tensor(keys[order], device=self.device)
+        #: Elliot mode: the graded gain of every target entry (in key order) and the users' ideal gains
+        self.gains = self.ideal = None
+        if mode != "toolbox":
+            self.gains = torch.as_tensor(coo.data[order], device=self.device)
+            self.ideal = torch.as_tensor(ideal_gains(target, self.users, self.ks[-1]), device=self.device)
         self.n_relevant = torch.as_tensor(np.diff(target.indptr)[self.users], device=self.device)
         self.batches = [self._batch(start) for start in range(0, self.users.size, batch_size)]
 
@@ -64,9 +73,14 @@ class Evaluator:
         keys = users.unsqueeze(1) * self.n_items + top
         pos = torch.searchsorted(self.target_keys, keys).clamp_max(self.target_keys.numel() - 1)
         hits = self.target_keys[pos] == keys
+        if self.gains is not None:
+            hits = torch.where(hits, self.gains[pos], 0.0)
         if hits.shape[1] < self.ks[-1]:  # catalogues smaller than the deepest cut-off
             hits = torch.nn.functional.pad(hits, (0, self.ks[-1] - hits.shape[1]))
-        per_user = per_user_metrics(hits, self.n_relevant, self.ks)
+        if self.gains is None:
+            per_user = per_user_metrics(hits, self.n_relevant, self.ks)
+        else:
+            per_user = elliot_per_user_metrics(hits, self.ideal, self.n_relevant, self.ks)
         metrics = {name: float(values.mean()) for name, values in per_user.items()}
         return EvalResult(metrics, self.users, {k: v.cpu().numpy() for k, v in per_user.items()})
 

@@ -27,6 +27,7 @@ from ..device import resolve_device
 from ..errors import InputError
 from ..models.base import Features, Recommender
 from .evaluator import EvalResult, Evaluator, representations
+from .metrics import EVALUATION_MODES
 from .sampler import NegativeSampler
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters
@@ -43,6 +44,8 @@ class TrainConfig:
     decimals: int = 4
     seed: int = 999
     device: str = "cpu"
+    evaluation: str = "toolbox"  # toolbox | elliot (see .metrics)
+    relevance_threshold: float = 4.0  # elliot: the least rating of a relevant item
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -52,6 +55,8 @@ class TrainConfig:
             raise InputError(f"training: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
         cfg = cls(**values)
         cfg.topk = tuple(cfg.topk)
+        if cfg.evaluation not in EVALUATION_MODES:
+            raise InputError(f"training.evaluation must be one of {list(EVALUATION_MODES)}, got {cfg.evaluation!r}")
         metric, _, k = cfg.valid_metric.partition("@")
         if not k.isdigit() or int(k) not in cfg.topk:
             raise InputError(
@@ -61,6 +66,7 @@ class TrainConfig:
 
 
 STOP_EARLY, STOP_EPOCH_CAP, STOP_DIVERGED = "early_stopping", "epoch_cap", "diverged"
+STOP_CLOSED_FORM = "closed_form"  # fitted once when built, evaluated once
 
 
 @dataclass
@@ -163,8 +169,7 @@ def fit(
     model = model_cls(data, features, params).to(device)
     opt, sched = make_optimizer(model, params)
     sampler = NegativeSampler(data, seed=cfg.seed)
-    valid_eval = Evaluator(data, VALID, cfg.topk, cfg.eval_batch_size, device)
-    test_eval = Evaluator(data, TEST, cfg.topk, cfg.eval_batch_size, device)
+    valid_eval, test_eval = _evaluator(data, VALID, cfg, device), _evaluator(data, TEST, cfg, device)
 
     result = TrainResult(None, 0, False, None, {}, {}, None)
     stopper = EarlyStopping(cfg.patience, cfg.decimals)
@@ -203,6 +208,47 @@ def fit(
             result.stop_reason = STOP_EARLY
             break
     return result
+
+
+def _evaluator(data: SplitData, label: int, cfg: TrainConfig, device: torch.device) -> Evaluator:
+    return Evaluator(data, label, cfg.topk, cfg.eval_batch_size, device, cfg.evaluation, cfg.relevance_threshold)
+
+
+def fit_closed_form(
+    model_cls: type[Recommender],
+    data: SplitData,
+    features: Features,
+    params: Mapping[str, Any],
+    cfg: TrainConfig,
+) -> TrainResult:
+    """Fit a closed-form model once (building it fits it), then evaluate validation and test once.
+
+    The record has the same fields as an epoch-trained run: ``best_epoch`` 0, ``epochs_run`` 0 and
+    ``stop_reason`` ``"closed_form"``; ``seconds.train`` is the fit.
+    """
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    t0 = time.perf_counter()
+    model = model_cls(data, features, params)
+    seconds_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    valid = _evaluator(data, VALID, cfg, device).evaluate(model, ())
+    test = _evaluator(data, TEST, cfg, device).evaluate(model, ())
+    seconds_eval = time.perf_counter() - t0
+    history = [{"epoch": 0, f"valid_{cfg.valid_metric}": valid.metrics[cfg.valid_metric], "seconds": seconds_eval}]
+    return TrainResult(
+        best_epoch=0,
+        epochs_run=0,
+        diverged=False,
+        diverged_epoch=None,
+        valid=valid.metrics,
+        test=test.metrics,
+        test_per_user=test,
+        history=history,
+        seconds_train=seconds_train,
+        seconds_eval=seconds_eval,
+        stop_reason=STOP_CLOSED_FORM,
+    )
 
 
 def _train_epoch(

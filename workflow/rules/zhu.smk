@@ -22,7 +22,7 @@ rule seq_split:
     conda:
         "../../envs/data.yaml"
     params:
-        kcore=config["preprocessing"]["kcore"],
+        kcore=lambda wc: config["datasets"][wc.dataset]["kcore"],
     script:
         STEP
 

@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", default=None, help="default: benchmarks/out")
 
+    s = sub.add_parser("estimate", help="the study's training runs and device hours from measured per-epoch times")
+    s.add_argument("--configfile", default="config/paper.yaml")
+    timing = s.add_mutually_exclusive_group(required=True)
+    timing.add_argument("--runs", help="a folder of finished runs (metrics.json): per-model medians")
+    timing.add_argument("--times", help="bench.json, or a CSV with model,epoch_s[,eval_s][,epochs]")
+    s.add_argument("--epochs", type=positive_int, help="epochs per run (default: measured, else the epoch cap)")
+    s.add_argument("--startup-s", type=float, default=0.0, help="seconds a job takes before its run starts")
+    s.add_argument("--packing-gain", type=float, default=1.0, help="measured throughput gain of packed runs")
+
     s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
     s.add_argument("out", nargs="?", default="resources/demo")
     return p
@@ -135,6 +144,19 @@ def _bench(args: argparse.Namespace) -> None:
     models = args.models.split(",") if args.models else available_models()
     run(models, [float(x) for x in args.scales.split(",")], args.epochs, args.bench_threads, args.device, out)
     print((out / "bench.md").read_text())
+
+
+@command("estimate")
+def _estimate(args: argparse.Namespace) -> None:
+    from . import config as cfg
+    from .bench.estimate import estimate, study_runs, timings_from_file, timings_from_runs
+
+    config = cfg.validate_config(cfg.load_yaml(args.configfile))
+    timings = timings_from_runs(args.runs) if args.runs else timings_from_file(args.times)
+    result = estimate(
+        study_runs(config), timings, config["training"]["epochs"], args.epochs, args.startup_s, args.packing_gain
+    )
+    print(result.markdown(), end="")
 
 
 @command("make-demo")

@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", default=None, help="default: benchmarks/out")
 
+    s = sub.add_parser("roofline", help="FLOPs and bytes per training batch against this machine's measured peaks")
+    s.add_argument("--models", help="comma-separated (default: every registered model)")
+    s.add_argument("--threads", type=positive_int, default=2)
+    s.add_argument("--batches", type=positive_int, default=5, help="timed batches per model after a warm-up")
+    s.add_argument("--scale", type=float, default=1.0, help="interaction multiple of Baby")
+    s.add_argument("--out", default=None, help="default: benchmarks/out")
+
     s = sub.add_parser("estimate", help="the study's training runs and device hours from measured per-epoch times")
     s.add_argument("--configfile", default="config/paper.yaml")
     timing = s.add_mutually_exclusive_group(required=True)
@@ -144,6 +151,21 @@ def _bench(args: argparse.Namespace) -> None:
     models = args.models.split(",") if args.models else available_models()
     run(models, [float(x) for x in args.scales.split(",")], args.epochs, args.bench_threads, args.device, out)
     print((out / "bench.md").read_text())
+
+
+@command("roofline")
+def _roofline(args: argparse.Namespace) -> None:
+    from . import paths
+    from .bench.roofline import markdown, run
+    from .io import write_json, write_text
+    from .models.registry import available_models
+
+    out = Path(args.out or paths.BENCH_OUT)
+    models = args.models.split(",") if args.models else available_models()
+    report = run(models, args.threads, args.batches, args.scale)
+    write_json(out / "roofline.json", report)
+    write_text(out / "roofline.md", markdown(report))
+    print(markdown(report), end="")
 
 
 @command("estimate")

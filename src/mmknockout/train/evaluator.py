@@ -7,6 +7,7 @@ scoring then proceeds in user batches. Only training items are masked, also when
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +64,21 @@ class Evaluator:
         """Metrics of ``model``; ``reps`` are its representations when already computed this epoch."""
         if reps is None:
             reps = representations(model)
-        top = torch.cat([self._top_items(model, reps, *batch) for batch in self.batches])
+        # one score block reused and the top items written into one table: a fresh block per batch
+        # would not reuse the previous one's memory (the heap keeps growing by a block per batch)
+        k = min(self.ks[-1], self.n_items)
+        top = torch.empty(self.users.size, k, dtype=torch.long, device=self.device)
+        values = None  # the top scores themselves, unused; typed like the scores
+        block = reps[0].new_empty(min(self.batch_size, self.users.size), self.n_items)
+        into = "out" in inspect.signature(model.score).parameters  # an override may not take a block
+        for start, (users, mask_rows, mask_cols) in zip(
+            range(0, self.users.size, self.batch_size), self.batches, strict=True
+        ):
+            scores = model.score(users, reps, out=block[: users.numel()]) if into else model.score(users, reps)
+            scores[mask_rows, mask_cols] = -torch.inf
+            rows = slice(start, start + users.numel())
+            values = scores.new_empty(top.shape) if values is None else values
+            torch.topk(scores, k=k, dim=1, out=(values[rows], top[rows]))
         users = torch.as_tensor(self.users, device=self.device)
         keys = users.unsqueeze(1) * self.n_items + top
         pos = torch.searchsorted(self.target_keys, keys).clamp_max(self.target_keys.numel() - 1)
@@ -73,18 +88,6 @@ class Evaluator:
         per_user = per_user_metrics(hits, self.n_relevant, self.ks)
         metrics = {name: float(values.mean()) for name, values in per_user.items()}
         return EvalResult(metrics, self.users, {k: v.cpu().numpy() for k, v in per_user.items()})
-
-    def _top_items(
-        self,
-        model: Recommender,
-        reps: tuple[torch.Tensor, ...],
-        users: torch.Tensor,
-        mask_rows: torch.Tensor,
-        mask_cols: torch.Tensor,
-    ) -> torch.Tensor:
-        scores = model.score(users, reps)
-        scores[mask_rows, mask_cols] = -torch.inf
-        return torch.topk(scores, k=min(self.ks[-1], self.n_items), dim=1).indices
 
 
 @torch.no_grad()

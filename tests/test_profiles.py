@@ -102,8 +102,6 @@ def test_slurm_profile_settings():
     assert not re.search(r"^[^#\n]*<[a-z_]+>", text, re.M), "an uncommented <placeholder> value"
     for rule in GPU_RULES:
         res = p["set-resources"][rule]
-        if rule == "train":
-            continue  # packed runs share one GPU: test_slurm_profile_packs_train_runs_on_one_gpu
         assert int(res["gpu"]) == 1, res
         assert int(res["cpus_per_gpu"]) >= 1, res
         # cpus_per_task wins over cpus_per_gpu in the plugin: the default must be unset (0) here
@@ -111,32 +109,10 @@ def test_slurm_profile_settings():
         assert "gres" not in res, "use gpu (--gpus) or gres, never both"
         assert not FORBIDDEN_EXTRA.search(str(res.get("slurm_extra", ""))), res["slurm_extra"]
     assert "train" in p["set-threads"]
-    # many small runs in one submission, on one GPU, several at once
+    # many small runs in one submission, on one GPU, run one after the other
     assert int(listed(p["group-components"])["train"]) >= 2
-    assert listed(p["resources"])["gpu"] == "1" and int(listed(p["resources"])["gpu_slot"]) >= 2
-    assert listed(p["set-resource-scopes"]) == {"gpu": "local", "gpu_slot": "local"}
-
-
-def test_slurm_profile_packs_train_runs_on_one_gpu():
-    """Snakemake's own layout of a train group under the profile: one GPU (gres, a string, is not
-    summed), ``gpu_slot`` runs at once, runtime of ceil(N / K) runs, one core per concurrent run."""
-    from snakemake.resources import GroupResources, Resources
-
-    p = load(SLURM)
-    train = p["set-resources"]["train"]
-    assert train["gres"] == "gpu:1" and int(train["gpu"]) == 0 and int(train["gpu_slot"]) == 1, train
-    assert not FORBIDDEN_EXTRA.search(str(train.get("slurm_extra", "")))
-    n, k = int(listed(p["group-components"])["train"]), int(listed(p["resources"])["gpu_slot"])
-
-    class Run:  # what basic_layered reads of a job
-        pipe_group = None
-        resources = {"gres": train["gres"], "gpu": 0, "gpu_slot": 1, "cpus_per_task": 1, "runtime": 120, "mem_mb": 4000}
-
-    limits = Resources.parse([f"gpu_slot={k}", "gpu=1"], allow_expressions=False)
-    group = GroupResources.basic_layered([[Run() for _ in range(n)]], limits, run_local=False)
-    assert group["gres"] == "gpu:1" and group["gpu"] == 0, group
-    assert group["gpu_slot"] == k and group["cpus_per_task"] == k and group["mem_mb"] == 4000 * k, group
-    assert group["runtime"] == 120 * -(-n // k), group
+    assert listed(p["resources"]) == {"gpu": "1"}
+    assert listed(p["set-resource-scopes"]) == {"gpu": "local"}
 
 
 def test_local_profile_settings():
@@ -153,14 +129,12 @@ def test_cluster_test_profile_mirrors_slurm_profile():
     """The test-only profile may change site values, not the structure under test."""
     real, test = load(SLURM), load(CLUSTER_TEST)
     assert test["executor"] == real["executor"] == "slurm"
-    assert listed(test["set-resource-scopes"]) == listed(real["set-resource-scopes"])
-    assert set(listed(test["resources"])) == set(listed(real["resources"]))
-    assert listed(test["resources"])["gpu"] == listed(real["resources"])["gpu"]
+    for key in ("resources", "set-resource-scopes"):
+        assert listed(test[key]) == listed(real[key]), key
     assert set(listed(test["group-components"])) == set(listed(real["group-components"]))
     assert set(test["set-resources"]) == set(real["set-resources"])
     for rule, res in real["set-resources"].items():
         assert test["set-resources"][rule]["gpu"] == res["gpu"], rule
-        assert test["set-resources"][rule].get("gres") == res.get("gres"), rule
         assert {"cpus_per_gpu", "cpus_per_task"} <= set(test["set-resources"][rule]), rule
     assert "slurm_account" not in test["default-resources"], "the local cluster test runs without an account"
     assert set(real["default-resources"]) <= set(test["default-resources"]) | {"slurm_account", "slurm_partition"}
@@ -234,11 +208,11 @@ def test_slurm_profile_dry_run_without_slurm(tmp_path):
     out, jobs = dry_run(tmp_path, "--profile", "profiles/slurm")
     assert jobs.get("train"), f"no train job in the dry run:\n{out[-3000:]}"
     for res in jobs["train"]:
-        assert res.get("gres") == "gpu:1" and res.get("gpu") == "0", res  # one GPU per submission, shared
-        assert res.get("gpu_slot") == "1", res
+        assert res.get("gpu") == "1", res  # set-resources train: gpu: 1
         assert res.get("mem_mb") == "4000", res  # the rule: 4000 MB x attempt 1
         assert res.get("runtime") == "120", res  # the rule: 120 min x attempt 1
-        assert res.get("cpus_per_task") == "1", res
+        assert res.get("cpus_per_gpu") == "4", res
+        assert res.get("cpus_per_task") == "0", res  # unset, so --cpus-per-gpu is used
     for res in jobs.get("text_features", []):
         assert res.get("gpu") == "1" and res.get("cpus_per_gpu") == "4", res
     other = [

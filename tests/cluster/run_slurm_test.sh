@@ -16,8 +16,8 @@
 #   * every sbatch call (logged by an sbatch wrapper first on PATH, which then runs the real
 #     sbatch) became a SLURM job that sacct reports COMPLETED;
 #   * the train runs went out as group jobs (--comment rule_train_train) asking for one GPU
-#     shared by their runs (--gres=gpu:1, -p gpu, --cpus-per-task), at least one submission
-#     holding several runs, and sacct shows gres/gpu=1 allocated to them.
+#     (--gpus=1, -p gpu, --cpus-per-gpu), at least one submission holding several runs, and
+#     sacct shows gres/gpu=1 allocated to them.
 #
 # Environment: MMK_PYTHON (python to use), MMK_SLURM_TIMEOUT (seconds, default 900),
 # MMK_SLURM_TARGETS (snakemake targets; "all" = the whole tiny config; default: see TARGETS),
@@ -190,11 +190,11 @@ for c in train:
     while i < len(wrap) and not wrap[i].startswith("--"):
         targets.append(wrap[i]); i += 1
     runs.append(len([t for t in targets if t.startswith("train:")]))
-    for want, got in (("--gres", opt(c, "--gres")), ("-p", opt(c, "-p")), ("--cpus-per-task", opt(c, "--cpus-per-task")),
+    for want, got in (("--gpus", opt(c, "--gpus")), ("-p", opt(c, "-p")), ("--cpus-per-gpu", opt(c, "--cpus-per-gpu")),
                       ("--mem", opt(c, "--mem")), ("-t", opt(c, "-t"))):
         if got is None:
             sys.exit(f"train submission lacks {want}: {shlex.join(c)[:600]}")
-    if opt(c, "--gres") != "gpu:1" or opt(c, "-p") != "gpu" or opt(c, "--gpus") is not None:
+    if opt(c, "--gpus") != "1" or opt(c, "-p") != "gpu":
         sys.exit(f"train submission does not ask for one GPU on partition gpu: {shlex.join(c)[:600]}")
 if max(runs) < 2:
     sys.exit(f"no train submission packed several runs (group-components): runs per submission {runs}")

@@ -33,4 +33,4 @@ def test_tiny_workflow_through_local_slurm(tmp_path):
     print(out[-6000:])
     assert r.returncode == 0, f"run_slurm_test.sh failed (exit {r.returncode}):\n{out[-8000:]}"
     assert "SLURM end-to-end test: PASSED" in r.stdout
-    assert "--gres=gpu:1" in r.stdout and "rule_train_train" in r.stdout
+    assert "--gpus=1" in r.stdout and "rule_train_train" in r.stdout

@@ -344,7 +344,7 @@ def test_snakemake_fills_the_same_defaults():
 def test_validation_is_idempotent_and_keeps_given_values():
     conf = cfg.validate_config(copy.deepcopy(DEMO))
     again = cfg.validate_config(copy.deepcopy(conf))
-    assert again == conf and conf["training"]["epochs"] == 15
+    assert again == conf and conf["training"]["epochs"] == 200
 
 
 def test_schema_defaults_are_not_shared_between_configs():

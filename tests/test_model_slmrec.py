@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 import torch
 
+from mmknockout.models import slmrec
 from mmknockout.models.slmrec import SLMRec
 
 import model_kit
@@ -108,9 +110,12 @@ def _reference_loss(model, users, pos):
     return main + model.hp.ssl_alpha * fac
 
 
-def test_batch_path_matches_full_propagation_with_repeats():
+@pytest.mark.parametrize("spread_bytes", [2**27, 0], ids=["precomputed factors", "projection propagated"])
+def test_batch_path_matches_full_propagation_with_repeats(monkeypatch, spread_bytes):
+    monkeypatch.setattr(slmrec, "SPREAD_BYTES", spread_bytes)
     data = model_kit.tiny_split()
     model = model_kit.build(SLMRec, params(ssl_temp=0.5, ssl_alpha=0.3), data)
+    assert (model.image_spread is None) == (spread_bytes == 0)
     # repeated users and items, as in real batches
     users, pos = torch.tensor([0, 5, 5, 9, 11, 0, 30]), torch.tensor([3, 1, 3, 2, 7, 3, 1])
     branches = model.propagate()

@@ -180,3 +180,16 @@ def test_run_record_states_why_training_stopped(tmp_path):
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["stop_reason"] == record["stop_reason"] == "epoch_cap"
     assert saved["stop_epoch"] == 1 and saved["epochs_run"] == 2 and saved["status"] == "ok"
+
+
+def test_score_blocks_cut_to_the_memory_bound_give_the_same_metrics(monkeypatch):
+    from mmknockout.train import evaluator
+
+    data = model_kit.tiny_split()
+    model = model_kit.build(BPR, model_kit.params("BPR"), data)
+    whole = evaluator.Evaluator(data, VALID, batch_size=4096)
+    monkeypatch.setattr(evaluator, "SCORE_BLOCK_BYTES", 4 * data.n_items * 3)  # three users per block
+    cut = evaluator.Evaluator(data, VALID, batch_size=4096)
+    assert cut.batch_size == 3 and len(cut.batches) > len(whole.batches) == 1
+    a, b = whole.evaluate(model), cut.evaluate(model)
+    assert a.metrics == b.metrics and all(np.array_equal(a.per_user[k], b.per_user[k]) for k in a.per_user)

@@ -64,6 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", default=None, help="default: benchmarks/out")
 
+    s = sub.add_parser("roofline", help="FLOPs and bytes per training batch against this machine's measured peaks")
+    s.add_argument("--models", help="comma-separated (default: every registered model)")
+    s.add_argument("--threads", type=positive_int, default=2)
+    s.add_argument("--batches", type=positive_int, default=5, help="timed batches per model after a warm-up")
+    s.add_argument("--scale", type=float, default=1.0, help="interaction multiple of Baby")
+    s.add_argument("--out", default=None, help="default: benchmarks/out")
+
+    s = sub.add_parser("estimate", help="the study's training runs and device hours from measured per-epoch times")
+    s.add_argument("--configfile", default="config/paper.yaml")
+    timing = s.add_mutually_exclusive_group(required=True)
+    timing.add_argument("--runs", help="a folder of finished runs (metrics.json): per-model medians")
+    timing.add_argument("--times", help="bench.json, or a CSV with model,epoch_s[,eval_s][,epochs]")
+    s.add_argument("--epochs", type=positive_int, help="epochs per run (default: measured, else the epoch cap)")
+    s.add_argument("--startup-s", type=float, default=0.0, help="seconds a job takes before its run starts")
+    s.add_argument("--packing-gain", type=float, default=1.0, help="measured throughput gain of packed runs")
+
     s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
     s.add_argument("out", nargs="?", default="resources/demo")
     return p
@@ -137,6 +153,34 @@ def _bench(args: argparse.Namespace) -> None:
     models = args.models.split(",") if args.models else [m for m in available_models() if m not in CLOSED_FORM]
     run(models, [float(x) for x in args.scales.split(",")], args.epochs, args.bench_threads, args.device, out)
     print((out / "bench.md").read_text())
+
+
+@command("roofline")
+def _roofline(args: argparse.Namespace) -> None:
+    from . import paths
+    from .bench.roofline import markdown, run
+    from .io import write_json, write_text
+    from .models.registry import available_models
+
+    out = Path(args.out or paths.BENCH_OUT)
+    models = args.models.split(",") if args.models else available_models()
+    report = run(models, args.threads, args.batches, args.scale)
+    write_json(out / "roofline.json", report)
+    write_text(out / "roofline.md", markdown(report))
+    print(markdown(report), end="")
+
+
+@command("estimate")
+def _estimate(args: argparse.Namespace) -> None:
+    from . import config as cfg
+    from .bench.estimate import estimate, study_runs, timings_from_file, timings_from_runs
+
+    config = cfg.validate_config(cfg.load_yaml(args.configfile))
+    timings = timings_from_runs(args.runs) if args.runs else timings_from_file(args.times)
+    result = estimate(
+        study_runs(config), timings, config["training"]["epochs"], args.epochs, args.startup_s, args.packing_gain
+    )
+    print(result.markdown(), end="")
 
 
 @command("make-demo")

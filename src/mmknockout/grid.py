@@ -173,9 +173,11 @@ def model_config(model: str, model_dir: str | Path = MODEL_DIR) -> dict[str, Any
     if err is not None:
         message = closest_message(err.context) if err.context else err.message
         raise InputError(bounded(f"{path} field '{dotted(err.path) or '(top level)'}': {message}"))
-    extra = sorted(set(y.get("demo_grid", {})) - set(y["grid"]))
-    if extra:
-        raise InputError(f"{path} field 'demo_grid': {extra} not in 'grid' (demo_grid keys must be grid keys)")
+    extra = sorted(set(y.get("demo_grid", {})) - set(y["grid"]) - set(y["fixed"]))
+    if extra:  # a demo value may replace a fixed one (e.g. a faster learning rate for the small demo data)
+        raise InputError(
+            f"{path} field 'demo_grid': {extra} not in 'grid' or 'fixed' (demo_grid keys must be grid or fixed keys)"
+        )
     return y
 
 

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import config as cfg
 from . import paths
 from .errors import InputError
 from .models.registry import validate_params
@@ -75,6 +74,8 @@ def run_spec(
     seed: int,
 ) -> RunSpec:
     """The run of a validated config; unknown names are input errors that list the known ones."""
+    from . import config as cfg  # here, not at the top: a training job reads no config (jsonschema, yaml)
+
     _known("dataset", dataset, config["datasets"])
     _known("feature set", feature_set, config["datasets"][dataset]["feature_sets"])
     conditions = cfg.all_conditions(config)
@@ -108,6 +109,8 @@ def first_run(
 ) -> RunSpec:
     """A run started by hand: defaults are the dataset's first feature set, the model's first grid
     point and the config's first seed."""
+    from . import config as cfg
+
     _known("dataset", dataset, config["datasets"])
     if params_id is None:
         params_id = cfg.params_id(cfg.grid_points(model, config["grid"])[0])

@@ -88,10 +88,13 @@ class Recommender(nn.Module):
         """Final (user, item) representations from a full propagation."""
         raise NotImplementedError
 
-    def score(self, users: torch.Tensor, reps: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """Scores [len(users), n_items]; default: dot product of the representations."""
+    def score(
+        self, users: torch.Tensor, reps: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scores [len(users), n_items]; default: dot product of the representations. The evaluator
+        passes ``out``, a reused block of that shape, to write them into (an override may ignore it)."""
         user_reps, item_reps = reps[0], reps[1]
-        return user_reps.index_select(0, users) @ item_reps.T
+        return torch.mm(user_reps.index_select(0, users), item_reps.T, out=out)
 
 
 def modality_problem(cls: type[Recommender], present: Iterable[str]) -> str | None:

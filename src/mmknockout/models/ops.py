@@ -246,16 +246,15 @@ class RowExpSum(torch.autograd.Function):
 
 class BoundedLogSumExp(torch.autograd.Function):
     """``lse_i = log sum_j exp(a_i . b_j)`` for logits of small magnitude (e.g. cosines / tau, at
-    most 5), so no max shift is needed. Row blocks of ``E = exp(a b^T)`` are kept for the gradient
-    ``dA = diag(w) E B``, ``dB = E^T diag(w) A`` with ``w = g / s`` (no further B x n matrix); the
-    products are written with the wide dimension last (``(B^T E^T)^T``), which MKL runs faster."""
+    most 5), so no max shift is needed. The gradient ``dA = diag(w) E B``, ``dB = E^T diag(w) A``
+    with ``w = g / s`` recomputes ``E = exp(a b^T)`` block by block rather than keeping it (a 2,048
+    x 19,445 block is 159 MB; the recomputation repeats the same operations, so the values are the
+    same); the products are written with the wide dimension last (``(B^T E^T)^T``), which MKL runs faster."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        blocks = [torch.mm(a[s : s + ROW_BLOCK], b.T).exp_() for s in range(0, a.shape[0], ROW_BLOCK)]
-        sums = torch.cat([e.sum(1) for e in blocks])
+        sums = torch.cat([_exp_block(a, b, s).sum(1) for s in range(0, a.shape[0], ROW_BLOCK)])
         ctx.save_for_backward(a, b, sums)
-        ctx.blocks = blocks
         return sums.log()
 
     @staticmethod
@@ -263,15 +262,23 @@ class BoundedLogSumExp(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         a, b, sums = ctx.saved_tensors
         w = (grad / sums).unsqueeze(1)
-        da = db_t = None
-        if ctx.needs_input_grad[0]:
-            b_t = b.T.contiguous()
-            da = torch.cat([b_t @ e.T for e in ctx.blocks], dim=1).T * w
-        if ctx.needs_input_grad[1]:
-            aw_t, db_t = (a * w).T, b.new_zeros(b.shape[1], b.shape[0])
-            for s, e in zip(range(0, a.shape[0], ROW_BLOCK), ctx.blocks, strict=True):
+        need_a, need_b = ctx.needs_input_grad[:2]
+        b_t = b.T.contiguous() if need_a else None
+        aw_t = (a * w).T if need_b else None
+        da = a.new_empty(a.shape) if need_a else None
+        db_t = b.new_zeros(b.shape[1], b.shape[0]) if need_b else None
+        for s in range(0, a.shape[0], ROW_BLOCK):
+            e = _exp_block(a, b, s)
+            if need_a:
+                da[s : s + ROW_BLOCK] = (b_t @ e.T).T * w[s : s + ROW_BLOCK]
+            if need_b:
                 db_t.addmm_(aw_t[:, s : s + ROW_BLOCK], e)
         return da, None if db_t is None else db_t.T
+
+
+def _exp_block(a: torch.Tensor, b: torch.Tensor, start: int) -> torch.Tensor:
+    """Rows ``start:start + ROW_BLOCK`` of ``exp(a b^T)``."""
+    return torch.mm(a[start : start + ROW_BLOCK], b.T).exp_()
 
 
 class FixedProjection(torch.autograd.Function):

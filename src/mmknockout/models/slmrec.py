@@ -20,6 +20,9 @@ from .params import HyperParams, hp
 
 Branches = dict[str, tuple[torch.Tensor, torch.Tensor]]  # branch -> (user rows, item rows)
 BRANCH_ORDER = ("id", "image", "text")
+#: largest precomputed factor P[0; x_m] kept (Baby: the 384-d text factor is 41 MB, the 4096-d image
+#: one 434 MB; propagating that modality's 64-d projection per batch instead costs about as many flops)
+SPREAD_BYTES = 2**27
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,9 +125,12 @@ class SLMRec(Recommender):
         self.g_iva_ivat = xavier_linear(d, d // 2)
         self.g_t_ivat = xavier_linear(d, d // 2)
         self.adj = GraphOperator(normalized_adjacency(data.train_users, data.train_items, self.n_users, self.n_items))
-        # fixed factors of the modality branches, P[0; x_m] and P[0; 1] (training path only)
+        # fixed factors of the modality branches, P[0; x_m] and P[0; 1] (training path only), for the
+        # modalities whose factor fits SPREAD_BYTES; the others propagate their projection per batch
         for name in ("image", "text"):
-            spread = spread_item_input(self.adj, getattr(self, f"{name}_feat"), self.n_users, self.hp.layer_num)
+            feat = getattr(self, f"{name}_feat")
+            fits = (self.n_users + self.n_items) * feat.shape[1] * feat.element_size() <= SPREAD_BYTES
+            spread = spread_item_input(self.adj, feat, self.n_users, self.hp.layer_num) if fits else None
             self.register_buffer(f"{name}_spread", spread, persistent=False)
         ones = torch.ones(self.n_items, 1)
         self.register_buffer(
@@ -171,8 +177,13 @@ class SLMRec(Recommender):
         return {k: (r[:n_users], r[n_users:]) for k, r in rows.items()}
 
     def modal_part(self, name: str, nodes: torch.Tensor) -> torch.Tensor:
-        """Rows ``nodes`` of :math:`P[0; \\hat X W^\\top + 1 b^\\top]` from the precomputed factors."""
+        """Rows ``nodes`` of :math:`P[0; \\hat X W^\\top + 1 b^\\top]`: from the precomputed factors,
+        or (a factor over :data:`SPREAD_BYTES`) by propagating the projected features."""
         dense: nn.Linear = getattr(self, f"{name}_dense")
+        if getattr(self, f"{name}_spread") is None:
+            projected = dense(getattr(self, f"{name}_feat"))
+            ego = torch.cat([projected.new_zeros(self.n_users, projected.shape[1]), projected])
+            return lightgcn_propagate(self.adj, ego, self.hp.layer_num).index_select(0, nodes)
         return F.linear(self.gather_rows(name, nodes), dense.weight) + self.bias_spread[nodes] * dense.bias
 
     def gather_rows(self, name: str, rows: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ are dropped, and nDCG is graded.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,10 @@ import torch
 from ..data.dataset import SplitData
 from ..models.base import Recommender
 from .metrics import elliot_per_user_metrics, ideal_gains, per_user_metrics, relevant_gains
+
+#: most bytes of one block of scores (users x items, float32); the user batch is cut to fit, which
+#: bounds the evaluation's peak memory (4,096 Baby users would take 115 MB per block) and changes no result
+SCORE_BLOCK_BYTES = 2**25
 
 
 @dataclass
@@ -41,7 +46,7 @@ class Evaluator:
         target = data.matrix(label) if mode == "toolbox" else relevant_gains(data.rating_matrix(label), threshold)
         self.users = np.flatnonzero(np.diff(target.indptr))
         self.ks = tuple(sorted(ks))
-        self.batch_size = batch_size
+        self.batch_size = max(1, min(batch_size, SCORE_BLOCK_BYTES // (4 * max(data.n_items, 1))))
         self.device = torch.device(device)
         self.n_items = data.n_items
         self.train: sp.csr_matrix = data.train_matrix
@@ -55,7 +60,7 @@ class Evaluator:
             self.gains = torch.as_tensor(coo.data[order], device=self.device)
             self.ideal = torch.as_tensor(ideal_gains(target, self.users, self.ks[-1]), device=self.device)
         self.n_relevant = torch.as_tensor(np.diff(target.indptr)[self.users], device=self.device)
-        self.batches = [self._batch(start) for start in range(0, self.users.size, batch_size)]
+        self.batches = [self._batch(start) for start in range(0, self.users.size, self.batch_size)]
 
     def _batch(self, start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(users, mask rows, mask cols) of one user batch; the mask is the users' training items."""
@@ -68,7 +73,21 @@ class Evaluator:
         """Metrics of ``model``; ``reps`` are its representations when already computed this epoch."""
         if reps is None:
             reps = representations(model)
-        top = torch.cat([self._top_items(model, reps, *batch) for batch in self.batches])
+        # one score block reused and the top items written into one table: a fresh block per batch
+        # would not reuse the previous one's memory (the heap keeps growing by a block per batch)
+        k = min(self.ks[-1], self.n_items)
+        top = torch.empty(self.users.size, k, dtype=torch.long, device=self.device)
+        values = None  # the top scores themselves, unused; typed like the scores
+        block = reps[0].new_empty(min(self.batch_size, self.users.size), self.n_items)
+        into = "out" in inspect.signature(model.score).parameters  # an override may not take a block
+        for start, (users, mask_rows, mask_cols) in zip(
+            range(0, self.users.size, self.batch_size), self.batches, strict=True
+        ):
+            scores = model.score(users, reps, out=block[: users.numel()]) if into else model.score(users, reps)
+            scores[mask_rows, mask_cols] = -torch.inf
+            rows = slice(start, start + users.numel())
+            values = scores.new_empty(top.shape) if values is None else values
+            torch.topk(scores, k=k, dim=1, out=(values[rows], top[rows]))
         users = torch.as_tensor(self.users, device=self.device)
         keys = users.unsqueeze(1) * self.n_items + top
         pos = torch.searchsorted(self.target_keys, keys).clamp_max(self.target_keys.numel() - 1)
@@ -83,18 +102,6 @@ class Evaluator:
             per_user = elliot_per_user_metrics(hits, self.ideal, self.n_relevant, self.ks)
         metrics = {name: float(values.mean()) for name, values in per_user.items()}
         return EvalResult(metrics, self.users, {k: v.cpu().numpy() for k, v in per_user.items()})
-
-    def _top_items(
-        self,
-        model: Recommender,
-        reps: tuple[torch.Tensor, ...],
-        users: torch.Tensor,
-        mask_rows: torch.Tensor,
-        mask_cols: torch.Tensor,
-    ) -> torch.Tensor:
-        scores = model.score(users, reps)
-        scores[mask_rows, mask_cols] = -torch.inf
-        return torch.topk(scores, k=min(self.ks[-1], self.n_items), dim=1).indices
 
 
 @torch.no_grad()

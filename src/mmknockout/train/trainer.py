@@ -26,6 +26,7 @@ from ..data.dataset import TEST, VALID, SplitData
 from ..device import resolve_device
 from ..errors import InputError
 from ..models.base import Features, Recommender
+from .adam import ExponentialSchedule, FusedAdam
 from .evaluator import EvalResult, Evaluator, representations
 from .metrics import EVALUATION_MODES
 from .sampler import NegativeSampler
@@ -139,20 +140,14 @@ def seed_everything(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
-def make_optimizer(
-    model: Recommender, params: Mapping[str, Any]
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def make_optimizer(model: Recommender, params: Mapping[str, Any]) -> tuple[FusedAdam, ExponentialSchedule]:
     # the fused kernel does Adam's update in one pass over each parameter (several times faster
     # on the large embedding and feature tables); same update rule as the default implementation
     from ..models.params import OptimiserParams
 
     settings = OptimiserParams.of(type(model).__name__, params)
-    opt = torch.optim.Adam(
-        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True
-    )
-    factor, step = settings.lr_scheduler
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: factor ** (epoch / step))
-    return opt, sched
+    opt = FusedAdam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    return opt, ExponentialSchedule(opt, *settings.lr_scheduler)
 
 
 def fit(
@@ -254,7 +249,7 @@ def fit_closed_form(
 def _train_epoch(
     model: Recommender,
     sampler: NegativeSampler,
-    opt: torch.optim.Optimizer,
+    opt: FusedAdam,
     epoch: int,
     batch_size: int,
     device: torch.device,
@@ -266,7 +261,7 @@ def _train_epoch(
         loss = model.loss(users, pos, neg)
         if not torch.isfinite(loss):
             return float("nan")
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         total += loss.detach()

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--bench-threads", type=positive_int, default=2)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--data", help="an MMRec-layout folder to measure on, instead of generated data (--scales unused)")
+    s.add_argument("--mmrec", help="an MMRec toolbox checkout: measure it on --data after each model")
+    s.add_argument("--eval-repeats", type=positive_int, default=3, help="evaluations timed (median), both sides")
     s.add_argument("--out", default=None, help="default: benchmarks/out")
 
     s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
@@ -133,7 +136,18 @@ def _bench(args: argparse.Namespace) -> None:
 
     out = Path(args.out or paths.BENCH_OUT)
     models = args.models.split(",") if args.models else available_models()
-    run(models, [float(x) for x in args.scales.split(",")], args.epochs, args.bench_threads, args.device, out)
+    scales = [float(x) for x in args.scales.split(",")]
+    run(
+        models,
+        scales,
+        args.epochs,
+        args.bench_threads,
+        args.device,
+        out,
+        data=args.data,
+        mmrec=args.mmrec,
+        eval_repeats=args.eval_repeats,
+    )
     print((out / "bench.md").read_text())
 
 

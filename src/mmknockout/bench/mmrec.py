@@ -11,8 +11,9 @@ in this process only:
   bulk insert the graph builders call, gone from recent scipy) inserts into its dict;
 * modules the toolbox imports but uses only for raw images or unused code paths are stubbed, while
   its modules are imported, when they are not installed: ``torchvision`` and ``lmdb`` (end-to-end
-  image input), ``torch_scatter`` (imported by SLMRec, used only in commented-out code); ``sparsesvd`` (PGL's truncated SVD, a
-  C extension) is replaced by :func:`scipy.sparse.linalg.svds` with the same return convention.
+  image input), ``torch_scatter`` (imported by SLMRec, used only in commented-out code);
+  ``sparsesvd`` (PGL's truncated SVD, a C extension) is replaced by
+  :func:`scipy.sparse.linalg.svds` with the same return convention.
   ``torch_geometric`` (GRCN, MMGCN, DualGNN, DRAGON) must be installed (pure Python).
 
 The toolbox reads ``configs/`` from its working directory and caches its kNN graphs in the data

@@ -67,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-repeats", type=positive_int, default=3, help="evaluations timed (median), both sides")
     s.add_argument("--out", default=None, help="default: benchmarks/out")
 
+    s = sub.add_parser(
+        "parity", help="test metrics against the MMRec toolbox on one MMRec-layout folder, several seeds"
+    )
+    s.add_argument("--mmrec", required=True, help="an MMRec toolbox checkout")
+    s.add_argument("--data", required=True, help="an MMRec-layout folder")
+    s.add_argument("--models", help="comma-separated (default: every registered model the toolbox has)")
+    s.add_argument("--seeds", type=positive_int, default=3, help="seeds 999, 1000, ...")
+    s.add_argument("--epochs", type=positive_int, default=100, help="epoch cap, both sides")
+    s.add_argument("--patience", type=positive_int, default=20, help="early stopping, both sides")
+    s.add_argument("--valid-metric", default="Recall@20")
+    s.add_argument("--threads", type=positive_int, default=2)
+    s.add_argument("--out", default="benchmarks/parity", help="parity.jsonl (resumed) and parity.md go here")
+
     s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
     s.add_argument("out", nargs="?", default="resources/demo")
     return p
@@ -149,6 +162,19 @@ def _bench(args: argparse.Namespace) -> None:
         eval_repeats=args.eval_repeats,
     )
     print((out / "bench.md").read_text())
+
+
+@command("parity")
+def _parity(args: argparse.Namespace) -> None:
+    from .bench.mmrec import has_model
+    from .bench.parity import run, seeds_of
+    from .models.registry import available_models
+
+    models = args.models.split(",") if args.models else [m for m in available_models() if has_model(args.mmrec, m)]
+    out = Path(args.out)
+    run(args.mmrec, args.data, models, seeds_of(args.seeds), args.epochs, out, args.patience, args.valid_metric,
+        args.threads)  # fmt: skip
+    print((out / "parity.md").read_text())
 
 
 @command("make-demo")

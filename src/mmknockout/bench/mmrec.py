@@ -85,6 +85,11 @@ _ToolboxLoader.add_implicit_resolver(
 )
 
 
+def has_model(checkout: str | Path, model: str) -> bool:
+    """Whether the toolbox has a config for ``model``."""
+    return (source_dir(checkout) / "configs" / "model" / f"{model}.yaml").is_file()
+
+
 def toolbox_config(src: Path, model: str) -> dict[str, Any]:
     """``overall.yaml`` updated with the model's yaml, as the toolbox merges them."""
     merged: dict[str, Any] = {}

@@ -200,8 +200,8 @@ def make_cpu_compatible() -> None:
         sp.dok_matrix._update = lambda self, mapping: self._dict.update(mapping)
     if not _installed("sparsesvd"):
         sys.modules["sparsesvd"] = _module("sparsesvd", sparsesvd=_truncated_svd)
-    if _installed("torch_geometric"):
-        import torch_geometric  # noqa: F401  (before the stubs: it probes for torch_scatter itself)
+    if _installed("torch_geometric"):  # the toolbox's dependency, not this project's
+        importlib.import_module("torch_geometric")  # before the stubs: it probes for torch_scatter itself
 
 
 def _installed(name: str) -> bool:
@@ -211,6 +211,13 @@ def _installed(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
+
+
+def _toolbox(module: str, *names: str) -> Any:
+    """Attributes of one of the toolbox's modules (one value for one name, else a tuple)."""
+    loaded = importlib.import_module(module)
+    values = tuple(getattr(loaded, name) for name in names)
+    return values[0] if len(values) == 1 else values
 
 
 def _workspace(src: Path, data: Path, tmp: Path) -> str:
@@ -235,13 +242,12 @@ def _toolbox_run(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, Any], A
     sys.path.insert(0, str(args.src))
     make_cpu_compatible()
     torch.set_num_threads(args.threads)
-    with import_only_stubs():
-        from utils.configurator import Config
-        from utils.dataloader import EvalDataLoader, TrainDataLoader
-        from utils.dataset import RecDataset
-        from utils.logger import init_logger
-        from utils.utils import get_model, get_trainer, init_seed
-
+    with import_only_stubs():  # the toolbox's modules, from its checkout on sys.path
+        Config = _toolbox("utils.configurator", "Config")
+        EvalDataLoader, TrainDataLoader = _toolbox("utils.dataloader", "EvalDataLoader", "TrainDataLoader")
+        RecDataset = _toolbox("utils.dataset", "RecDataset")
+        init_logger = _toolbox("utils.logger", "init_logger")
+        get_model, get_trainer, init_seed = _toolbox("utils.utils", "get_model", "get_trainer", "init_seed")
         model_class, trainer_class = get_model(args.model), get_trainer()
 
     name = _workspace(args.src, args.data, tmp)

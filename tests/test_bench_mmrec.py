@@ -10,6 +10,7 @@ from fake_mmrec import FAKE_TEST, fake_toolbox, mmrec_folder
 from mmknockout.bench import mmrec as driver
 from mmknockout.bench import parity
 from mmknockout.bench.folder import read_folder
+from mmknockout.bench.run import markdown
 from mmknockout.bench.run import run as bench
 from mmknockout.errors import InputError
 
@@ -130,3 +131,26 @@ def test_parity_runs_both_sides_and_resumes(toolbox, folder, tmp_path):
     parity.run(toolbox, folder, ["BPR"], [999, 1000], epochs=2, out=tmp_path, threads=1)
     assert len(parity.read_rows(tmp_path / "parity.jsonl")) == 4  # nothing trained twice
     assert "| BPR | Recall@20 |" in (tmp_path / "parity.md").read_text()
+
+
+def test_parity_refuses_a_model_the_toolbox_lacks_and_a_wrong_checkout(toolbox, folder, tmp_path):
+    with pytest.raises(InputError, match=r"no configs/model/<model>.yaml for \['VIRAL'\]"):
+        parity.run(toolbox, folder, ["BPR", "VIRAL"], [999], epochs=1, out=tmp_path)
+    with pytest.raises(InputError, match="not an MMRec checkout"):
+        parity.run(tmp_path, folder, ["BPR"], [999], epochs=1, out=tmp_path)
+
+
+def test_markdown_rows_with_and_without_the_toolbox():
+    ours = {"model": "BPR", "scale": 1.0, "epoch_s": 0.5, "est_epoch_s": 0.5, "batch_s": 0.1, "eval_s": 0.2}
+    ours |= {"bound_s": 0.1, "peak_rss_mb": 300.0}
+    tool = {"epoch_s": 2.0, "eval_s": 1.0, "peak_rss_mb": 400.0, "point_differs": {"reg_weight": [2.0, 0.5]}}
+    env = {"torch": "x", "threads": 2, "device": "cpu"}
+    other = ours | {"model": "VIRAL", "mmrec": {"model": "VIRAL", "error": "not in the toolbox"}}
+    table = markdown({"results": [ours | {"mmrec": tool}, other], "environment": env, "mmrec": "/m"})
+    assert (
+        "| BPR | 0.500 | 0.500 | nan | nan | 0.200 | 2.00 | 300 | 2.000 (point differs: reg_weight) | 4.00x |" in table
+    )
+    assert "| 1.000 | 5.00x | 400 |" in table and "| VIRAL |" in table and "failed: not in the toolbox" in table
+    assert "median 4.00x, min 4.00x over 1 models" in table
+    alone = markdown({"results": [ours], "environment": env, "mmrec": None})
+    assert "MMRec" not in alone and "| BPR | 0.500 |" in alone

@@ -46,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from ..errors import InputError
 from .memory import peak_rss_mb
 
 RESULT_PREFIX = "MMK-RESULT "
@@ -71,7 +72,7 @@ def source_dir(checkout: str | Path) -> Path:
     for src in (root / "src", root):
         if (src / "configs" / "overall.yaml").is_file() and (src / "utils").is_dir():
             return src.resolve()
-    raise FileNotFoundError(f"{checkout}: not an MMRec checkout (no src/configs/overall.yaml)")
+    raise InputError(f"{checkout}: not an MMRec checkout (no src/configs/overall.yaml)")
 
 
 class _ToolboxLoader(yaml.SafeLoader):

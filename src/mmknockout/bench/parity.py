@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..io import write_text
-from .mmrec import grid_check, run_driver
+from .mmrec import grid_check, has_model, run_driver
 
 METRICS = ("Recall@20", "NDCG@20")
 OURS, TOOLBOX = "ours", "mmrec"
@@ -97,6 +98,9 @@ def run(
 ) -> list[dict[str, Any]]:
     """Train every (model, seed) on both sides, ours then MMRec, skipping runs already in ``out``
     (``out/parity.jsonl``); writes ``out/parity.md``. Returns the summary rows."""
+    missing = [m for m in models if not has_model(mmrec, m)]
+    if missing:
+        raise InputError(f"{mmrec}: the toolbox has no configs/model/<model>.yaml for {missing}")
     results = out / "parity.jsonl"
     done = {(r["side"], r["model"], r["seed"]) for r in read_rows(results)}
     for model in models:

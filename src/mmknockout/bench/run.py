@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import InputError
 from .memory import peak_rss_mb
-from .mmrec import child_env, grid_check, run_driver
+from .mmrec import child_env, grid_check, has_model, run_driver, source_dir
 
 BATCH_SIZE = 2048
 
@@ -219,7 +219,21 @@ def run(
 
     if mmrec is not None and data is None:
         raise InputError("bench --mmrec needs --data: the toolbox reads an MMRec-layout folder")
-    results: list[dict[str, Any]] = []
+    if mmrec is not None:
+        source_dir(mmrec)  # a wrong path fails before anything is measured
+    report = {
+        "results": [],
+        "data": str(data) if data is not None else "generated Baby-shaped",
+        "mmrec": str(mmrec) if mmrec is not None else None,
+        "environment": {
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "threads": threads,
+            "device": device,
+            "cpu": platform.processor() or platform.machine(),
+        },
+    }
     with tempfile.TemporaryDirectory(prefix="mmk-bench-") as tmp:
         for scale in [1.0] if data is not None else scales:
             folder = Path(tmp) / f"x{scale:g}"
@@ -232,34 +246,25 @@ def run(
             else:
                 print(f"[bench] generating {scale:g}x Baby-shaped data", flush=True)
                 write_data(folder, scale, seed, shape)
-            first = not results
+            first = not report["results"]
             for model in models:
                 timed = epochs if first else 0
                 row = _measure_ours(model, folder, timed, threads, device, eval_repeats)
                 if mmrec is not None:
                     row["mmrec"] = _measure_mmrec(mmrec, data, model, epochs, threads, eval_repeats)
                 row["scale"] = scale
-                results.append(row)
+                report["results"].append(row)
                 print("[bench] " + _progress(row), flush=True)
-    report = {
-        "results": results,
-        "data": str(data) if data is not None else "generated Baby-shaped",
-        "mmrec": str(mmrec) if mmrec is not None else None,
-        "environment": {
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-            "threads": threads,
-            "device": device,
-            "cpu": platform.processor() or platform.machine(),
-        },
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
+                _write(out_dir, report)  # after every model: an interrupted run keeps what it measured
+    return report
+
+
+def _write(out_dir: Path, report: dict[str, Any]) -> None:
     from ..io import write_json, write_text
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "bench.json", report)
     write_text(out_dir / "bench.md", markdown(report))
-    return report
 
 
 def _measure_ours(model: str, folder: Path, epochs: int, threads: int, device: str, repeats: int) -> dict[str, Any]:
@@ -273,10 +278,9 @@ def _measure_ours(model: str, folder: Path, epochs: int, threads: int, device: s
 
 def _measure_mmrec(mmrec: str | Path, data: str | Path, model: str, epochs: int, threads: int, repeats: int) -> dict:
     """The toolbox's row for ``model`` (CPU only), with the grid-point check, or an error row."""
-    try:
-        differ = grid_check(mmrec, model)
-    except FileNotFoundError:
+    if not has_model(mmrec, model):
         return {"model": model, "error": "not in the toolbox"}
+    differ = grid_check(mmrec, model)
     row = run_driver(mmrec, data, model, "epochs", threads=threads, epochs=epochs, eval_repeats=repeats)
     row["point_differs"] = {k: list(v) for k, v in differ.items()}
     return row

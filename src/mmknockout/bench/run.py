@@ -272,8 +272,16 @@ def _measure_ours(model: str, folder: Path, epochs: int, threads: int, device: s
     cmd += [str(epochs), str(threads), device, str(repeats)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
     if proc.returncode != 0:
-        return {"model": model, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+        return {"model": model, "error": _failure(proc.stderr, proc.returncode)}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _failure(stderr: str, returncode: int) -> str:
+    """The last line of a failed child's stderr, or how it ended (a negative status: the signal)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if lines:
+        return lines[-1]
+    return f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
 
 
 def _measure_mmrec(mmrec: str | Path, data: str | Path, model: str, epochs: int, threads: int, repeats: int) -> dict:

@@ -112,6 +112,10 @@ MODEL = """
             a._update({(0, 1): 1.0})
             assert a.nnz == 1
             assert np.float is float
+            from torch_scatter import scatter_add  # at run time, as the toolbox's graph normalisation
+
+            summed = scatter_add(torch.ones(3), torch.tensor([0, 0, 2]), dim=0, dim_size=4)
+            assert summed.tolist() == [2.0, 0.0, 1.0, 0.0]
 
         def pre_epoch_processing(self):
             time.sleep(0.002)

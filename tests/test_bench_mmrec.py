@@ -69,6 +69,18 @@ def test_truncated_svd_matches_numpy():
     np.testing.assert_allclose(ut.T * s @ vt, u[:, :4] * s_np[:4] @ v[:4], atol=1e-8)
 
 
+def test_scatter_add_matches_a_loop():
+    import torch
+
+    rng = np.random.default_rng(1)
+    src, index = rng.normal(size=(7, 3)), rng.integers(0, 5, size=7)
+    expected = np.zeros((6, 3))
+    for row, slot in enumerate(index):
+        expected[slot] += src[row]
+    got = driver._scatter_add(torch.from_numpy(src), torch.from_numpy(index), dim=0, dim_size=6)
+    np.testing.assert_allclose(got.numpy(), expected)
+
+
 def test_parse_result_reads_the_marked_line_or_names_the_failure():
     out = 'noise\nMMK-RESULT {"epoch_s": 1.5}\nmore noise\n'
     assert driver.parse_result(out, "", 0, "BPR") == {"epoch_s": 1.5}

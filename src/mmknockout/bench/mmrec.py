@@ -9,11 +9,12 @@ in this process only:
 * ``np.float``, ``np.int``, ``np.bool`` and ``np.object`` (removed from numpy 1.24; the toolbox
   targets 1.21) are the builtins again, and ``scipy.sparse.dok_matrix._update`` (the unchecked
   bulk insert the graph builders call, gone from recent scipy) inserts into its dict;
-* modules the toolbox imports but uses only for raw images or unused code paths are stubbed, while
-  its modules are imported, when they are not installed: ``torchvision`` and ``lmdb`` (end-to-end
-  image input), ``torch_scatter`` (imported by SLMRec, used only in commented-out code);
-  ``sparsesvd`` (PGL's truncated SVD, a C extension) is replaced by
-  :func:`scipy.sparse.linalg.svds` with the same return convention.
+* modules the toolbox imports but uses only for raw images are stubbed, while its modules are
+  imported, when they are not installed: ``torchvision`` and ``lmdb`` (end-to-end image input);
+* two compiled extensions, when not installed, are replaced by equivalents with the same calling
+  convention: ``torch_scatter.scatter_add`` (the kNN graph normalisation of MGCN and SMORE) by
+  torch's ``scatter_add_``, ``sparsesvd`` (PGL's truncated SVD) by
+  :func:`scipy.sparse.linalg.svds`.
   ``torch_geometric`` (GRCN, MMGCN, DualGNN, DRAGON) must be installed (pure Python).
 
 The toolbox reads ``configs/`` from its working directory and caches its kNN graphs in the data
@@ -153,6 +154,23 @@ def _unavailable(what: str):
     return fail
 
 
+def _scatter_add(src, index, dim: int = -1, out=None, dim_size: int | None = None):
+    """``torch_scatter.scatter_add`` (sums ``src`` into the slots ``index`` names along ``dim``) on
+    torch's own ``scatter_add_``; a 1-d ``index`` is broadcast along ``dim`` as there."""
+    import torch
+
+    dim = dim % src.dim()
+    if index.dim() == 1:
+        shape = [1] * src.dim()
+        shape[dim] = -1
+        index = index.view(shape).expand_as(src)
+    if out is None:
+        size = list(src.shape)
+        size[dim] = dim_size if dim_size is not None else int(index.max()) + 1 if index.numel() else 0
+        out = torch.zeros(size, dtype=src.dtype, device=src.device)
+    return out.scatter_add_(dim, index, src)
+
+
 def _truncated_svd(matrix, k: int):
     """``sparsesvd``'s convention: (ut [k, m], s [k] descending, vt [k, n])."""
     import numpy as np
@@ -169,7 +187,6 @@ IMPORT_ONLY = {
     "torchvision.transforms": {},
     "torchvision.transforms.functional": {"pad": _unavailable("torchvision"), "resize": _unavailable("torchvision")},
     "lmdb": {"open": _unavailable("lmdb")},
-    "torch_scatter": {"scatter": _unavailable("torch_scatter")},
 }
 
 
@@ -199,10 +216,13 @@ def make_cpu_compatible() -> None:
             setattr(np, alias, builtin)
     if not hasattr(sp.dok_matrix, "_update"):  # the unchecked bulk insert, private in older scipy
         sp.dok_matrix._update = lambda self, mapping: self._dict.update(mapping)
+    if _installed("torch_geometric"):  # the toolbox's dependency, not this project's
+        importlib.import_module("torch_geometric")  # before the shims: it probes for torch_scatter itself
     if not _installed("sparsesvd"):
         sys.modules["sparsesvd"] = _module("sparsesvd", sparsesvd=_truncated_svd)
-    if _installed("torch_geometric"):  # the toolbox's dependency, not this project's
-        importlib.import_module("torch_geometric")  # before the stubs: it probes for torch_scatter itself
+    if not _installed("torch_scatter"):
+        scatter = _unavailable("torch_scatter.scatter")
+        sys.modules["torch_scatter"] = _module("torch_scatter", scatter_add=_scatter_add, scatter=scatter)
 
 
 def _installed(name: str) -> bool:

@@ -5,7 +5,7 @@ toolbox's first combination, checked against this project's first grid point), w
 epoch cap, early stopping (validation ``valid_metric``, ``patience``) and seeds; the toolbox runs
 through :mod:`mmknockout.bench.mmrec`, in a process of its own. Every finished run is appended to
 the results file at once (JSON lines), and a second call skips the runs already there, so an
-interrupted check resumes. The summary compares the seed means of each test metric: the
+interrupted check resumes (a failed run is tried again). The summary compares the seed means of each test metric: the
 difference (ours - MMRec) against the seed standard deviation (the two sides' sample standard
 deviations pooled), and whether ``|difference| <= 1 sd``.
 """
@@ -102,7 +102,7 @@ def run(
     if missing:
         raise InputError(f"{mmrec}: the toolbox has no configs/model/<model>.yaml for {missing}")
     results = out / "parity.jsonl"
-    done = {(r["side"], r["model"], r["seed"]) for r in read_rows(results)}
+    done = {(r["side"], r["model"], r["seed"]) for r in read_rows(results) if "error" not in r}  # failed: again
     for model in models:
         differ = grid_check(mmrec, model)
         for seed in seeds:

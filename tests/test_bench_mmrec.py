@@ -32,6 +32,14 @@ def test_folder_takes_the_item_count_from_the_features(folder):
     assert data.user_graph.ids[0, :2].tolist() == [1, 2] and data.item_graph is not None
 
 
+def test_folder_reads_the_item_graph_file_when_present(tmp_path):
+    path = mmrec_folder(tmp_path / "items")
+    graph = {i: [np.array([(i + 1) % 60, (i + 2) % 60, (i + 3) % 60]), np.array([2.0, 2.0, 2.0])] for i in range(60)}
+    np.save(path / "item_graph_dict_2.npy", np.array(graph, dtype=object), allow_pickle=True)
+    data, _ = read_folder(path)
+    assert data.item_graph.ids.shape == (60, 3) and data.item_graph.ids[59].tolist() == [0, 1, 2]
+
+
 def test_folder_refuses_an_item_beyond_the_feature_rows(tmp_path):
     bad = mmrec_folder(tmp_path / "bad")
     np.save(bad / "text_feat.npy", np.zeros((20, 8), np.float32))

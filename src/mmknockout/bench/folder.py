@@ -4,7 +4,8 @@ The toolbox counts ``max id + 1`` users and items, so an item that no interactio
 ranked and sampled; here the item count is the feature files' row count (which the toolbox's
 models index), every id must lie below it. The user graph is the folder's
 ``user_graph_dict.npy`` when present (as in the toolbox), otherwise it and the item graph are
-built from the training interactions with the workflow's default settings.
+built from the training interactions with the workflow's default settings; likewise the item
+graph from ``item_graph_dict_2.npy`` (DAMRS's input in the toolbox) when present.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from ..data import graphs
 from ..data.dataset import SplitData, read_inter_frame
 from ..data.mmrec import FEATURE_FILES, check_split_parts, user_graph_from_dict
 from ..errors import InputError
+
+#: the item-item graph file the toolbox's DAMRS reads (``item_graph_dict_file``)
+ITEM_GRAPH_DICT = "item_graph_dict_2.npy"
 
 
 def inter_file(folder: str | Path) -> Path:
@@ -61,7 +65,12 @@ def read_folder(folder: str | Path) -> tuple[SplitData, dict[str, np.ndarray]]:
         if graph_dict.is_file()
         else graphs.user_graph(data, preprocessing_default("user_graph_k"))
     )
-    data.item_graph = graphs.item_graph(
-        data, preprocessing_default("item_graph_k"), preprocessing_default("item_graph_min_count")
+    item_dict = folder / ITEM_GRAPH_DICT
+    data.item_graph = (
+        user_graph_from_dict(item_dict, n_items)  # the same {id: [neighbour_ids, counts]} layout
+        if item_dict.is_file()
+        else graphs.item_graph(
+            data, preprocessing_default("item_graph_k"), preprocessing_default("item_graph_min_count")
+        )
     )
     return data, features

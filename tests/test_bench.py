@@ -17,5 +17,5 @@ def test_bench_writes_a_row_per_model_and_scale(tmp_path):
         assert (row["epoch_s"] is None) == (row["scale"] == 2)  # whole epochs only at the first scale
     assert rows[2]["train"] > rows[0]["train"]  # 2x the interactions
     table = (tmp_path / "bench.md").read_text()
-    assert "| BPR |" in table and "| FREEDOM |" in table and "toolbox / ours" in table
+    assert "| BPR |" in table and "| FREEDOM |" in table and "MMRec" not in table  # ours and the bound only
     assert report["environment"]["threads"] == 1

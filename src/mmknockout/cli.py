@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--bench-threads", type=positive_int, default=2)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--data", help="an MMRec-layout folder to measure on, instead of generated data (--scales unused)")
+    s.add_argument("--mmrec", help="an MMRec toolbox checkout: measure it on --data after each model")
+    s.add_argument("--eval-repeats", type=positive_int, default=3, help="evaluations timed (median), both sides")
     s.add_argument("--out", default=None, help="default: benchmarks/out")
 
     s = sub.add_parser("roofline", help="FLOPs and bytes per training batch against this machine's measured peaks")
@@ -79,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=positive_int, help="epochs per run (default: measured, else the epoch cap)")
     s.add_argument("--startup-s", type=float, default=0.0, help="seconds a job takes before its run starts")
     s.add_argument("--packing-gain", type=float, default=1.0, help="measured throughput gain of packed runs")
+
+    s = sub.add_parser(
+        "parity", help="test metrics against the MMRec toolbox on one MMRec-layout folder, several seeds"
+    )
+    s.add_argument("--mmrec", required=True, help="an MMRec toolbox checkout")
+    s.add_argument("--data", required=True, help="an MMRec-layout folder")
+    s.add_argument("--models", help="comma-separated (default: every registered model the toolbox has)")
+    s.add_argument("--seeds", type=positive_int, default=3, help="seeds 999, 1000, ...")
+    s.add_argument("--epochs", type=positive_int, default=100, help="epoch cap, both sides")
+    s.add_argument("--patience", type=positive_int, default=20, help="early stopping, both sides")
+    s.add_argument("--valid-metric", default="Recall@20")
+    s.add_argument("--threads", type=positive_int, default=2)
+    s.add_argument("--out", default="benchmarks/parity", help="parity.jsonl (resumed) and parity.md go here")
 
     s = sub.add_parser("make-demo", help="regenerate the bundled demo dataset (deterministic)")
     s.add_argument("out", nargs="?", default="resources/demo")
@@ -151,7 +167,18 @@ def _bench(args: argparse.Namespace) -> None:
     out = Path(args.out or paths.BENCH_OUT)
     # the benchmark times training epochs: the closed-form models have none
     models = args.models.split(",") if args.models else [m for m in available_models() if m not in CLOSED_FORM]
-    run(models, [float(x) for x in args.scales.split(",")], args.epochs, args.bench_threads, args.device, out)
+    scales = [float(x) for x in args.scales.split(",")]
+    run(
+        models,
+        scales,
+        args.epochs,
+        args.bench_threads,
+        args.device,
+        out,
+        data=args.data,
+        mmrec=args.mmrec,
+        eval_repeats=args.eval_repeats,
+    )
     print((out / "bench.md").read_text())
 
 
@@ -160,10 +187,11 @@ def _roofline(args: argparse.Namespace) -> None:
     from . import paths
     from .bench.roofline import markdown, run
     from .io import write_json, write_text
-    from .models.registry import available_models
+    from .models.registry import CLOSED_FORM, available_models
 
     out = Path(args.out or paths.BENCH_OUT)
-    models = args.models.split(",") if args.models else available_models()
+    # training batches only: the closed-form models have none
+    models = args.models.split(",") if args.models else [m for m in available_models() if m not in CLOSED_FORM]
     report = run(models, args.threads, args.batches, args.scale)
     write_json(out / "roofline.json", report)
     write_text(out / "roofline.md", markdown(report))
@@ -181,6 +209,19 @@ def _estimate(args: argparse.Namespace) -> None:
         study_runs(config), timings, config["training"]["epochs"], args.epochs, args.startup_s, args.packing_gain
     )
     print(result.markdown(), end="")
+
+
+@command("parity")
+def _parity(args: argparse.Namespace) -> None:
+    from .bench.mmrec import has_model
+    from .bench.parity import run, seeds_of
+    from .models.registry import available_models
+
+    models = args.models.split(",") if args.models else [m for m in available_models() if has_model(args.mmrec, m)]
+    out = Path(args.out)
+    run(args.mmrec, args.data, models, seeds_of(args.seeds), args.epochs, out, args.patience, args.valid_metric,
+        args.threads)  # fmt: skip
+    print((out / "parity.md").read_text())
 
 
 @command("make-demo")

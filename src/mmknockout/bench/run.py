@@ -129,7 +129,7 @@ def batch_cost(net, sampler, opt, device, warmup: int = 1, timed: int = 3) -> tu
             break
         t0 = time.perf_counter()
         loss = net.loss(users, pos, neg)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         _sync(device)

@@ -149,7 +149,12 @@ def _check_models(config: Mapping[str, Any]) -> None:
     if unknown:
         _fail("models", f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
     for model in config["models"]:  # every grid point's hyper-parameters, against the model's declared types
-        fixed = model_config(model)["fixed"]
+        y = model_config(model)
+        fixed = y["fixed"]
+        try:  # the file's own values, also where a demo grid replaces some of them
+            validate_params(model, {**fixed, **{k: v[0] for k, v in y["grid"].items()}})
+        except InputError as exc:
+            _fail("models", f"config/models/{model}.yaml, field 'fixed': {exc}")
         for point in grid_points(model, config["grid"]):
             try:
                 validate_params(model, {**fixed, **point})

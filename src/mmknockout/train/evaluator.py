@@ -78,7 +78,9 @@ class Evaluator:
         k = min(self.ks[-1], self.n_items)
         top = torch.empty(self.users.size, k, dtype=torch.long, device=self.device)
         values = None  # the top scores themselves, unused; typed like the scores
-        block = reps[0].new_empty(min(self.batch_size, self.users.size), self.n_items)
+        shape = (min(self.batch_size, self.users.size), self.n_items)
+        # closed-form models have no representations: their scores are float32
+        block = reps[0].new_empty(shape) if reps else torch.empty(shape, device=self.device)
         into = "out" in inspect.signature(model.score).parameters  # an override may not take a block
         for start, (users, mask_rows, mask_cols) in zip(
             range(0, self.users.size, self.batch_size), self.batches, strict=True

@@ -44,7 +44,9 @@ def test_folder_refuses_an_item_beyond_the_feature_rows(tmp_path):
     bad = mmrec_folder(tmp_path / "bad")
     np.save(bad / "text_feat.npy", np.zeros((20, 8), np.float32))
     np.save(bad / "image_feat.npy", np.zeros((20, 16), np.float32))
-    with pytest.raises(InputError, match=r"tiny.inter: line \d+: itemID \d+ is not below the 20 feature rows"):
+    with pytest.raises(
+        InputError, match=r"tiny.inter: line \d+: itemID \d+ is not below the item count 20 \(the feature rows\)"
+    ):
         read_folder(bad)
 
 

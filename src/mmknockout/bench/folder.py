@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..arrays import load_feature_matrix, npy_header
+from ..arrays import load_feature_matrix
 from ..config import SCHEMA
 from ..data import graphs
-from ..data.dataset import SplitData, read_inter_frame
-from ..data.mmrec import FEATURE_FILES, check_split_parts, user_graph_from_dict
+from ..data.dataset import SplitData
+from ..data.mmrec import check_split_parts, item_count, read_inter, user_graph_from_dict
 from ..errors import InputError
 
 #: the item-item graph file the toolbox's DAMRS reads (``item_graph_dict_file``)
@@ -41,21 +41,14 @@ def preprocessing_default(key: str) -> int:
 
 
 def read_folder(folder: str | Path) -> tuple[SplitData, dict[str, np.ndarray]]:
-    """The split (with both auxiliary graphs) and the float32 feature matrices of an MMRec folder."""
+    """The split (with both auxiliary graphs) and the float32 feature matrices of an MMRec folder.
+
+    Repeated (user, item) rows are kept, as the toolbox keeps them."""
     folder = Path(folder)
     path = inter_file(folder)
-    df = read_inter_frame(path)
+    n_items, present = item_count(folder)
+    df = read_inter(path, n_items, "the feature rows")
     check_split_parts(df, path)
-    present = {m: folder / f for m, f in FEATURE_FILES.items() if (folder / f).is_file()}
-    if not present:
-        raise InputError(f"{folder}: neither {FEATURE_FILES['text']} nor {FEATURE_FILES['image']} found")
-    n_items = npy_header(next(iter(present.values())), "feature matrix")[0][0]
-    for col, bound in (("userID", None), ("itemID", n_items)):
-        ids = df[col].to_numpy()
-        bad = np.flatnonzero((ids < 0) | (ids >= bound if bound is not None else False))
-        if bad.size:
-            where = "negative" if bound is None else f"not below the {bound} feature rows"
-            raise InputError(f"{path}: line {int(bad[0]) + 2}: {col} {ids[bad[0]]} is {where}")
     n_users = int(df["userID"].max()) + 1
     data = SplitData(n_users, n_items, df["userID"], df["itemID"], df["x_label"], name=path.stem)
     features = {m: np.asarray(load_feature_matrix(p, n_items, m), dtype=np.float32) for m, p in present.items()}

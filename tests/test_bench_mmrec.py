@@ -91,6 +91,22 @@ def test_scatter_add_matches_a_loop():
     np.testing.assert_allclose(got.numpy(), expected)
 
 
+def test_parameter_moved_on_the_cpu_can_be_replaced_as_after_a_gpu_move():
+    import torch
+
+    class Toolbox(torch.nn.Module):  # DualGNN's pattern: a moved parameter later replaced by a tensor
+        def __init__(self):
+            super().__init__()
+            self.result_embed = driver._parameter_to(torch.nn.Parameter(torch.ones(3, 2)), "cpu")
+
+    module = Toolbox()
+    assert not isinstance(module.result_embed, torch.nn.Parameter)
+    assert list(module.parameters()) == []  # not registered, as after .to("cuda")
+    module.result_embed = torch.zeros(3, 2)
+    moved = driver._parameter_to(torch.nn.Parameter(torch.ones(2)), torch.float64)
+    assert moved.dtype == torch.float64
+
+
 def test_parse_result_reads_the_marked_line_or_names_the_failure():
     out = 'noise\nMMK-RESULT {"epoch_s": 1.5}\nmore noise\n'
     assert driver.parse_result(out, "", 0, "BPR") == {"epoch_s": 1.5}

@@ -5,7 +5,8 @@ prints one line ``MMK-RESULT {json}``. The checkout is used as it is; the CPU co
 in this process only:
 
 * ``use_gpu: False`` in the toolbox's config, and ``torch.Tensor.cuda`` returns the tensor itself
-  (several models and ``utils/data_utils.py`` call ``.cuda()`` unconditionally);
+  (several models and ``utils/data_utils.py`` call ``.cuda()`` unconditionally); ``Parameter.to``
+  returns a plain tensor, as a move to the GPU does (DualGNN and DRAGON rely on it);
 * ``np.float``, ``np.int``, ``np.bool`` and ``np.object`` (removed from numpy 1.24; the toolbox
   targets 1.21) are the builtins again, and ``scipy.sparse.dok_matrix._update`` (the unchecked
   bulk insert the graph builders call, gone from recent scipy) inserts into its dict;
@@ -211,6 +212,7 @@ def make_cpu_compatible() -> None:
     import torch
 
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    torch.nn.Parameter.to = _parameter_to
     for alias, builtin in NUMPY_ALIASES.items():  # removed in numpy 1.24; the toolbox targets 1.21
         if alias not in np.__dict__:
             setattr(np, alias, builtin)
@@ -223,6 +225,18 @@ def make_cpu_compatible() -> None:
     if not _installed("torch_scatter"):
         scatter = _unavailable("torch_scatter.scatter")
         sys.modules["torch_scatter"] = _module("torch_scatter", scatter_add=_scatter_add, scatter=scatter)
+
+
+def _parameter_to(self, *args, **kwargs):
+    """``Parameter.to`` as on a GPU: a plain tensor, never the registered parameter itself.
+
+    DualGNN and DRAGON write ``self.result_embed = nn.Parameter(...).to(device)`` and later assign
+    a plain tensor to it; a move to the GPU returns a plain tensor, a no-op move on the CPU the
+    parameter, which the module would then refuse to replace."""
+    import torch
+
+    moved = torch.Tensor.to(self, *args, **kwargs)
+    return moved.view_as(moved) if moved is self else moved
 
 
 def _installed(name: str) -> bool:

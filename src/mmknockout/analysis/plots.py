@@ -239,23 +239,13 @@ def fig1_knockout(
         for j, cond in enumerate(conds):
             part = df[df["condition"] == cond].set_index("model").reindex(models)
             vals = part[metric].to_numpy(dtype=float)
-            err = part[f"{metric} ci95"].to_numpy(dtype=float) if f"{metric} ci95" in part else None
-            err = None if err is None or not np.isfinite(err).any() else np.nan_to_num(err)
+            err = error_bars(part, metric)
             pos = x + (j - (len(conds) - 1) / 2) * width
             if metric == metrics[0]:  # one count per bar position
                 n_marked += int((np.nan_to_num(_column(part, "n_capped")) > 0).sum())
             tops = np.nan_to_num(vals) + (0 if err is None else err)
             mark_capped(ax, pos, tops, _column(part, "n_capped"))
-            ax.bar(
-                pos,
-                np.nan_to_num(vals),
-                width,
-                yerr=err,
-                capsize=2,
-                label=cond,
-                color=COLOURS.get(cond),
-                error_kw={"linewidth": 0.7},
-            )
+            condition_bars(ax, pos, vals, width, err, cond)
             for p, v, ok in zip(pos, vals, part["n_ok"].to_numpy(dtype=float), strict=True):
                 if not np.isfinite(v) and ok == 0:
                     ax.annotate(
@@ -308,18 +298,8 @@ def fig2_noise_vs_constant(
             part = df[df["condition"] == cond].set_index("model").reindex(models)
             vals = part[col].to_numpy(dtype=float)
             pos = x + (j - (len(conds) - 1) / 2) * width
-            err = _column(part, f"{col} ci95")
-            err = np.nan_to_num(err) if np.isfinite(err).any() else None
-            ax.bar(
-                pos,
-                np.nan_to_num(vals),
-                width,
-                yerr=err,
-                capsize=2,
-                label=cond,
-                color=COLOURS.get(cond),
-                error_kw={"linewidth": 0.7},
-            )
+            err = error_bars(part, col)
+            condition_bars(ax, pos, vals, width, err, cond)
             # a bar's change depends on the knockout run and the baseline run: either may be capped
             base = df[df["condition"] == "baseline"].set_index("model").reindex(models)
             capped = np.nan_to_num(_column(part, "n_capped")) + np.nan_to_num(_column(base, "n_capped"))
@@ -369,6 +349,26 @@ def fig2_noise_vs_constant(
     )
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     save(fig, path)
+
+
+def error_bars(part: pd.DataFrame, column: str) -> np.ndarray | None:
+    """The ``<column> ci95`` half-widths of a condition's bars, or None when there are none."""
+    err = _column(part, f"{column} ci95")
+    return np.nan_to_num(err) if np.isfinite(err).any() else None
+
+
+def condition_bars(ax, pos: np.ndarray, vals: np.ndarray, width: float, err: np.ndarray | None, cond: str) -> None:
+    """One condition's bars (missing values drawn as 0) with their error bars, in its colour."""
+    ax.bar(
+        pos,
+        np.nan_to_num(vals),
+        width,
+        yerr=err,
+        capsize=2,
+        label=cond,
+        color=COLOURS.get(cond),
+        error_kw={"linewidth": 0.7},
+    )
 
 
 def _column(df: pd.DataFrame, name: str) -> np.ndarray:
